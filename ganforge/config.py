@@ -1,0 +1,302 @@
+"""Run configuration: plain dataclasses that round-trip to YAML.
+
+Precedence, lowest first: dataclass defaults → objective defaults (for keys left null) → preset →
+--config file → command-line flags and --set overrides. Every run saves the resolved result.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError
+
+
+def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None):
+    """A field with the help text the README table and error messages are generated from."""
+    meta = {"help": help, "choices": choices, "minimum": minimum}
+    if isinstance(default, type) and dataclasses.is_dataclass(default):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DatasetOptions:
+    size: int = _f(20000, "samples generated for procedural sources (shapes, ring8, grid25)", minimum=1)
+    flip: bool = _f(True, "random horizontal flips of real images")
+    cache_dir: str = _f("", "folder for decoded-image caches; empty: $GANFORGE_CACHE or ~/.cache/ganforge")
+    download: bool = _f(False, "allow downloading MNIST files that are missing from an mnist:PATH folder")
+
+
+@dataclass
+class ModelConfig:
+    arch: str = _f("auto", "network family in the model registry; auto: mlp for 2-D points, dcgan for images")
+    z_dim: int = _f(100, "dimension of the latent vector z", minimum=1)
+    width: int = _f(64, "channels of G's last and D's first hidden layer; deeper layers double it, up to 8×",
+                    minimum=1)
+    kernel: int = _f(4, "convolution kernel size of the DCGAN family", choices=(4, 5))
+    first_layer: str = _f("convt", "G's first layer: transposed conv from 1×1, or linear z → 4×4×C (TF DCGAN)",
+                          choices=("convt", "linear"))
+    norm: str = _f("batch", "G normalisation: batch, none, or selu (SELU activations, LeCun-normal init, no norm)",
+                   choices=("batch", "none", "selu"))
+    d_norm: str = _f("auto", "D normalisation; auto: as norm, but none when the objective needs D without BatchNorm",
+                     choices=("auto", "batch", "none", "selu"))
+    d_dropout: float = _f(0.0, "dropout probability after each hidden activation of D", minimum=0.0)
+    mlp_hidden: int = _f(256, "hidden units of the MLP networks (2-D data)", minimum=1)
+    mlp_layers: int = _f(3, "hidden layers of the MLP networks (2-D data)", minimum=1)
+
+
+@dataclass
+class OptimConfig:
+    name: Optional[str] = _f(None, "optimizer for both networks; null: the objective's default",
+                             choices=(None, "adam", "rmsprop"))
+    lr_d: Optional[float] = _f(None, "D learning rate (TTUR: may differ from lr_g); null: objective's default",
+                               minimum=0.0)
+    lr_g: Optional[float] = _f(None, "G learning rate; null: objective's default", minimum=0.0)
+    beta1: Optional[float] = _f(None, "Adam β1; null: objective's default", minimum=0.0)
+    beta2: Optional[float] = _f(None, "Adam β2; null: objective's default", minimum=0.0)
+    n_critic: Optional[int] = _f(None, "D steps per G step; null: objective's default", minimum=1)
+    critic_burst: Optional[int] = _f(None, "D steps per G step during bursts (0: no bursts); null: objective's default",
+                                     minimum=0)
+    burst_first: int = _f(25, "bursts happen for the first this-many G steps ...", minimum=0)
+    burst_every: int = _f(500, "... and at every G step that is a multiple of this", minimum=1)
+
+
+@dataclass
+class LossConfig:
+    d_average: Optional[bool] = _f(None, "dcgan: D loss is the mean, not the sum, of its real and fake terms")
+    clip: Optional[float] = _f(None, "wgan: critic weights are clipped to ±clip after each D step", minimum=0.0)
+    gp_weight: Optional[float] = _f(None, "wgan-gp: gradient-penalty weight λ", minimum=0.0)
+    ls_a: Optional[float] = _f(None, "lsgan: target for fake images in D's loss")
+    ls_b: Optional[float] = _f(None, "lsgan: target for real images in D's loss")
+    ls_c: Optional[float] = _f(None, "lsgan: target G wants D to give its images")
+
+
+@dataclass
+class TrainConfig:
+    log_every: int = _f(25, "G steps between rows of metrics.jsonl and progress updates", minimum=1)
+    sample_every: int = _f(250, "G steps between sample grids (samples/step-NNNNNN.png) and loss-curve updates",
+                           minimum=1)
+    checkpoint_every: int = _f(500, "G steps between checkpoints (one is always written at the end)", minimum=1)
+    keep_checkpoints: int = _f(3, "most recent checkpoints kept", minimum=1)
+    sample_count: int = _f(64, "images in each sample grid (fixed z)", minimum=1)
+    quiet: bool = _f(False, "no progress bar: one plain line per log row")
+
+
+@dataclass
+class Config:
+    name: str = _f("", "run name; empty: <objective>-<data>")
+    data: str = _f("shapes", "image folder path, or shapes | ring8 | grid25 | mnist:PATH")
+    resolution: int = _f(32, "image side in pixels", choices=(32, 64, 96, 128, 256))
+    channels: int = _f(3, "image channels: 3 (RGB) or 1 (grey)", choices=(1, 3))
+    objective: str = _f("dcgan", "training objective: a name in the objective registry (see Objectives)")
+    steps: int = _f(2000, "generator steps to train to", minimum=1)
+    batch_size: int = _f(64, "images per batch", minimum=1)
+    seed: int = _f(0, "seed of every random choice; same seed and config on CPU → identical weights", minimum=0)
+    device: str = _f("auto", "auto (CUDA if available, else CPU), cpu, cuda or cuda:N")
+    out: str = _f("", "run directory; empty: runs/<name>-<timestamp>")
+    dataset: DatasetOptions = _f(DatasetOptions, "")
+    model: ModelConfig = _f(ModelConfig, "")
+    optim: OptimConfig = _f(OptimConfig, "")
+    loss: LossConfig = _f(LossConfig, "")
+    train: TrainConfig = _f(TrainConfig, "")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml())
+
+
+# ---------------------------------------------------------------------------------------------
+# Building configs from dicts, YAML, presets and overrides
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(key: str, value: Any, hint: Any, meta: dict) -> Any:
+    """Check one value against its field's type, choices and minimum; return it in that type."""
+    optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key} cannot be null; give a {base.__name__}")
+    if base is bool:
+        ok = isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{key} must be a {base.__name__}, got {value!r}")
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        shown = ", ".join("null" if c is None else str(c) for c in choices)
+        raise ConfigError(f"{key} = {value!r} is not valid; choose one of: {shown}")
+    minimum = meta.get("minimum")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key} = {value!r} is too small; it must be at least {minimum}")
+    return value
+
+
+def _unknown_key(prefix: str, key: str, valid: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+    return ConfigError(f"unknown config key '{prefix}{key}'{hint}; valid keys: {', '.join(valid)}")
+
+
+def _build(cls, data: dict, prefix: str = ""):
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {data!r}")
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise _unknown_key(prefix, str(key), list(fields))
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(prefix + key, value, hint, fields[key].metadata)
+    return cls(**kwargs)
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Deep-merge two nested config dicts (update wins)."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def from_dict(data: dict) -> Config:
+    return _build(Config, data)
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; give the path of a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("ganforge") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_path(name: str):
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset '{name}'; choose one of: {', '.join(preset_names())}")
+    return resources.files("ganforge") / "presets" / f"{name}.yaml"
+
+
+def load_preset(name: str) -> dict:
+    return yaml.safe_load(preset_path(name).read_text()) or {}
+
+
+def preset_summary(name: str) -> str:
+    """The first comment line of a preset file: what the preset is."""
+    for line in preset_path(name).read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def parse_override(text: str) -> dict:
+    """'a.b=value' → {'a': {'b': value}}; the value is read as YAML (so 1e-4, true, null work)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r} needs the form key=value, e.g. --set optim.lr_g=2e-4")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    # Values such as "5e-5" that YAML 1.1 reads as strings are numbers to a user.
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            pass
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def resolve(config: Config) -> Config:
+    """Fill every key left null with the objective's defaults; the result is what a run saves."""
+    from .losses import objective_class  # late import: losses import nothing from here but types
+
+    defaults = objective_class(config.objective).defaults
+    data = config.to_dict()
+    for dotted, value in defaults.items():
+        section, key = dotted.split(".")
+        if data[section][key] is None:
+            data[section][key] = value
+    return from_dict(data)
+
+
+def build_config(preset: str | None = None, config_file: str | None = None,
+                 overrides: list[dict] | None = None) -> Config:
+    data: dict = {}
+    if preset:
+        data = merge(data, load_preset(preset))
+    if config_file:
+        data = merge(data, load_yaml(config_file))
+    for update in overrides or []:
+        data = merge(data, update)
+    return from_dict(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Documentation generated from the dataclasses (the README's table cannot drift from the code)
+
+
+def markdown_table() -> str:
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+
+    def walk(cls, prefix: str):
+        hints = _hints(cls)
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], f"{prefix}{f.name}.")
+                continue
+            default = f.default
+            shown = "null" if default is None else ("`\"\"`" if default == "" else f"`{default}`")
+            help_text = f.metadata.get("help", "")
+            choices = f.metadata.get("choices")
+            if choices:
+                help_text += " (" + " / ".join("null" if c is None else str(c) for c in choices) + ")"
+            rows.append(f"| `{prefix}{f.name}` | {shown} | {help_text} |")
+
+    walk(Config, "")
+    return "\n".join(rows)
