@@ -1,0 +1,33 @@
+"""Training objectives: a registry of name → `Objective` subclass.
+
+A new objective is one new module plus its entry in `objectives` below.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..config import LossConfig
+from ..registry import Registry
+from .base import Objective
+from .dcgan import DCGAN
+from .hinge import Hinge
+from .lsgan import LSGAN
+from .wgan import WGAN
+from .wgan_gp import WGANGP
+
+objectives: Registry[type[Objective]] = Registry("objective")
+for _objective in (DCGAN, WGAN, WGANGP, LSGAN, Hinge):
+    objectives.register(_objective.name)(_objective)
+
+
+def objective_class(name: str) -> type[Objective]:
+    """The class registered as `name`; a ConfigError listing the valid names otherwise."""
+    return objectives.get(name)
+
+
+def build_objective(name: str, loss_cfg: LossConfig) -> Objective:
+    """An instance of objective `name`; loss.* keys left null take the objective's defaults."""
+    cls = objective_class(name)
+    filled = {key.split(".", 1)[1]: value for key, value in cls.defaults.items()
+              if key.startswith("loss.") and getattr(loss_cfg, key.split(".", 1)[1]) is None}
+    return cls(dataclasses.replace(loss_cfg, **filled))

@@ -1,0 +1,27 @@
+"""Constraints on D that objectives compose: the gradient penalty and weight clipping."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond=None) -> torch.Tensor:
+    """mean((‖∇_x̂ D(x̂)‖₂ − 1)²) on x̂ = ε·real + (1−ε)·fake, ε ~ U[0, 1] per sample.
+
+    The two-sided penalty of Gulrajani et al. (2017), unweighted. The graph is kept (create_graph) so
+    the penalty back-propagates into D. Summing the scores before differentiating gives each sample
+    its own gradient only when D treats samples independently, which is why objectives using this
+    forbid BatchNorm in D.
+    """
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), dtype=real.dtype, device=real.device)
+    mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    scores = D(mixed) if cond is None else D(mixed, cond)
+    (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def clip_weights(module: nn.Module, c: float) -> None:
+    """Clamp every parameter of `module` to [−c, c] in place: Arjovsky et al.'s (2017) Lipschitz bound."""
+    with torch.no_grad():
+        for param in module.parameters():
+            param.clamp_(-c, c)

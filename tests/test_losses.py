@@ -1,0 +1,206 @@
+"""Objectives against numbers worked by hand or by an independent formula."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ganforge.config import Config, LossConfig, resolve
+from ganforge.errors import ConfigError
+from ganforge.losses import build_objective, objective_class, objectives
+from ganforge.losses.penalties import clip_weights, gradient_penalty
+
+ALL = ["dcgan", "hinge", "lsgan", "wgan", "wgan-gp"]
+
+
+def t(*values):
+    return torch.tensor(values, dtype=torch.float64)
+
+
+# --- dcgan ---------------------------------------------------------------------------------
+
+
+def test_dcgan_d_loss_by_hand():
+    # BCE(x, 1) = ln(1 + e^−x), BCE(x, 0) = ln(1 + e^x): logits 0 and ±ln 3 give ln 2 and ln(4/3).
+    real, fake = t(0.0, math.log(3)), t(0.0, -math.log(3))
+    summed = build_objective("dcgan", LossConfig(d_average=False)).d_loss(real, fake)
+    averaged = build_objective("dcgan", LossConfig(d_average=True)).d_loss(real, fake)
+    assert summed.item() == pytest.approx(math.log(8 / 3))
+    assert averaged.item() == pytest.approx(math.log(8 / 3) / 2)
+
+
+def test_dcgan_matches_explicit_log_sigmoid():
+    torch.manual_seed(0)
+    real, fake = torch.randn(16, 1, dtype=torch.float64) * 3, torch.randn(16, 1, dtype=torch.float64) * 3
+    objective = build_objective("dcgan", LossConfig())
+    # −log σ(x) = log(1 + e^−x) and −log(1 − σ(x)) = log(1 + e^x)
+    expected_d = torch.log1p(torch.exp(-real)).mean() + torch.log1p(torch.exp(fake)).mean()
+    assert objective.d_loss(real, fake).item() == pytest.approx(expected_d.item())
+    assert objective.g_loss(fake).item() == pytest.approx(torch.log1p(torch.exp(-fake)).mean().item())
+
+
+def test_dcgan_g_loss_is_non_saturating_and_d_output_a_probability():
+    objective = build_objective("dcgan", LossConfig())
+    # ln(1 + e^0) = ln 2 and ln(1 + e^ln 3) = ln 4.
+    assert objective.g_loss(t(0.0, -math.log(3))).item() == pytest.approx(1.5 * math.log(2))
+    assert objective.d_output(t(math.log(3))).item() == pytest.approx(0.75)
+
+
+# --- wgan ----------------------------------------------------------------------------------
+
+
+def test_wasserstein_losses_by_hand():
+    real, fake = t(1.0, 2.0, 3.0), t(-1.0, 0.0, 4.0)  # means 2 and 1
+    for name in ("wgan", "wgan-gp"):
+        objective = build_objective(name, LossConfig())
+        assert objective.d_loss(real, fake).item() == pytest.approx(-1.0)
+        assert objective.g_loss(fake).item() == pytest.approx(-1.0)
+
+
+def test_wgan_clip_bounds_large_weights_and_keeps_small_ones():
+    layer = nn.Linear(5, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[-0.5, 0.005, 0.01, -0.003, 0.2]]))
+    build_objective("wgan", LossConfig(clip=0.01)).after_d_step(layer)
+    assert torch.equal(layer.weight, torch.tensor([[-0.01, 0.005, 0.01, -0.003, 0.01]]))
+
+
+def test_clip_weights_bounds_every_parameter():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
+    inside = net[0].weight.detach().abs() <= 0.05
+    before = net[0].weight.detach().clone()
+    clip_weights(net, 0.05)
+    assert all(p.abs().max() <= 0.05 for p in net.parameters())
+    assert torch.equal(net[0].weight[inside], before[inside])
+    assert net[0].weight.requires_grad  # still a trainable parameter
+
+
+# --- wgan-gp -------------------------------------------------------------------------------
+
+
+def linear_critic(weight: torch.Tensor) -> nn.Module:
+    """D(x) = w·x on flattened x: its input gradient is w everywhere, so the penalty is (‖w‖ − 1)²."""
+    linear = nn.Linear(weight.numel(), 1, bias=False).double()
+    with torch.no_grad():
+        linear.weight.copy_(weight.reshape(1, -1))
+    return nn.Sequential(nn.Flatten(), linear)
+
+
+def test_gradient_penalty_of_linear_critic_on_points():
+    D = linear_critic(t(3.0, 4.0))  # ‖w‖ = 5
+    real, fake = torch.randn(8, 2, dtype=torch.float64), torch.randn(8, 2, dtype=torch.float64)
+    assert gradient_penalty(D, real, fake).item() == pytest.approx(16.0)
+
+
+def test_gradient_penalty_of_linear_critic_on_images():
+    torch.manual_seed(0)
+    weight = torch.randn(3, 4, 4, dtype=torch.float64)
+    D = linear_critic(weight)
+    real, fake = torch.randn(6, 3, 4, 4, dtype=torch.float64), torch.randn(6, 3, 4, 4, dtype=torch.float64)
+    expected = (weight.norm() - 1) ** 2
+    assert gradient_penalty(D, real, fake).item() == pytest.approx(expected.item())
+
+
+def test_gradient_penalty_back_propagates_into_d_only():
+    D = linear_critic(t(3.0, 4.0))
+    real = torch.randn(8, 2, dtype=torch.float64, requires_grad=True)
+    fake = torch.randn(8, 2, dtype=torch.float64, requires_grad=True)
+    gradient_penalty(D, real, fake).backward()
+    # d/dw (‖w‖ − 1)² = 2(‖w‖ − 1)·w/‖w‖ = 2·4·(0.6, 0.8)
+    assert torch.allclose(D[1].weight.grad, t(4.8, 6.4).reshape(1, 2))
+    assert real.grad is None and fake.grad is None
+
+
+def test_gradient_penalty_passes_cond_and_wgan_gp_weights_it():
+    class Conditional(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.critic = linear_critic(t(3.0, 4.0))
+
+        def forward(self, x, cond):
+            return self.critic(x) + cond  # cond shifts the score but not its gradient in x
+
+    real, fake = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    cond = torch.randn(4, 1, dtype=torch.float64)
+    objective = build_objective("wgan-gp", LossConfig(gp_weight=10.0))
+    assert objective.d_penalty(Conditional(), real, fake, cond).item() == pytest.approx(160.0)
+
+
+# --- lsgan and hinge -----------------------------------------------------------------------
+
+
+def test_lsgan_by_hand():
+    real, fake = t(1.0, 3.0), t(0.0, 2.0)
+    default = build_objective("lsgan", LossConfig())  # a = 0, b = c = 1
+    assert default.d_loss(real, fake).item() == pytest.approx(0.5 * 2 + 0.5 * 2)
+    assert default.g_loss(fake).item() == pytest.approx(0.5)
+    custom = build_objective("lsgan", LossConfig(ls_a=-1.0, ls_b=1.0, ls_c=0.0))
+    assert custom.d_loss(real, fake).item() == pytest.approx(0.5 * 2 + 0.5 * 5)
+    assert custom.g_loss(fake).item() == pytest.approx(1.0)
+
+
+def test_hinge_by_hand():
+    real, fake = t(2.0, 0.5, -1.0), t(-2.0, 0.0, 0.5)
+    objective = build_objective("hinge", LossConfig())
+    # relu(1 − real) = (0, 0.5, 2), relu(1 + fake) = (0, 1, 1.5)
+    assert objective.d_loss(real, fake).item() == pytest.approx(2.5 / 3 + 2.5 / 3)
+    assert objective.g_loss(fake).item() == pytest.approx(0.5)
+
+
+def test_no_penalty_or_constraint_where_the_paper_has_none():
+    D = linear_critic(t(3.0, 4.0))
+    x = torch.randn(4, 2, dtype=torch.float64)
+    for name in ("dcgan", "lsgan", "hinge"):
+        objective = build_objective(name, LossConfig())
+        assert objective.d_penalty(D, x, x) is None
+        objective.after_d_step(D)
+        assert torch.equal(D[1].weight, t(3.0, 4.0).reshape(1, 2))
+
+
+# --- defaults, registry, resolve -----------------------------------------------------------
+
+ADAM_DCGAN = {"optim.name": "adam", "optim.lr_d": 2e-4, "optim.lr_g": 2e-4, "optim.beta1": 0.5,
+              "optim.beta2": 0.999, "optim.n_critic": 1, "optim.critic_burst": 0}
+DEFAULTS = {
+    "dcgan": {**ADAM_DCGAN, "loss.d_average": False},
+    "wgan": {"optim.name": "rmsprop", "optim.lr_d": 5e-5, "optim.lr_g": 5e-5, "optim.n_critic": 5,
+             "optim.critic_burst": 100, "loss.clip": 0.01},
+    "wgan-gp": {"optim.name": "adam", "optim.lr_d": 1e-4, "optim.lr_g": 1e-4, "optim.beta1": 0.0,
+                "optim.beta2": 0.9, "optim.n_critic": 5, "optim.critic_burst": 0, "loss.gp_weight": 10.0},
+    "lsgan": {**ADAM_DCGAN, "loss.ls_a": 0.0, "loss.ls_b": 1.0, "loss.ls_c": 1.0},
+    "hinge": {"optim.name": "adam", "optim.lr_d": 4e-4, "optim.lr_g": 1e-4, "optim.beta1": 0.0,
+              "optim.beta2": 0.9, "optim.n_critic": 1, "optim.critic_burst": 0},
+}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_defaults(name):
+    cls = objective_class(name)
+    assert cls.name == name
+    assert cls.defaults == DEFAULTS[name]
+    assert cls.d_batchnorm_ok == (name != "wgan-gp")
+
+
+def test_registry_lists_all_and_rejects_unknown_names():
+    assert objectives.names() == ALL
+    with pytest.raises(ConfigError) as err:
+        objective_class("wgan-div")
+    assert all(name in str(err.value) for name in ALL)
+
+
+def test_build_objective_fills_only_null_loss_keys():
+    assert build_objective("wgan", LossConfig()).loss.clip == 0.01
+    assert build_objective("wgan", LossConfig(clip=0.05)).loss.clip == 0.05
+
+
+def test_resolve_fills_nulls_and_keeps_user_values():
+    config = Config(objective="wgan")
+    config.optim.lr_d = 1e-4
+    resolved = resolve(config)
+    assert resolved.optim.name == "rmsprop"
+    assert resolved.optim.lr_d == 1e-4
+    assert resolved.optim.lr_g == 5e-5
+    assert (resolved.optim.n_critic, resolved.optim.critic_burst) == (5, 100)
+    assert resolved.loss.clip == 0.01
+    assert resolved.optim.beta1 is None and resolved.loss.gp_weight is None
