@@ -1,0 +1,212 @@
+"""Command line: argument parsing only; each sub-command calls one library function."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, GanforgeError
+
+# Flags that are shorthands for config keys (flag dest → dotted key).
+_CONFIG_FLAGS = {
+    "data": "data", "objective": "objective", "resolution": "resolution", "steps": "steps",
+    "batch_size": "batch_size", "seed": "seed", "device": "device", "out": "out", "name": "name",
+}
+# What a resumed run may change: how long and where it runs, not what it is.
+_RESUMABLE = {"steps", "device", "train"}
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", help="a preset shipped with ganforge (see `ganforge presets`)")
+    p.add_argument("--config", help="a YAML config file (overrides the preset)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set optim.lr_d=4e-4 (repeatable)")
+    p.add_argument("--data", help="image folder, or shapes | ring8 | grid25 | mnist:PATH")
+    p.add_argument("--objective", help="dcgan | wgan | wgan-gp | lsgan | hinge")
+    p.add_argument("--resolution", type=int, help="32 | 64 | 96 | 128 | 256")
+    p.add_argument("--steps", type=int, help="generator steps to train to")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--name", help="run name (default <objective>-<data>)")
+    p.add_argument("--out", help="run directory (default runs/<name>-<timestamp>)")
+
+
+def _overrides(args) -> list[dict]:
+    from .config import parse_override
+
+    updates = [parse_override(s) for s in args.set]
+    for dest, key in _CONFIG_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            updates.append({key: value})
+    if getattr(args, "quiet", False):
+        updates.append({"train": {"quiet": True}})
+    return updates
+
+
+def config_from_args(args):
+    from .config import build_config
+
+    return build_config(args.preset, args.config, _overrides(args))
+
+
+def cmd_train(args) -> int:
+    from .config import from_dict, merge
+    from .run import read_config
+    from .training.trainer import train
+
+    if args.resume:
+        if args.preset or args.config:
+            raise ConfigError("--resume continues a run with its own config; drop --preset/--config")
+        updates = _overrides(args)
+        for update in updates:
+            bad = set(update) - _RESUMABLE
+            if bad:
+                raise ConfigError(f"cannot change {', '.join(sorted(bad))} when resuming "
+                                  f"(only steps, device and train.*); start a new run instead")
+        data = read_config(Path(args.resume)).to_dict()
+        for update in updates:
+            data = merge(data, update)
+        result = train(from_dict(data), Path(args.resume), resume=True)
+    else:
+        result = train(config_from_args(args))
+    return 130 if result.interrupted else 0
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from .report import save_grid, save_points
+    from .report.grids import to_uint8
+    from .run import load_run
+    from .training.device import pick_device
+
+    device = pick_device(args.device)
+    run = load_run(args.run, checkpoint=args.checkpoint, device=device)
+    z = torch.randn(args.n, run.z_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
+    with torch.no_grad():
+        out = run.generator(z)
+    target = Path(args.out) if args.out else run.path / "samples" / f"sample-step{run.step}-seed{args.seed}.png"
+    as_folder = str(args.out or "").endswith(("/", "\\")) or target.is_dir()
+    if run.info["data_kind"] == "points":
+        if as_folder or target.suffix.lower() not in (".png", ".csv"):
+            raise ConfigError("a 2-D point run samples to one file: give --out FILE.png (scatter) or FILE.csv")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.suffix.lower() == ".csv":
+            target.write_text("x,y\n" + "".join(f"{x:.6f},{y:.6f}\n" for x, y in out.cpu().tolist()))
+        else:
+            save_points(out, target, title=f"{run.path.name} step {run.step}")
+    elif as_folder:
+        target.mkdir(parents=True, exist_ok=True)
+        images = to_uint8(out)
+        for i, image in enumerate(images):
+            save_grid(image[None], target / f"{i:05d}.png", nrow=1)
+        target = target / f"00000.png … {len(images) - 1:05d}.png"
+    else:
+        if target.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
+            raise ConfigError(f"--out {target} needs an image extension (.png) for one grid, "
+                              "or a trailing / for one PNG per sample")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_grid(to_uint8(out), target, nrow=args.nrow)
+    print(f"wrote {args.n} samples of {run.path} (step {run.step}, seed {args.seed}) to {target}")
+    return 0
+
+
+def cmd_data_inspect(args) -> int:
+    from .config import DatasetOptions
+    from .data import load_dataset
+
+    options = DatasetOptions(size=args.size, flip=False, cache_dir=args.cache_dir or "")
+    ds = load_dataset(args.spec, args.resolution, args.channels, options)
+    print(ds.info["summary"])
+    print(f"kind: {ds.kind}; samples: {len(ds.data)}; sample shape: {tuple(ds.data.shape[1:])}; dtype: {ds.data.dtype}")
+    for key, value in ds.info.items():
+        if key != "summary":
+            print(f"{key}: {value}")
+    if ds.labels is not None:
+        counts = Counter(ds.labels.tolist())
+        names = ds.class_names or [str(i) for i in range(max(counts) + 1)]
+        print("classes: " + ", ".join(f"{names[i]} {counts[i]}" for i in sorted(counts)))
+    if ds.tags is not None:
+        tag_counts = Counter(tag for tags in ds.tags for tag in tags)
+        print(f"tags ({len(tag_counts)}): " + ", ".join(f"{t} {c}" for t, c in tag_counts.most_common()))
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from .config import preset_names, preset_summary
+
+    for name in preset_names():
+        print(f"{name:24s} {preset_summary(name)}")
+    return 0
+
+
+def cmd_config(args) -> int:
+    from .config import markdown_table, resolve
+
+    if args.markdown:
+        print(markdown_table())
+    else:
+        print(resolve(config_from_args(args)).to_yaml(), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ganforge", description="Train, sample and inspect GANs.")
+    parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a GAN (or continue one with --resume RUN)")
+    _add_config_flags(p)
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint (up to --steps)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar; one line per log row")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="generate images from a trained run")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
+    p.add_argument("--out", help="grid.png for one grid, DIR/ for one PNG per sample "
+                                 "(default RUN/samples/sample-step<N>-seed<S>.png)")
+    p.add_argument("--nrow", type=int, help="images per grid row (default: square)")
+    p.add_argument("--checkpoint", default="latest", help="'latest' or a step number")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("data", help="look at a dataset")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    q = data_sub.add_parser("inspect", help="load a dataset as training would and summarise it")
+    q.add_argument("spec", help="image folder, or shapes | ring8 | grid25 | mnist:PATH")
+    q.add_argument("--resolution", type=int, default=32)
+    q.add_argument("--channels", type=int, default=3, choices=(1, 3))
+    q.add_argument("--size", type=int, default=20000, help="samples of procedural sources")
+    q.add_argument("--cache-dir", help="where decoded-image caches live")
+    q.set_defaults(func=cmd_data_inspect)
+
+    p = sub.add_parser("presets", help="list the presets shipped with ganforge")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("config", help="print the resolved config for the given options (YAML)")
+    _add_config_flags(p)
+    p.add_argument("--markdown", action="store_true", help="print the table of every config key instead")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GanforgeError as err:
+        print(f"ganforge: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""Sample grids from uint8 image batches (PIL only: torchvision does not import here)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Generator output in [-1, 1] → uint8 on the CPU, rounded as StyleGAN2-ADA's metrics do."""
+    return (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8).cpu()
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> Image.Image:
+    """uint8 N×C×H×W (C = 1 or 3) → one PIL image, nrow images per row, separated by black lines."""
+    n, c, h, w = images.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    canvas = torch.zeros(c, rows * (h + padding) + padding, nrow * (w + padding) + padding, dtype=torch.uint8)
+    for i, img in enumerate(images):
+        y = padding + (i // nrow) * (h + padding)
+        x = padding + (i % nrow) * (w + padding)
+        canvas[:, y:y + h, x:x + w] = img
+    array = canvas.permute(1, 2, 0).numpy()
+    return Image.fromarray(array[:, :, 0] if c == 1 else array, mode="L" if c == 1 else "RGB")
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> None:
+    image_grid(images, nrow).save(path)
+
+
+def save_points(fake: torch.Tensor, path: str | Path, real: torch.Tensor | None = None,
+                title: str = "") -> None:
+    """Scatter plot of generated 2-D points over the real ones (the picture of a toy mixture run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    if real is not None:
+        ax.scatter(real[:, 0].cpu(), real[:, 1].cpu(), s=2, c="#bbbbbb", label="real")
+    ax.scatter(fake[:, 0].cpu(), fake[:, 1].cpu(), s=2, c="#d62728", label="generated")
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

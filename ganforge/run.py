@@ -1,0 +1,105 @@
+"""The run directory — the contract between training and everything downstream.
+
+    config.yaml         the fully resolved config the run was trained with
+    run.json            what the config alone does not say: data kind and shape, parameter counts
+    metrics.jsonl       one JSON object per logged step
+    loss_curve.png      kept up to date during training
+    samples/            step-NNNNNN.png: grids of one fixed z over time
+    checkpoints/        step-NNNNNN/ folders (see training/checkpoint.py)
+
+Sampling, evaluation, reports and comparisons read a run only through `load_run`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+
+from .config import Config, from_dict
+from .errors import GanforgeError
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def info(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def loss_curve(self) -> Path:
+        return self.root / "loss_curve.png"
+
+    @property
+    def samples(self) -> Path:
+        return self.root / "samples"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+
+def read_history(path: Path) -> list[dict]:
+    """metrics.jsonl rows; a torn last line (a crash mid-write) is ignored."""
+    rows = []
+    if Path(path).is_file():
+        for line in Path(path).read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+@dataclass
+class Run:
+    path: Path
+    config: Config
+    info: dict
+    generator: torch.nn.Module
+    step: int
+    history: list[dict] = field(default_factory=list)
+    ema_generator: torch.nn.Module | None = None
+    conditions: object | None = None
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator.z_dim
+
+
+def read_config(run_dir: Path) -> Config:
+    paths = RunPaths(Path(run_dir))
+    if not paths.config.is_file():
+        raise GanforgeError(f"{run_dir} is not a ganforge run (no config.yaml); give a folder made by ganforge train")
+    return from_dict(yaml.safe_load(paths.config.read_text()) or {})
+
+
+def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.device = "cpu") -> Run:
+    """Rebuild a run's generator from its directory alone, weights from `checkpoint` ('latest' or a step)."""
+    from .losses import objective_class
+    from .models import build_networks
+    from .training.checkpoint import find_checkpoint, load_weights
+
+    root = Path(path)
+    config = read_config(root)
+    paths = RunPaths(root)
+    info = json.loads(paths.info.read_text())
+    G, _ = build_networks(config.model, info["data_kind"], tuple(info["data_shape"]),
+                          objective_class(config.objective).d_batchnorm_ok)
+    ckpt = find_checkpoint(root, checkpoint)
+    load_weights(ckpt, {"G": G}, device)
+    G.to(device).eval()
+    step = json.loads((ckpt / "state.json").read_text())["step"]
+    return Run(path=root, config=config, info=info, generator=G, step=step, history=read_history(paths.metrics))

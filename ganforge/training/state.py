@@ -1,0 +1,34 @@
+"""Everything a run needs to continue exactly where it stopped, saved and restored whole."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data import BatchSampler
+from .checkpoint import load_checkpoint, save_checkpoint
+
+
+@dataclass
+class TrainState:
+    step: int  # generator steps completed
+    G: torch.nn.Module
+    D: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    sampler: BatchSampler
+
+    def _parts(self):
+        return {"G": self.G, "D": self.D}, {"d": self.opt_d, "g": self.opt_g}
+
+    def save(self, run_dir: Path, keep: int) -> Path:
+        modules, optimizers = self._parts()
+        return save_checkpoint(run_dir, self.step, modules, optimizers,
+                               extra={"sampler": self.sampler.state_dict()}, keep=keep)
+
+    def load(self, checkpoint: Path, device: torch.device) -> None:
+        modules, optimizers = self._parts()
+        meta = load_checkpoint(checkpoint, modules, optimizers, device)
+        self.step = meta["step"]
+        self.sampler.load_state_dict(meta["sampler"])
