@@ -1,0 +1,51 @@
+"""The network registry, and what the trainer needs around it: G and D built for the data, D's
+normalisation chosen for the objective, and a readable summary.
+
+A builder takes (model_cfg, data_shape, d_norm) and returns (G, D). G has `z_dim` and maps N×z_dim to
+data; D returns logits of shape (N,) as `D.head(D.features(x))`. Both list their stages in `plan`.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import ConfigError
+from ..registry import Registry
+
+networks = Registry("network")
+
+ARCH_FOR_DATA = {"image": "dcgan", "points": "mlp"}
+
+
+def resolve_d_norm(model_cfg: ModelConfig, d_batchnorm_ok: bool) -> str:
+    """D's normalisation: as G's unless the objective's per-sample penalty rules BatchNorm out."""
+    if model_cfg.d_norm == "auto":
+        return "none" if model_cfg.norm == "batch" and not d_batchnorm_ok else model_cfg.norm
+    if model_cfg.d_norm == "batch" and not d_batchnorm_ok:
+        raise ConfigError("model.d_norm = 'batch' does not work with this objective: its per-sample penalty "
+                          "needs D without BatchNorm; choose one of: auto, none, selu")
+    return model_cfg.d_norm
+
+
+def build_networks(model_cfg: ModelConfig, data_kind: str, data_shape: tuple[int, ...],
+                   d_batchnorm_ok: bool = True) -> tuple[nn.Module, nn.Module]:
+    """G and D for data of this kind ("image" or "points") and shape ((C, H, W) or (2,))."""
+    arch = ARCH_FOR_DATA[data_kind] if model_cfg.arch == "auto" else model_cfg.arch
+    if arch not in networks:
+        raise ConfigError(f"model.arch = {arch!r} is not valid; choose one of: auto, {', '.join(networks.names())}")
+    builder = networks.get(arch)
+    return builder(model_cfg, tuple(data_shape), resolve_d_norm(model_cfg, d_batchnorm_ok))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def describe(G: nn.Module, D: nn.Module) -> str:
+    """Two lines per network: class and parameter count, then its stages."""
+    lines = []
+    for role, net in (("G", G), ("D", D)):
+        lines.append(f"{role}  {type(net).__name__}  {count_parameters(net):,} parameters")
+        if hasattr(net, "plan"):  # networks registered by others may not list their stages
+            lines.append("   " + " → ".join(net.plan))
+    return "\n".join(lines)
