@@ -1,0 +1,9 @@
+"""Training data: image folders, MNIST, the procedural `shapes` images and 2-D toy mixtures."""
+from .dataset import Dataset, datasets, load_dataset
+from . import mnist, shapes, toy2d  # noqa: F401  (each registers its built-in sources)
+from .mnist import read_idx
+from .sampler import BatchSampler
+from .shapes import read_attributes
+from .toy2d import mode_coverage
+
+__all__ = ["Dataset", "datasets", "load_dataset", "BatchSampler", "read_idx", "read_attributes", "mode_coverage"]

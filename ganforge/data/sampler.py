@@ -1,0 +1,56 @@
+"""Shuffled batches from a Dataset held on the training device, resumable from (epoch, position).
+
+Epoch e's order and flip mask are a pure function of (seed, e), drawn once at the epoch start on the
+CPU and moved to the device once; a step only indexes device tensors, so nothing forces a host sync.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..errors import DataError
+from .dataset import Dataset
+
+
+class BatchSampler:
+    """Draws shuffled batches from a Dataset whose tensors already live on `device`."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, seed: int, flip: bool):
+        self.count = len(dataset.data)
+        if batch_size > self.count:
+            raise DataError(f"batch_size {batch_size} is larger than the dataset '{dataset.name}' "
+                            f"({self.count} samples); lower batch_size or add data")
+        self.data = dataset.data.to(device)  # uint8 images stay uint8 here; converted per batch
+        self.labels = dataset.labels.to(device) if dataset.labels is not None else None
+        self.images = dataset.kind == "image"
+        self.flip = flip and self.images
+        self.batch_size, self.device, self.seed = batch_size, device, seed
+        self.epoch, self.position = 0, 0
+        self._order: torch.Tensor | None = None  # this epoch's permutation, on the device
+        self._flips: torch.Tensor | None = None  # this epoch's flip mask, in permutation order
+
+    def _start_epoch(self) -> None:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        self._order = torch.randperm(self.count, generator=generator).to(self.device)
+        self._flips = (torch.rand(self.count, generator=generator) < 0.5).to(self.device)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.position + self.batch_size > self.count:  # drop the last partial batch
+            self.epoch, self.position, self._order = self.epoch + 1, 0, None
+        if self._order is None:
+            self._start_epoch()
+        window = slice(self.position, self.position + self.batch_size)
+        self.position += self.batch_size
+        index = self._order[window]
+        batch = self.data[index]
+        if self.images:
+            batch = batch.float() / 127.5 - 1
+            if self.flip:
+                batch = torch.where(self._flips[window, None, None, None], batch.flip(-1), batch)
+        return batch, self.labels[index] if self.labels is not None else None
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self._order = None  # rebuilt from (seed, epoch) on the next batch
