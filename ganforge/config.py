@@ -296,6 +296,7 @@ def markdown_table() -> str:
             choices = f.metadata.get("choices")
             if choices:
                 help_text += " (" + " / ".join("null" if c is None else str(c) for c in choices) + ")"
+            help_text = help_text.replace("|", "\\|")  # a bare | would end the table cell
             rows.append(f"| `{prefix}{f.name}` | {shown} | {help_text} |")
 
     walk(Config, "")

@@ -1,0 +1,157 @@
+"""End-to-end training on CPU: every objective, run-directory contents, resume, Ctrl-C, NaN stop."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from ganforge import load_run
+from ganforge.config import from_dict
+from ganforge.losses import objective_class
+from ganforge.models import build_networks
+from ganforge.training.trainer import TrainingDiverged, train
+
+TINY = {
+    "data": "shapes", "resolution": 32, "batch_size": 16,
+    "dataset": {"size": 256},
+    "model": {"width": 8, "z_dim": 16},
+    "train": {"log_every": 5, "sample_every": 10, "checkpoint_every": 10, "quiet": True, "sample_count": 16},
+}
+
+
+def tiny_config(tmp_path, **overrides):
+    data = {**TINY, "out": str(tmp_path / "run"),
+            "dataset": {**TINY["dataset"], "cache_dir": str(tmp_path / "cache")}}
+    for key, value in overrides.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    return from_dict(data)
+
+
+@pytest.mark.parametrize("objective", ["dcgan", "wgan", "wgan-gp", "lsgan", "hinge"])
+def test_every_objective_trains_and_writes_a_complete_run(tmp_path, objective):
+    # Short critic bursts keep wgan's schedule exercised but the test quick.
+    optim = {"critic_burst": 3, "burst_first": 2} if objective == "wgan" else {}
+    cfg = tiny_config(tmp_path, objective=objective, steps=30, optim=optim)
+    result = train(cfg, echo=lambda *a: None)
+    run = result.run_dir
+    assert result.step == 30 and not result.interrupted
+
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [5, 10, 15, 20, 25, 30]
+    for row in rows:
+        for key in ("d_loss", "g_loss", "d_real", "d_fake", "d_grad_norm", "g_grad_norm"):
+            assert row[key] is not None and abs(row[key]) < 1e6, (key, row)
+        assert row["lr_d"] > 0 and row["img_per_s"] > 0 and row["wall_time"] > 0
+    if objective == "wgan":
+        # Bursts of 3 for G steps 0 and 1, then n_critic = 5 ... 5 G steps per row.
+        assert rows[0]["d_steps"] == 3 + 3 + 5 * 3
+    if objective == "dcgan":
+        assert all(0 <= r["d_real"] <= 1 for r in rows)  # logged as probabilities
+
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-000010.png", "step-000020.png", "step-000030.png"]
+    assert (run / "loss_curve.png").stat().st_size > 1000
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000010", "step-000020", "step-000030"]
+    saved = from_dict(yaml.safe_load((run / "config.yaml").read_text()))
+    assert saved.objective == objective and saved.optim.lr_d is not None  # resolved, not null
+    info = json.loads((run / "run.json").read_text())
+    assert info["data_shape"] == [3, 32, 32] and info["parameters"]["G"] > 0
+
+    loaded = load_run(run)
+    assert loaded.step == 30 and len(loaded.history) == 6
+    _, D = build_networks(saved.model, "image", (3, 32, 32), objective_class(objective).d_batchnorm_ok)
+    has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    assert has_bn == (objective != "wgan-gp")  # the gradient penalty needs D without BatchNorm
+    with torch.no_grad():
+        images = loaded.generator(torch.randn(4, loaded.z_dim))
+    assert images.shape == (4, 3, 32, 32) and torch.isfinite(images).all()
+
+
+def _weights(run_dir, step):
+    return load_file(run_dir / "checkpoints" / f"step-{step:06d}" / "model.safetensors")
+
+
+def test_resume_is_exact(tmp_path):
+    """40 steps straight equal 20 steps + resume + 20 steps: weights, optimizer moments, sample grid."""
+    base = dict(steps=40, train={"checkpoint_every": 20, "sample_every": 20}, model={"d_dropout": 0.2})
+    straight = train(tiny_config(tmp_path / "a", **base), echo=lambda *a: None).run_dir
+    split_cfg = tiny_config(tmp_path / "b", **{**base, "steps": 20})
+    split = train(split_cfg, echo=lambda *a: None).run_dir
+    resumed_cfg = from_dict(yaml.safe_load((split / "config.yaml").read_text()) | {"steps": 40})
+    assert train(resumed_cfg, split, resume=True, echo=lambda *a: None).step == 40
+
+    a, b = _weights(straight, 40), _weights(split, 40)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    sa = load_file(straight / "checkpoints/step-000040/state.safetensors")
+    sb = load_file(split / "checkpoints/step-000040/state.safetensors")
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert (straight / "samples/step-000040.png").read_bytes() == (split / "samples/step-000040.png").read_bytes()
+    steps = [json.loads(line)["step"] for line in (split / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 40
+
+
+def test_same_seed_same_weights_other_seed_differs(tmp_path):
+    w = [_weights(train(tiny_config(tmp_path / str(i), steps=10, seed=s), echo=lambda *a: None).run_dir, 10)
+         for i, s in enumerate((3, 3, 4))]
+    assert all(torch.equal(w[0][k], w[1][k]) for k in w[0])
+    assert not all(torch.equal(w[0][k], w[2][k]) for k in w[0])
+
+
+def test_existing_run_dir_is_never_overwritten(tmp_path):
+    cfg = tiny_config(tmp_path, steps=5)
+    train(cfg, echo=lambda *a: None)
+    before = (tmp_path / "run" / "metrics.jsonl").read_text()
+    with pytest.raises(Exception, match="already exists and is not empty; continue it with --resume"):
+        train(cfg, echo=lambda *a: None)
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    from ganforge.losses.dcgan import DCGAN
+
+    calls = {"n": 0}
+    original = DCGAN.g_loss
+
+    def poisoned(self, fake_logits):
+        calls["n"] += 1
+        loss = original(self, fake_logits)
+        return loss * float("nan") if calls["n"] >= 13 else loss
+
+    monkeypatch.setattr(DCGAN, "g_loss", poisoned)
+    cfg = tiny_config(tmp_path, steps=30)
+    with pytest.raises(TrainingDiverged, match=r"NaN/Inf at step 13; .*step-000010"):
+        train(cfg, echo=lambda *a: None)
+    run = tmp_path / "run"
+    assert [p.name for p in sorted((run / "checkpoints").iterdir())] == ["step-000010"]
+    assert load_run(run).step == 10
+
+
+def test_ctrl_c_writes_a_checkpoint_and_resume_continues(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "ganforge", "train", "--data", "shapes", "--steps", "100000", "--quiet",
+           "--batch-size", "8", "--out", str(out), "--set", "model.width=4", "--set", "dataset.size=64",
+           "--set", f"dataset.cache_dir={tmp_path / 'cache'}", "--set", "train.log_every=2",
+           "--set", "train.checkpoint_every=100000", "--set", "train.sample_every=100000"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.time() + 120
+    while not (out / "metrics.jsonl").exists() or not (out / "metrics.jsonl").read_text():
+        assert proc.poll() is None and time.time() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output
+    assert "interrupted at step" in output and "--resume" in output
+    step = load_run(out).step
+    assert step >= 2
+    resumed = subprocess.run([sys.executable, "-m", "ganforge", "train", "--resume", str(out), "--steps", str(step + 4),
+                              "--quiet"], capture_output=True, text=True, env=env, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_run(out).step == step + 4
