@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import Config, resolve
-from ..data import BatchSampler, Dataset, load_dataset
+from ..data import BatchSampler, Dataset, load_dataset, mode_coverage
 from ..errors import GanforgeError
 from ..losses import build_objective, objective_class
 from ..models import build_networks, count_parameters, describe
@@ -195,8 +195,12 @@ class Trainer:
         G.train()
         path = self.paths.samples / f"step-{self.state.step:06d}.png"
         if self.dataset.kind == "points":
-            real = self.dataset.data[torch.randperm(len(self.dataset.data), generator=torch.Generator().manual_seed(0))[:2000]]
-            save_points(out, path, real=real, title=f"step {self.state.step}")
+            ds = self.dataset
+            real = ds.data[torch.randperm(len(ds.data), generator=torch.Generator().manual_seed(0))[:2000]]
+            cover = mode_coverage(out, ds.centers, ds.std)
+            title = (f"step {self.state.step}: {cover['modes']}/{len(ds.centers)} modes, "
+                     f"{100 * cover['high_quality']:.1f}% high quality")
+            save_points(out, path, real=real, title=title)
         else:
             save_grid(to_uint8(out), path)
         return path

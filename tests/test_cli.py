@@ -1,0 +1,100 @@
+"""The command line as a user meets it: train, sample, data inspect, presets, errors."""
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from ganforge.cli import main
+
+TINY = ["--steps", "6", "--batch-size", "8", "--set", "model.width=4", "--set", "model.z_dim=8",
+        "--set", "dataset.size=64", "--set", "train.log_every=3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    out = root / "run"
+    assert main(["train", "--out", str(out), "--set", f"dataset.cache_dir={root / 'cache'}", *TINY]) == 0
+    return out
+
+
+def test_sample_one_grid(trained, tmp_path, capsys):
+    assert main(["sample", str(trained), "--n", "16", "--seed", "3", "--out", str(tmp_path / "grid.png")]) == 0
+    grid = Image.open(tmp_path / "grid.png")
+    assert grid.size == (4 * 34 + 2, 4 * 34 + 2)  # 4×4 images of 32 px with 2 px padding
+    assert "step 6" in capsys.readouterr().out
+
+
+def test_sample_is_deterministic_per_seed(trained, tmp_path):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        main(["sample", str(trained), "--n", "4", "--seed", str(seed), "--out", str(tmp_path / f"{name}.png")])
+    a, b, c = ((tmp_path / f"{n}.png").read_bytes() for n in "abc")
+    assert a == b and a != c
+
+
+def test_sample_one_png_per_image(trained, tmp_path):
+    assert main(["sample", str(trained), "--n", "5", "--out", str(tmp_path / "many") + "/"]) == 0
+    files = sorted((tmp_path / "many").iterdir())
+    assert [f.name for f in files] == [f"{i:05d}.png" for i in range(5)]
+    assert Image.open(files[0]).size == (32, 32)
+
+
+def test_sample_rejects_a_non_image_target(trained, tmp_path, capsys):
+    assert main(["sample", str(trained), "--out", str(tmp_path / "grid.txt")]) == 2
+    assert "needs an image extension" in capsys.readouterr().err
+
+
+def test_resume_cannot_change_what_the_run_is(trained, capsys):
+    assert main(["train", "--resume", str(trained), "--objective", "wgan"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot change objective when resuming" in err and err.count("\n") == 1
+
+
+def test_resume_to_a_step_already_reached_does_nothing(trained, capsys):
+    assert main(["train", "--resume", str(trained), "--steps", "6"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_bad_key_is_one_line_naming_the_key(capsys, tmp_path):
+    assert main(["train", "--out", str(tmp_path / "x"), "--set", "model.widht=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.widht" in err and "did you mean 'model.width'" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_data_is_a_clear_error(capsys, tmp_path):
+    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+    assert "is neither a folder nor a built-in dataset" in capsys.readouterr().err
+
+
+def test_data_inspect_shapes_shows_tags_and_classes(capsys):
+    assert main(["data", "inspect", "shapes", "--size", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "shapes: 200 images" in out and "classes: circle" in out and "yellow background" in out
+
+
+def test_data_inspect_folder_counts_what_it_skips(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), "red").save(folder / "a.png")
+    Image.new("L", (20, 50), 128).save(folder / "b.jpg")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / "empty.jpg").write_bytes(b"")
+    assert main(["data", "inspect", str(folder), "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "2 images loaded" in out and "skipped" in out
+
+
+def test_presets_and_config_commands(capsys):
+    assert main(["presets"]) == 0
+    listed = capsys.readouterr().out
+    assert "wgan-gp " in listed and "dcgan-ttur" in listed
+    assert main(["config", "--preset", "wgan", "--set", "steps=9"]) == 0
+    shown = capsys.readouterr().out
+    assert "steps: 9" in shown and "name: rmsprop" in shown
+
+
+def test_module_entry_point():
+    done = subprocess.run([sys.executable, "-m", "ganforge", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("ganforge ")
