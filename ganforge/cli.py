@@ -103,7 +103,7 @@ def cmd_sample(args) -> int:
         target.mkdir(parents=True, exist_ok=True)
         images = to_uint8(out)
         for i, image in enumerate(images):
-            save_grid(image[None], target / f"{i:05d}.png", nrow=1)
+            save_grid(image[None], target / f"{i:05d}.png", nrow=1, padding=0)
         target = target / f"00000.png … {len(images) - 1:05d}.png"
     else:
         if target.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):

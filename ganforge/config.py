@@ -38,12 +38,12 @@ class DatasetOptions:
 class ModelConfig:
     arch: str = _f("auto", "network family in the model registry; auto: mlp for 2-D points, dcgan for images")
     z_dim: int = _f(100, "dimension of the latent vector z", minimum=1)
-    width: int = _f(64, "channels of G's last and D's first hidden layer; deeper layers double it, up to 8×",
+    width: int = _f(32, "channels of G's last and D's first hidden layer; deeper layers double it, up to 8×",
                     minimum=1)
     kernel: int = _f(4, "convolution kernel size of the DCGAN family", choices=(4, 5))
     first_layer: str = _f("convt", "G's first layer: transposed conv from 1×1, or linear z → 4×4×C (TF DCGAN)",
                           choices=("convt", "linear"))
-    norm: str = _f("batch", "G normalisation: batch, none, or selu (SELU activations, LeCun-normal init, no norm)",
+    norm: str = _f("selu", "G normalisation: batch, none, or selu (SELU activations, LeCun-normal init, no norm)",
                    choices=("batch", "none", "selu"))
     d_norm: str = _f("auto", "D normalisation; auto: as norm, but none when the objective needs D without BatchNorm",
                      choices=("auto", "batch", "none", "selu"))
@@ -81,9 +81,9 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     log_every: int = _f(25, "G steps between rows of metrics.jsonl and progress updates", minimum=1)
-    sample_every: int = _f(250, "G steps between sample grids (samples/step-NNNNNN.png) and loss-curve updates",
+    sample_every: int = _f(500, "G steps between sample grids (samples/step-NNNNNN.png) and loss-curve updates",
                            minimum=1)
-    checkpoint_every: int = _f(500, "G steps between checkpoints (one is always written at the end)", minimum=1)
+    checkpoint_every: int = _f(1000, "G steps between checkpoints (one is always written at the end)", minimum=1)
     keep_checkpoints: int = _f(3, "most recent checkpoints kept", minimum=1)
     sample_count: int = _f(64, "images in each sample grid (fixed z)", minimum=1)
     quiet: bool = _f(False, "no progress bar: one plain line per log row")
@@ -96,7 +96,7 @@ class Config:
     resolution: int = _f(32, "image side in pixels", choices=(32, 64, 96, 128, 256))
     channels: int = _f(3, "image channels: 3 (RGB) or 1 (grey)", choices=(1, 3))
     objective: str = _f("dcgan", "training objective: a name in the objective registry (see Objectives)")
-    steps: int = _f(2000, "generator steps to train to", minimum=1)
+    steps: int = _f(5000, "generator steps to train to", minimum=1)
     batch_size: int = _f(64, "images per batch", minimum=1)
     seed: int = _f(0, "seed of every random choice; same seed and config on CPU → identical weights", minimum=0)
     device: str = _f("auto", "auto (CUDA if available, else CPU), cpu, cuda or cuda:N")

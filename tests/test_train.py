@@ -20,7 +20,7 @@ from ganforge.training.trainer import TrainingDiverged, train
 TINY = {
     "data": "shapes", "resolution": 32, "batch_size": 16,
     "dataset": {"size": 256},
-    "model": {"width": 8, "z_dim": 16},
+    "model": {"width": 8, "z_dim": 16, "norm": "batch"},  # BatchNorm: exercises D's auto norm
     "train": {"log_every": 5, "sample_every": 10, "checkpoint_every": 10, "quiet": True, "sample_count": 16},
 }
 

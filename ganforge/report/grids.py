@@ -27,8 +27,8 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) 
     return Image.fromarray(array[:, :, 0] if c == 1 else array, mode="L" if c == 1 else "RGB")
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> None:
-    image_grid(images, nrow).save(path)
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, padding: int = 2) -> None:
+    image_grid(images, nrow, padding).save(path)
 
 
 def save_points(fake: torch.Tensor, path: str | Path, real: torch.Tensor | None = None,
