@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import __version__
+from .cli_eval import add_eval_commands
 from .errors import ConfigError, GanforgeError
 
 # Flags that are shorthands for config keys (flag dest → dotted key).
@@ -185,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--size", type=int, default=20000, help="samples of procedural sources")
     q.add_argument("--cache-dir", help="where decoded-image caches live")
     q.set_defaults(func=cmd_data_inspect)
+
+    add_eval_commands(sub)
 
     p = sub.add_parser("presets", help="list the presets shipped with ganforge")
     p.set_defaults(func=cmd_presets)

@@ -12,9 +12,12 @@ from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 
 RESOLUTIONS = (32, 64, 96, 128, 256)
 
+# The classic DCGAN settings (BatchNorm, width 64) that these tests are about.
+CLASSIC = ModelConfig(width=64, norm="batch")
+
 
 def tiny(**overrides) -> ModelConfig:
-    return ModelConfig(**{"z_dim": 8, "width": 4, **overrides})
+    return ModelConfig(**{"norm": "batch", "z_dim": 8, "width": 4, **overrides})
 
 
 def has(module: nn.Module, kind: type) -> bool:
@@ -40,23 +43,23 @@ def test_grey_images_and_extra_dim():
 
 
 def test_layer_plans():
-    G, D = build_networks(ModelConfig(), "image", (3, 32, 32))
+    G, D = build_networks(CLASSIC, "image", (3, 32, 32))
     assert G.plan == ["z100", "4×4×256", "8×8×128", "16×16×64", "32×32×3"]
     assert D.plan == ["32×32×3", "16×16×64", "8×8×128", "4×4×256", "1"]
-    G, D = build_networks(ModelConfig(), "image", (3, 96, 96))
+    G, D = build_networks(CLASSIC, "image", (3, 96, 96))
     assert G.plan == ["z100", "6×6×512", "12×12×256", "24×24×128", "48×48×64", "96×96×3"]
-    G, D = build_networks(ModelConfig(), "image", (3, 256, 256))
+    G, D = build_networks(CLASSIC, "image", (3, 256, 256))
     assert G.plan[1:4] == ["4×4×512", "8×8×512", "16×16×512"]  # capped at 8·width
     assert D.plan[-2] == "4×4×512"
 
 
 def test_resolve_d_norm():
-    assert resolve_d_norm(ModelConfig(), d_batchnorm_ok=True) == "batch"
-    assert resolve_d_norm(ModelConfig(), d_batchnorm_ok=False) == "none"
-    assert resolve_d_norm(ModelConfig(norm="selu"), d_batchnorm_ok=False) == "selu"
-    assert resolve_d_norm(ModelConfig(d_norm="none"), d_batchnorm_ok=True) == "none"
+    assert resolve_d_norm(CLASSIC, d_batchnorm_ok=True) == "batch"
+    assert resolve_d_norm(CLASSIC, d_batchnorm_ok=False) == "none"
+    assert resolve_d_norm(replace(CLASSIC, norm="selu"), d_batchnorm_ok=False) == "selu"
+    assert resolve_d_norm(replace(CLASSIC, d_norm="none"), d_batchnorm_ok=True) == "none"
     with pytest.raises(ConfigError, match=r"model\.d_norm.*BatchNorm.*none, selu"):
-        resolve_d_norm(ModelConfig(d_norm="batch"), d_batchnorm_ok=False)
+        resolve_d_norm(replace(CLASSIC, d_norm="batch"), d_batchnorm_ok=False)
 
 
 def test_d_norm_decides_d_batchnorm():
@@ -88,17 +91,17 @@ def test_same_seed_same_weights(norm):
 
 
 def test_init():
-    G, D = build_networks(ModelConfig(), "image", (3, 64, 64))
+    G, D = build_networks(CLASSIC, "image", (3, 64, 64))
     assert abs(D.features.b16.conv.weight.std().item() - 0.02) < 2e-3
     assert abs(G.blocks.b8.norm.weight.mean().item() - 1) < 0.01 and G.blocks.b8.norm.bias.abs().max() == 0
     # SELU: LeCun normal keeps the pre-activations near unit variance through the network
-    G, _ = build_networks(ModelConfig(norm="selu"), "image", (3, 64, 64))
+    G, _ = build_networks(replace(CLASSIC, norm="selu"), "image", (3, 64, 64))
     hidden = G.blocks[:-1](torch.randn(64, 100))
     assert 0.5 < hidden.std().item() < 2
 
 
 def test_matches_pytorch_dcgan_example():
-    G, D = build_networks(ModelConfig(), "image", (3, 64, 64))
+    G, D = build_networks(CLASSIC, "image", (3, 64, 64))
     assert count_parameters(G) == 3_576_704 and count_parameters(D) == 2_765_568
 
     # The example's netG / netD (nz=100, ngf=ndf=64, nc=3), with our weights: the same functions.
@@ -126,7 +129,7 @@ def test_matches_pytorch_dcgan_example():
 
 
 def test_describe():
-    G, D = build_networks(ModelConfig(), "image", (3, 64, 64))
+    G, D = build_networks(CLASSIC, "image", (3, 64, 64))
     text = describe(G, D)
     assert "DCGANGenerator" in text and "DCGANDiscriminator" in text
     assert "3,576,704" in text and "2,765,568" in text
@@ -140,6 +143,6 @@ def test_bad_resolution():
 
 def test_bad_arch():
     with pytest.raises(ConfigError, match=r"model\.arch = 'vgg'.*auto, dcgan, mlp"):
-        build_networks(ModelConfig(arch="vgg"), "image", (3, 32, 32))
+        build_networks(replace(CLASSIC, arch="vgg"), "image", (3, 32, 32))
     with pytest.raises(ConfigError, match=r"model\.arch = 'dcgan'.*auto, mlp"):
-        build_networks(ModelConfig(arch="dcgan"), "points", (2,))
+        build_networks(replace(CLASSIC, arch="dcgan"), "points", (2,))

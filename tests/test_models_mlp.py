@@ -8,9 +8,12 @@ from ganforge.errors import ConfigError
 from ganforge.models import build_networks, describe
 from ganforge.models.mlp import MLPGenerator
 
+# The classic DCGAN settings (BatchNorm, width 64) that these tests are about.
+CLASSIC = ModelConfig(width=64, norm="batch")
+
 
 def tiny(**overrides) -> ModelConfig:
-    return ModelConfig(**{"z_dim": 4, "mlp_hidden": 16, "mlp_layers": 2, **overrides})
+    return ModelConfig(**{"norm": "batch", "z_dim": 4, "mlp_hidden": 16, "mlp_layers": 2, **overrides})
 
 
 def has(module: nn.Module, kind: type) -> bool:
@@ -27,7 +30,7 @@ def test_shapes(norm):
 
 
 def test_auto_arch_is_mlp_for_points():
-    G, D = build_networks(ModelConfig(), "points", (2,))
+    G, D = build_networks(CLASSIC, "points", (2,))
     assert G.plan == ["z100", "256", "256", "256", "2"] and D.plan == ["2", "256", "256", "256", "1"]
     assert "MLPGenerator" in describe(G, D)
 
@@ -51,4 +54,4 @@ def test_extra_dim():
 
 def test_mlp_on_images_is_an_error():
     with pytest.raises(ConfigError, match=r"model\.arch = 'mlp'.*auto, dcgan"):
-        build_networks(ModelConfig(arch="mlp"), "image", (3, 32, 32))
+        build_networks(replace(CLASSIC, arch="mlp"), "image", (3, 32, 32))

@@ -1,6 +1,6 @@
 """Training data: image folders, MNIST, the procedural `shapes` images and 2-D toy mixtures."""
 from .dataset import Dataset, datasets, load_dataset
-from . import mnist, shapes, toy2d  # noqa: F401  (each registers its built-in sources)
+from . import mnist, shapes, stacked_mnist, toy2d  # noqa: F401  (each registers its built-in sources)
 from .mnist import read_idx
 from .sampler import BatchSampler
 from .shapes import read_attributes

@@ -1,0 +1,97 @@
+"""The evaluation sub-commands: `eval`, `fetch-weights`, `train-classifier`.
+
+`add_eval_commands(subparsers)` adds them to ganforge's parser; each calls one library function.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+DEFAULT_METRICS = "fid"
+
+
+def cmd_eval(args) -> int:
+    from .metrics import evaluate
+    from .metrics.evaluate import Settings
+
+    result = evaluate(args.source, ref=args.ref, metrics=args.metrics, n=args.n, features=args.features,
+                      n_ref=args.n_ref, batch_size=args.batch_size, device=args.device, seed=args.seed,
+                      checkpoint=args.checkpoint, resolution=args.resolution, cache_dir=args.cache_dir,
+                      weights_path=args.weights, progress=not args.quiet,
+                      settings=Settings(kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size))
+    if "step" in result:  # a run: keep the result in its directory (the run directory is the interface)
+        extractor = args.features.partition(":")[0]
+        out = Path(args.source) / "eval" / f"step-{result['step']:06d}-{extractor}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:12s} {value:.6g}" if isinstance(value, float) else f"{key:12s} {value}")
+    return 0
+
+
+def cmd_fetch_weights(args) -> int:
+    from .metrics import weights
+
+    path = weights.fetch(weights.INCEPTION_URL, weights.INCEPTION_SHA256, out=args.out, progress=not args.quiet)
+    print(f"Inception weights verified (SHA-256 {weights.INCEPTION_SHA256[:16]}…) at {path}")
+    return 0
+
+
+def cmd_train_classifier(args) -> int:
+    from .config import DatasetOptions
+    from .data import load_dataset
+    from .metrics.classifier import save_classifier, train_classifier
+    from .training.device import pick_device
+
+    dataset = load_dataset(args.data, args.resolution, args.channels, DatasetOptions(flip=False), args.seed)
+    model, report = train_classifier(dataset, holdout=args.holdout, train_size=args.train_size, epochs=args.epochs,
+                                     seed=args.seed, device=pick_device(args.device), progress=not args.quiet)
+    save_classifier(model, args.out, {**report, "data": args.data})
+    print(f"held-out accuracy {report['holdout_accuracy']:.4f} on {report['holdout']} images "
+          f"(trained on {report['train_size']}); wrote {args.out}")
+    return 0
+
+
+def add_eval_commands(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="measure a run, a generator's samples or an image folder (FID, KID, IS, …)")
+    p.add_argument("source", help="run directory, image folder, or dataset spec")
+    p.add_argument("--ref", help="real images to compare with: folder or dataset spec (default: a run's training data)")
+    p.add_argument("--metrics", default=DEFAULT_METRICS,
+                   help="comma-separated: fid, kid, is, pr, coverage, modes (default fid)")
+    p.add_argument("--n", type=int, default=10000, help="generated (or used) images (default 10000)")
+    p.add_argument("--n-ref", type=int, help="reference images (default: --n)")
+    p.add_argument("--features", default="inception", help="inception | classifier:PATH (default inception)")
+    p.add_argument("--weights", help="Inception weights file (default: $GANFORGE_INCEPTION_WEIGHTS or the cache)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--resolution", type=int, help="image side when loading a folder/spec source (default: its first image)")
+    p.add_argument("--checkpoint", default="latest", help="'latest' or a step number (runs)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors and subsets (default 0)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache-dir", help="where reference statistics are cached (default $GANFORGE_CACHE or ~/.cache/ganforge)")
+    p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--kid-subset-size", type=int, default=1000)
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_eval)
+
+    p = subparsers.add_parser("fetch-weights", help="download and verify feature-network weights")
+    p.add_argument("network", choices=["inception"])
+    p.add_argument("--out", help="file to write (default: the cache folder)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_fetch_weights)
+
+    p = subparsers.add_parser("train-classifier", help="train the small CNN used by --features classifier:PATH")
+    p.add_argument("--data", required=True, help="labelled image data, e.g. mnist:PATH")
+    p.add_argument("--out", required=True, help="output .safetensors file")
+    p.add_argument("--resolution", type=int, default=28, help="input side (default 28, MNIST's)")
+    p.add_argument("--channels", type=int, default=1, choices=(1, 3))
+    p.add_argument("--holdout", type=int, default=2000, help="images held out to measure accuracy (default 2000)")
+    p.add_argument("--train-size", type=int, help="training images (default: all the rest)")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train_classifier)

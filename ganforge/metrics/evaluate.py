@@ -1,0 +1,268 @@
+"""`evaluate`: generate or load images, stream them through a feature extractor, apply the metrics.
+
+A source is a run directory (its generator, and by default its training data as reference), a
+generator module, a dataset spec or image folder, or a uint8 N×C×H×W tensor. Reference statistics
+are cached on disk (cache.py). Results are one flat dict, ready for JSON and metrics.jsonl:
+
+    fid · kid, kid_std · is, is_std · precision, recall · coverage, classes, class_kl ·
+    modes, modes_kl (Stacked MNIST) · modes, high_quality (2-D mixtures)
+    plus n, n_ref, features, ref, ref_cache ("hit" | "miss"), step (runs)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from ..config import DatasetOptions
+from ..data import Dataset, load_dataset
+from ..data.cache import cache_root
+from ..data.folder import EXTENSIONS
+from ..registry import Registry
+from .cache import load_reference, reference_key, save_reference
+from .collect import Collected, collect
+from .errors import MetricError
+from .extractors import build_extractor
+from .fid import frechet_distance
+from .inception_score import inception_score
+from .kid import kid
+from .modes import class_histogram, coverage, histogram_kl, stacked_modes
+from .precision_recall import precision_recall
+
+IS_SHUFFLE_SEED = 2020  # torch-fidelity's: the same IS on the same images
+
+
+@dataclass(frozen=True)
+class Settings:
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    pr_k: int = 3
+    is_splits: int = 10
+
+
+@dataclass(frozen=True)
+class Metric:
+    needs: frozenset                  # what `collect` must keep: "stats", "features", "logits", "channel_classes"
+    uses_ref: bool
+    compute: Callable[[Collected, Collected | None, Settings, object], dict]
+
+
+metric_registry: Registry[Metric] = Registry("metric")
+
+
+def _probs(collected: Collected) -> np.ndarray:
+    logits = torch.from_numpy(collected.logits).double()
+    return logits.softmax(dim=1).numpy()  # softmax in float64, as torch-fidelity
+
+
+def _needs_classes(extractor, metric: str):
+    if not extractor.classes:
+        raise MetricError(f"metric '{metric}' counts classes, which {extractor.name} does not have; "
+                          f"use --features classifier:PATH (see `ganforge train-classifier`)")
+    return len(extractor.classes)
+
+
+def _fid(gen, ref, settings, extractor):
+    return {"fid": frechet_distance(gen.mean, gen.cov, ref.mean, ref.cov)}
+
+
+def _kid(gen, ref, settings, extractor):
+    mean, std = kid(gen.features, ref.features, settings.kid_subsets, settings.kid_subset_size)
+    return {"kid": mean, "kid_std": std}
+
+
+def _is(gen, ref, settings, extractor):
+    mean, std = inception_score(_probs(gen), settings.is_splits, shuffle_seed=IS_SHUFFLE_SEED)
+    return {"is": mean, "is_std": std}
+
+
+def _pr(gen, ref, settings, extractor):
+    precision, recall = precision_recall(ref.features, gen.features, settings.pr_k)
+    return {"precision": precision, "recall": recall}
+
+
+def _coverage(gen, ref, settings, extractor):
+    classes = _needs_classes(extractor, "coverage")
+    gen_classes, ref_classes = _probs(gen).argmax(1), _probs(ref).argmax(1)
+    kl = histogram_kl(class_histogram(gen_classes, classes), class_histogram(ref_classes, classes))
+    return {"coverage": coverage(gen_classes, classes), "classes": classes, "class_kl": kl}
+
+
+def _modes(gen, ref, settings, extractor):
+    if _needs_classes(extractor, "modes") != 10 or gen.channel_classes.shape[1] != 3:
+        raise MetricError("metric 'modes' is Stacked MNIST's: it needs 3-channel images and a 10-digit "
+                          "classifier (--features classifier:mnist-clf.safetensors)")
+    return stacked_modes(gen.channel_classes)
+
+
+metric_registry.register("fid")(Metric(frozenset({"stats"}), True, _fid))
+metric_registry.register("kid")(Metric(frozenset({"features"}), True, _kid))
+metric_registry.register("is")(Metric(frozenset({"logits"}), False, _is))
+metric_registry.register("pr")(Metric(frozenset({"features"}), True, _pr))
+metric_registry.register("coverage")(Metric(frozenset({"logits"}), True, _coverage))
+metric_registry.register("modes")(Metric(frozenset({"channel_classes"}), False, _modes))
+
+
+# --- sources --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Images:
+    """An image set to stream: `batches(size)` yields uint8 N×C×H×W tensors, `count` in all."""
+    description: str
+    count: int
+    shape: tuple[int, int, int]                # C, H, W
+    batches: Callable[[int], Iterator[torch.Tensor]]
+    tensor: torch.Tensor | None = None         # held for real data (hashed for the cache)
+
+
+def _from_tensor(images: torch.Tensor, n: int | None, seed: int, description: str) -> Images:
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise MetricError(f"{description}: images must be uint8 N×C×H×W, got {images.dtype} {tuple(images.shape)}")
+    if n is not None and len(images) > n:  # a seeded subset, not the first n (folders are sorted by name)
+        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
+    return Images(description, len(images), tuple(images.shape[1:]),
+                  lambda size: (images[i:i + size] for i in range(0, len(images), size)), images)
+
+
+def _from_generator(generator: torch.nn.Module, n: int, seed: int, device: torch.device, description: str) -> Images:
+    from ..report.grids import to_uint8
+
+    z_all = torch.randn(n, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        shape = tuple(to_uint8(generator(z_all[:1].to(device))).shape[1:])
+
+    def batches(size):
+        for start in range(0, n, size):
+            with torch.inference_mode():
+                yield to_uint8(generator(z_all[start:start + size].to(device)))
+
+    return Images(description, n, shape, batches)
+
+
+def _folder_resolution(folder: Path) -> int:
+    from PIL import Image
+
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS):
+        try:
+            with Image.open(path) as img:
+                return min(img.size)
+        except OSError:
+            continue
+    raise MetricError(f"no readable image in {folder}; give a folder of .png/.jpg images")
+
+
+def _load_images(spec: str, resolution: int | None, channels: int, options: DatasetOptions, n: int | None,
+                 seed: int) -> Images:
+    if resolution is None:
+        if not Path(spec).expanduser().is_dir():
+            raise MetricError(f"give --resolution to load '{spec}' (no generated images fix the size)")
+        resolution = _folder_resolution(Path(spec).expanduser())
+    dataset: Dataset = load_dataset(spec, resolution, channels, options, seed)
+    if dataset.kind != "image":
+        raise MetricError(f"'{spec}' holds 2-D points, not images; evaluate a run trained on it for mode coverage")
+    return _from_tensor(dataset.data, n, seed, spec)
+
+
+def _is_run(source) -> bool:
+    return isinstance(source, (str, Path)) and (Path(source).expanduser() / "config.yaml").is_file()
+
+
+# --- evaluate -----------------------------------------------------------------------------------------
+
+
+def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fid",), n: int = 10_000, *,
+             features: str = "inception", n_ref: int | None = None, batch_size: int = 64, device="auto",
+             seed: int = 0, checkpoint: str = "latest", resolution: int | None = None,
+             cache_dir: str | Path | None = None, weights_path: str | Path | None = None,
+             progress: bool = True, settings: Settings = Settings()) -> dict:
+    """Metrics of `source` (a run directory or Run, a generator with `z_dim`, a dataset spec or image
+    folder, or a uint8 tensor) against `ref` (a dataset spec, folder or uint8 tensor; default: a run's
+    training data). n: generated (or used) images; n_ref: reference images (default n)."""
+    from ..run import load_run
+    from ..training.device import pick_device
+
+    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    chosen = {name: metric_registry.get(name) for name in names}
+    device = pick_device(str(device))
+    options = DatasetOptions(cache_dir=str(cache_dir or ""))
+    result: dict = {}
+    run = load_run(source, checkpoint=checkpoint, device=device) if _is_run(source) else source
+    if hasattr(run, "generator"):  # a run: its own data options, and its training data as default reference
+        options = replace(run.config.dataset, cache_dir=str(cache_dir or run.config.dataset.cache_dir))
+        result["step"] = run.step
+        if run.info["data_kind"] == "points":
+            return {**result, **_evaluate_points(run, names, n, seed, device, options)}
+
+    uses_ref = [name for name, metric in chosen.items() if metric.uses_ref]
+    if uses_ref and ref is None and not hasattr(run, "generator"):
+        raise MetricError(f"{', '.join(uses_ref)} compare with real data: give --ref FOLDER or a dataset spec")
+    gen = _source_images(run, n, seed, device, resolution, options)
+    extractor = build_extractor(features, device, weights_path)
+    needs = set().union(*(m.needs for m in chosen.values()))
+    result.update(n=gen.count, features=extractor.name)
+    generated = collect(gen.batches(batch_size), gen.count, extractor, needs, device,
+                        f"{gen.description} → {features}", progress)
+
+    reference = None
+    if uses_ref:
+        real = _reference_images(ref, run, gen, n_ref or n, seed, options)
+        reference, status = _reference(real, extractor, needs - {"channel_classes"}, device, batch_size, options,
+                                       progress)
+        result.update(n_ref=real.count, ref=real.description, ref_cache=status)
+    for metric in chosen.values():
+        result.update(metric.compute(generated, reference, settings, extractor))
+    return result
+
+
+def _source_images(source, n: int, seed: int, device, resolution: int | None, options: DatasetOptions) -> Images:
+    if hasattr(source, "generator"):
+        return _from_generator(source.generator, n, seed, device, f"{source.path.name} step {source.step}")
+    if isinstance(source, torch.nn.Module):
+        return _from_generator(source, n, seed, device, type(source).__name__)
+    if isinstance(source, torch.Tensor):
+        return _from_tensor(source, n, seed, "images")
+    return _load_images(str(source), resolution, 3, options, n, seed)
+
+
+def _reference_images(ref, run, gen: Images, n_ref: int, seed: int, options: DatasetOptions) -> Images:
+    """`ref` as images at the generated images' size, or else the run's training data."""
+    if isinstance(ref, torch.Tensor):
+        return _from_tensor(ref, n_ref, seed, "reference")
+    if ref is not None:
+        return _load_images(str(ref), gen.shape[1], gen.shape[0], options, n_ref, seed)
+    cfg = run.config
+    return _load_images(cfg.data, cfg.resolution, cfg.channels, options, n_ref, cfg.seed)
+
+
+def _reference(real: Images, extractor, needs: set[str], device, batch_size: int, options: DatasetOptions,
+               progress: bool) -> tuple[Collected, str]:
+    """Reference features from the cache when an entry holds everything needed, else computed and stored."""
+    path = cache_root(options) / "eval" / f"{reference_key(real.tensor, extractor.identity)}.npz"
+    cached = load_reference(path)
+    if cached is not None and cached.has(needs):
+        return cached, "hit"
+    if cached is not None:  # keep what the old entry had too, so alternating metrics stop missing
+        needs = needs | {k for k in ("stats", "features", "logits") if cached.has({k})}
+    collected = collect(real.batches(batch_size), real.count, extractor, needs, device,
+                        f"{real.description} → {extractor.name} (reference)", progress)
+    save_reference(path, collected)
+    return collected, "miss"
+
+
+def _evaluate_points(run, names: list[str], n: int, seed: int, device, options: DatasetOptions) -> dict:
+    """2-D mixture runs: modes covered and share of high-quality samples (VEEGAN/PacGAN)."""
+    from ..data import mode_coverage
+
+    if names != ["modes"]:
+        raise MetricError(f"a 2-D point run is measured by --metrics modes (modes covered, high-quality share); "
+                          f"{', '.join(names)} need images")
+    cfg = run.config
+    data = load_dataset(cfg.data, cfg.resolution, cfg.channels, options, cfg.seed)
+    z = torch.randn(n, run.generator.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    with torch.inference_mode():
+        points = run.generator(z)
+    return {"n": n, **mode_coverage(points, data.centers, data.std)}

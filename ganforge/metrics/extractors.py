@@ -1,0 +1,70 @@
+"""Feature extractors: uint8 images in, named per-image outputs out, registered by spec.
+
+    inception          the FID Inception (pool3 features, 1008 logits without bias)
+    classifier:PATH    a classifier trained by `ganforge train-classifier` (penultimate features,
+                       class logits, and each channel's class for Stacked MNIST)
+
+An extractor returns, for the outputs asked of it, a dict of N×… tensors: "features", "logits",
+"channel_classes". `identity` names the network and its weights exactly, for cache keys.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..registry import Registry
+from .classifier import load_classifier
+from .errors import MetricError
+from .inception import InceptionV3
+from .weights import sha256_of
+
+
+class InceptionExtractor:
+    name = "inception"
+    outputs = frozenset({"features", "logits"})
+    classes = None
+
+    def __init__(self, device: torch.device, weights_path: str | Path | None = None):
+        self.network = InceptionV3(weights_path).to(device)
+        self.identity = f"inception-2015-12-05-{sha256_of(self.network.weights_file)[:16]}-tf1resize"
+
+    def __call__(self, images: torch.Tensor, wanted: frozenset) -> dict[str, torch.Tensor]:
+        pool3, logits = self.network(images)
+        return {"features": pool3, "logits": logits}
+
+
+class ClassifierExtractor:
+    outputs = frozenset({"features", "logits", "channel_classes"})
+
+    def __init__(self, path: str | Path, device: torch.device):
+        self.network = load_classifier(path, device)
+        self.name = f"classifier:{path}"
+        self.classes = self.network.classes
+        self.identity = f"classifier-{sha256_of(Path(path).expanduser())[:16]}"
+
+    def __call__(self, images: torch.Tensor, wanted: frozenset) -> dict[str, torch.Tensor]:
+        out = {}
+        if wanted & {"features", "logits"}:
+            out["features"], out["logits"] = self.network(images)
+        if "channel_classes" in wanted:
+            # Stacked MNIST: each colour channel is one digit; classify the channels one by one.
+            n, channels = images.shape[:2]
+            _, logits = self.network(images.reshape(n * channels, 1, *images.shape[2:]))
+            out["channel_classes"] = logits.argmax(1).view(n, channels)
+        return out
+
+
+extractors: Registry = Registry("feature extractor")
+extractors.register("inception")(lambda argument, device, weights_path: InceptionExtractor(device, weights_path))
+extractors.register("classifier:")(lambda argument, device, weights_path: ClassifierExtractor(argument, device))
+
+
+def build_extractor(spec: str, device: torch.device, weights_path: str | Path | None = None):
+    """'inception' or 'classifier:PATH' → an extractor on `device`."""
+    prefix, colon, argument = spec.partition(":")
+    if colon and prefix + ":" in extractors:
+        if not argument:
+            raise MetricError(f"--features {spec} needs a path: {prefix}:PATH")
+        return extractors.get(prefix + ":")(argument, device, weights_path)
+    return extractors.get(spec)("", device, weights_path)
