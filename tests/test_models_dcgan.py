@@ -1,4 +1,6 @@
 """DCGAN networks and the network registry: shapes, normalisation rules, init, and the PyTorch-example match."""
+from dataclasses import replace
+
 import itertools
 
 import pytest

@@ -1,4 +1,6 @@
 """MLP networks for 2-D points."""
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
