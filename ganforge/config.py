@@ -90,6 +90,14 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    every: int = _f(0, "G steps between evaluations during training (0: none); rows go to metrics.jsonl", minimum=0)
+    metrics: str = _f("fid", "comma-separated metrics: fid, kid, is, pr, coverage (classifier features)")
+    n: int = _f(2000, "generated (and reference) images per evaluation", minimum=2)
+    features: str = _f("inception", "feature network: inception, or classifier:PATH (see train-classifier)")
+
+
+@dataclass
 class Config:
     name: str = _f("", "run name; empty: <objective>-<data>")
     data: str = _f("shapes", "image folder path, or shapes | ring8 | grid25 | mnist:PATH")
@@ -106,6 +114,7 @@ class Config:
     optim: OptimConfig = _f(OptimConfig, "")
     loss: LossConfig = _f(LossConfig, "")
     train: TrainConfig = _f(TrainConfig, "")
+    eval: EvalConfig = _f(EvalConfig, "")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

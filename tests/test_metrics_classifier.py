@@ -20,16 +20,6 @@ MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 needs_mnist = pytest.mark.skipif(not MNIST.is_dir(), reason=f"real MNIST not found at {MNIST}")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The CPU is shared: with two busy cores, OpenMP's two threads run small convolutions ~10× slower
-    # than one thread does, so this module pins one thread and restores the setting after.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def mnist():
     return load_dataset(f"mnist:{MNIST}", 28, 1, DatasetOptions())

@@ -22,16 +22,6 @@ TINY_TRAIN = ["--steps", "6", "--batch-size", "8", "--set", "model.width=4", "--
               "--set", "dataset.size=64", "--set", "train.log_every=3", "--quiet"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The CPU is shared: two contended OpenMP threads run these small networks (and LAPACK) up to
-    # 10-30× slower than one thread, so this module pins one and restores the setting after.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run_cli(argv):
     parser = argparse.ArgumentParser(prog="ganforge")
     add_eval_commands(parser.add_subparsers(dest="command", required=True))

@@ -70,15 +70,6 @@ EXPECTED_PARAMETERS = 27_161_264 - (98_560 + 2_459_136 + 769_000) + 16_392  # 23
 CONV_BN_LAYERS = 94  # torchvision's Inception3 without the aux head: 94 BasicConv2d
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The CPU is shared: two contended OpenMP threads run this network ~5× slower than one thread.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def network():
     torch.manual_seed(0)

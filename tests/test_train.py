@@ -155,3 +155,41 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_continues(tmp_path):
                               "--quiet"], capture_output=True, text=True, env=env, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert load_run(out).step == step + 4
+
+
+def test_evaluation_during_training_logs_rows_and_keeps_the_best(tmp_path):
+    """eval.every: rows in metrics.jsonl, checkpoints/best = lowest FID (classifier features: no download)."""
+    from ganforge.training.trainer import Trainer
+
+    cfg = tiny_config(tmp_path, steps=20, eval={"every": 10, "n": 64, "metrics": "fid", "features": "inception"})
+    trainer = Trainer(cfg, tmp_path / "run", echo=lambda *a: None)
+    fids = iter([5.0, 3.0, 4.0])
+    calls = []
+
+    def fake_evaluate(G, **kwargs):
+        calls.append((G.training, kwargs["n"], kwargs["metrics"]))
+        return {"fid": next(fids)}
+
+    import ganforge.metrics
+
+    original = ganforge.metrics.evaluate
+    ganforge.metrics.evaluate = fake_evaluate
+    try:
+        trainer.train()
+    finally:
+        ganforge.metrics.evaluate = original
+    assert calls == [(False, 64, "fid"), (False, 64, "fid")]  # G measured in eval mode at steps 10 and 20
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["eval"]["fid"]) for r in rows if "eval" in r] == [(10, 5.0), (20, 3.0)]
+    best = json.loads((tmp_path / "run" / "checkpoints" / "best" / "state.json").read_text())
+    assert best["best"] == {"fid": 3.0, "step": 20} and load_run(tmp_path / "run", checkpoint="best").step == 20
+
+
+def test_evaluation_on_points_counts_modes(tmp_path):
+    cfg = from_dict({"data": "ring8", "steps": 10, "batch_size": 64, "out": str(tmp_path / "run"),
+                     "dataset": {"size": 512}, "model": {"z_dim": 2, "mlp_hidden": 16},
+                     "train": {"quiet": True, "log_every": 5}, "eval": {"every": 5}})
+    train(cfg, echo=lambda *a: None)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r["eval"] for r in rows if "eval" in r]
+    assert len(evals) == 2 and all(0 <= e["modes"] <= 8 and 0 <= e["high_quality"] <= 1 for e in evals)

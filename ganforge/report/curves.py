@@ -12,6 +12,7 @@ def plot_losses(history: list[dict], path: str | Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    history = [row for row in history if "d_loss" in row]  # evaluation rows carry no losses
     steps = [row["step"] for row in history]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), dpi=100, sharex=True)
     top.plot(steps, [row["d_loss"] for row in history], label="D loss")

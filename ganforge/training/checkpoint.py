@@ -37,7 +37,13 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def find_checkpoint(run_dir: Path, which: str = "latest") -> Path:
-    """'latest', a step number, or a checkpoint folder name."""
+    """'latest', 'best' (by FID, when the run evaluated during training), a step number, or a folder name."""
+    if which == "best":
+        best = Path(run_dir) / "checkpoints" / "best"
+        if not best.is_dir():
+            raise GanforgeError(f"{run_dir} has no best checkpoint; it is kept when training evaluates FID "
+                                "(set eval.every)")
+        return best
     found = list_checkpoints(run_dir)
     if not found:
         raise GanforgeError(f"{run_dir} has no checkpoint; train it first (ganforge train --out {run_dir})")
@@ -75,11 +81,14 @@ def _unflatten_optimizer(prefix: str, meta: dict, tensors: dict) -> dict:
 
 
 def save_checkpoint(run_dir: Path, step: int, modules: dict[str, torch.nn.Module],
-                    optimizers: dict[str, torch.optim.Optimizer], extra: dict, keep: int) -> Path:
-    """Write checkpoint `step` atomically and keep only the `keep` most recent ones."""
+                    optimizers: dict[str, torch.optim.Optimizer], extra: dict, keep: int,
+                    name: str | None = None) -> Path:
+    """Write checkpoint `step` atomically and keep only the `keep` most recent step-NNNNNN ones.
+
+    `name` saves under another folder name (e.g. "best"), which the pruning never touches."""
     folder = Path(run_dir) / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / step_dir_name(step)
+    final = folder / (name or step_dir_name(step))
     tmp = folder / f".tmp-{final.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

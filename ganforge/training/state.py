@@ -22,10 +22,10 @@ class TrainState:
     def _parts(self):
         return {"G": self.G, "D": self.D}, {"d": self.opt_d, "g": self.opt_g}
 
-    def save(self, run_dir: Path, keep: int) -> Path:
+    def save(self, run_dir: Path, keep: int, name: str | None = None, extra: dict | None = None) -> Path:
         modules, optimizers = self._parts()
         return save_checkpoint(run_dir, self.step, modules, optimizers,
-                               extra={"sampler": self.sampler.state_dict()}, keep=keep)
+                               extra={"sampler": self.sampler.state_dict(), **(extra or {})}, keep=keep, name=name)
 
     def load(self, checkpoint: Path, device: torch.device) -> None:
         modules, optimizers = self._parts()

@@ -110,7 +110,11 @@ class Trainer:
         fixed = torch.Generator().manual_seed(cfg.seed + 1)
         self.fixed_z = torch.randn(n_fixed, G.z_dim, generator=fixed).to(self.device)
 
+        self.best_fid = math.inf
         if resume:
+            best = self.paths.checkpoints / "best" / "state.json"
+            if best.is_file():
+                self.best_fid = json.loads(best.read_text())["best"]["fid"]
             checkpoint = find_checkpoint(self.paths.root)
             self.state.load(checkpoint, self.device)
             echo(f"resumed {self.paths.root} from {checkpoint.name}")
@@ -205,6 +209,32 @@ class Trainer:
             save_grid(to_uint8(out), path)
         return path
 
+    def evaluate_now(self) -> dict:
+        """Metrics of the current G (eval.*), logged as an "eval" row; a better FID is kept as checkpoints/best."""
+        cfg, G = self.config, self.state.G
+        G.eval()  # BatchNorm must not update its running statistics while measuring
+        try:
+            if self.dataset.kind == "points":
+                with torch.no_grad():
+                    result = mode_coverage(G(self.fixed_z), self.dataset.centers, self.dataset.std)
+            else:
+                from ..metrics import evaluate
+
+                result = evaluate(G, ref=self.dataset.data, metrics=cfg.eval.metrics, n=cfg.eval.n,
+                                  features=cfg.eval.features, device=self.device, seed=cfg.seed,
+                                  cache_dir=cfg.dataset.cache_dir or None, progress=False)
+        finally:
+            G.train()
+        row = {"step": self.state.step, "eval": result}
+        self.history.append(row)
+        with self.paths.metrics.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        if result.get("fid", math.inf) < self.best_fid:
+            self.best_fid = result["fid"]
+            self.state.save(self.paths.root, self.config.train.keep_checkpoints, name="best",
+                            extra={"best": {"fid": self.best_fid, "step": self.state.step}})
+        return result
+
     def _check_finite(self, first_bad: torch.Tensor) -> None:
         bad_step = int(first_bad)
         if bad_step >= 0:
@@ -240,7 +270,7 @@ class Trainer:
         pending: list = []  # (host metadata, values copied off the device) awaiting the next flush
         steps_in_interval = d_steps_in_interval = 0
         interval_start, callback_time, wall_start = time.perf_counter(), 0.0, time.perf_counter()
-        wall_offset = self.history[-1]["wall_time"] if self.history else 0.0
+        wall_offset = max((row["wall_time"] for row in self.history if "wall_time" in row), default=0.0)
 
         bar = tqdm(total=cfg.steps, initial=st.step, disable=tc.quiet, unit="step", dynamic_ncols=True,
                    desc=self.paths.root.name)
@@ -276,10 +306,13 @@ class Trainer:
 
                 sample_now = done % tc.sample_every == 0 or done == cfg.steps
                 checkpoint_now = done % tc.checkpoint_every == 0 or done == cfg.steps or interrupt["stop"]
-                if sample_now or checkpoint_now:
+                eval_now = cfg.eval.every > 0 and (done % cfg.eval.every == 0 or done == cfg.steps)
+                if sample_now or checkpoint_now or eval_now:
                     t0 = time.perf_counter()
                     self._write_rows(pending)
                     self._check_finite(first_bad)
+                    if eval_now:
+                        self.evaluate_now()
                     if sample_now:
                         self.write_samples()
                         plot_losses(self.history, self.paths.loss_curve)
@@ -301,7 +334,7 @@ class Trainer:
 
     def _report_progress(self, bar, meta: dict) -> None:
         # The latest losses shown are one interval old (the newest are still on their way off the device).
-        last = self.history[-1] if self.history else None
+        last = next((row for row in reversed(self.history) if "d_loss" in row), None)
         losses = f"D {last['d_loss']:.3f} G {last['g_loss']:.3f}" if last and last["d_loss"] is not None else ""
         if self.config.train.quiet:
             self.echo(f"step {meta['step']}/{self.config.steps}  {meta['img_per_s']:.0f} img/s  {losses}")
