@@ -180,9 +180,15 @@ class Trainer:
                 penalty.detach() if penalty is not None else torch.zeros((), device=self.device),
             ]) / n_d
 
-        g_loss = objective.g_loss(st.D(fake))
-        st.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        # The G step needs gradients through D, not D's own weight gradients (the next D step would
+        # discard them), so D's parameters sit out of this backward pass.
+        st.D.requires_grad_(False)
+        try:
+            g_loss = objective.g_loss(st.D(fake))
+            st.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+        finally:
+            st.D.requires_grad_(True)
         if want_grad_norms:
             acc[6] += _grad_norm(st.G)
         st.opt_g.step()
