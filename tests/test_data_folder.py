@@ -133,3 +133,33 @@ def test_interrupted_cache_write_leaves_no_cache(photos, options, monkeypatch):
     cache_dir = os.path.join(options.cache_dir, "folders")
     assert not [name for name in os.listdir(cache_dir) if name.endswith((".npy", ".tmp"))]
     assert load_dataset(str(photos), 32, 3, options).info["cache"] == "built"
+
+
+def test_first_level_sub_folders_are_classes(tmp_path, options):
+    root = tmp_path / "pets"
+    for name, colour in [("dogs/b.png", "blue"), ("cats/a.png", "red"), ("dogs/deep/c.png", "blue"),
+                         ("cats/d.png", "red"), ("dogs/e.png", "blue")]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        solid("RGB", (8, 8), colour).save(root / name)
+    (root / "README.txt").write_text("not an image: skipped, does not stop the classes")
+    for status in ("built", "hit"):  # the cache remembers which file each image came from
+        data = load_dataset(str(root), 8, 3, options)
+        assert data.info["cache"] == status
+        assert data.class_names == ["cats", "dogs"] and data.labels.dtype == torch.int64
+        assert data.labels.tolist() == [0, 0, 1, 1, 1]  # cats/a, cats/d, dogs/b, dogs/deep/c, dogs/e
+        assert (data.data[:, 2].float().mean(dim=(1, 2)) > 128).tolist() == [False, False, True, True, True]
+        assert data.info["summary"].endswith("; 2 classes (cats 2, dogs 3)")
+
+
+def test_images_at_the_top_or_one_sub_folder_mean_no_classes(tmp_path, options):
+    root = tmp_path / "mixed"
+    (root / "cats").mkdir(parents=True)
+    (root / "dogs").mkdir()
+    solid("RGB", (8, 8), "red").save(root / "cats" / "a.png")
+    solid("RGB", (8, 8), "red").save(root / "dogs" / "b.png")
+    solid("RGB", (8, 8), "red").save(root / "top.png")
+    assert load_dataset(str(root), 8, 3, options).labels is None
+    (root / "top.png").unlink()
+    (root / "dogs" / "b.png").unlink()
+    only = load_dataset(str(root), 8, 3, options)
+    assert only.labels is None and only.class_names is None

@@ -1,4 +1,5 @@
-"""Training data: image folders, MNIST, the procedural `shapes` images and 2-D toy mixtures."""
+"""Training data: image folders, MNIST, the procedural `shapes` images and 2-D toy mixtures, and their conditions."""
+from .conditions import Conditions, build_conditions
 from .dataset import Dataset, datasets, load_dataset
 from . import mnist, shapes, stacked_mnist, toy2d  # noqa: F401  (each registers its built-in sources)
 from .mnist import read_idx
@@ -6,4 +7,5 @@ from .sampler import BatchSampler
 from .shapes import read_attributes
 from .toy2d import mode_coverage
 
-__all__ = ["Dataset", "datasets", "load_dataset", "BatchSampler", "read_idx", "read_attributes", "mode_coverage"]
+__all__ = ["Conditions", "Dataset", "datasets", "build_conditions", "load_dataset", "BatchSampler", "read_idx",
+           "read_attributes", "mode_coverage"]

@@ -3,7 +3,7 @@
 A built-in source is one module that registers a loader in `datasets`:
 `loader(argument, resolution, channels, options, seed) -> Dataset`. A name ending in ":" is a prefix
 form (`mnist:PATH`) whose loader gets PATH as its argument; plain names get "". Any other spec must
-be an image folder.
+be an image folder; the tag options (dataset.tags_*) belong to folders alone.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from ..config import DatasetOptions
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..registry import Registry
 
 
@@ -25,7 +25,9 @@ class Dataset:
     data: torch.Tensor                        # image: uint8 N×C×H×W; points: float32 N×2
     labels: torch.Tensor | None = None        # int64 N class ids
     class_names: list[str] | None = None
-    tags: list[list[str]] | None = None       # per-sample attribute tags (shapes)
+    tags: list[list[str]] | None = None       # per-sample tags (shapes; folders with tag files), [] when untagged
+    tag_weights: list[list[float]] | None = None  # parallel to tags, each in (0, 1]; None: every tag weighs 1
+    captions: list[str] | None = None         # per-sample sentence for condition=text; None: the tags joined by ", "
     centers: torch.Tensor | None = None       # points: K×2 mixture mode centres
     std: float | None = None                  # points: mixture component std
     info: dict = field(default_factory=dict)  # what `ganforge data inspect` prints; always has "summary"
@@ -43,7 +45,12 @@ def builtin_names() -> str:
 def load_dataset(spec: str, resolution: int, channels: int, options: DatasetOptions, seed: int = 0) -> Dataset:
     # Built-in names win over a same-named folder in the working directory; "./shapes" picks the folder.
     prefix, colon, argument = spec.partition(":")
-    if colon and prefix + ":" in datasets:
+    prefixed = bool(colon) and prefix + ":" in datasets
+    if prefixed or spec in datasets:
+        folder_only = [key for key in ("tags_file", "tags_keep", "tags_top") if getattr(options, key)]
+        if folder_only:
+            raise ConfigError(f"dataset.{folder_only[0]} applies to image folders, not to {spec}; remove it")
+    if prefixed:
         return datasets.get(prefix + ":")(argument, resolution, channels, options, seed)
     if spec in datasets:
         return datasets.get(spec)("", resolution, channels, options, seed)

@@ -2,6 +2,9 @@
 
 Files that cannot be used are skipped and counted by reason ("broken", "empty", "not images"),
 never fatal. Hidden files and folders (names starting with ".") are ignored altogether.
+Conditions: images that all sit in first-level sub-folders, two or more, are classes (cats/, dogs/ →
+labels in sorted name order); tags come from tags.csv or .txt sidecars (see tags.py). Tags are re-read
+on every load, so editing them never needs a cache rebuild; tag files are not part of the image cache key.
 """
 from __future__ import annotations
 
@@ -18,16 +21,17 @@ from ..config import DatasetOptions
 from ..errors import DataError
 from . import cache
 from .dataset import Dataset
+from .tags import FolderTags, find_tag_file, is_sidecar, load_folder_tags
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 # Part of the cache key: bump it whenever decoding changes, so old caches are rebuilt.
-LOADER_VERSION = "folder-1"
+LOADER_VERSION = "folder-2"  # 2: the cache lists the files it holds
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
 def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptions) -> Dataset:
     folder = Path(spec).expanduser()
-    files = _list_files(folder)
+    files = _without_tag_files(_list_files(folder), find_tag_file(folder, options))
     key = cache.fingerprint([_signature(folder, files), resolution, channels, LOADER_VERSION])
     # Caches of one folder share a prefix, so a rebuild can delete the outdated ones.
     prefix = f"{folder.resolve().name[:40] or 'root'}-{cache.fingerprint(str(folder.resolve()))[:8]}-"
@@ -36,13 +40,14 @@ def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptio
     cached = cache.load(cache_path)
     if cached is not None:
         array, meta = cached
-        images, skipped, status = torch.from_numpy(np.array(array)), meta["skipped"], "hit"
+        images, skipped, loaded, status = torch.from_numpy(np.array(array)), meta["skipped"], meta["files"], "hit"
     else:
-        array, skipped = _decode_all(files, resolution, channels)
+        array, skipped, used = _decode_all(files, resolution, channels)
         if len(array) == 0:
             raise DataError(_nothing_usable(spec, len(files), skipped))
+        loaded = [path.relative_to(folder).as_posix() for path in used]
         try:
-            cache.save(cache_path, array, {"skipped": skipped})
+            cache.save(cache_path, array, {"skipped": skipped, "files": loaded})
         except OSError as err:
             raise DataError(f"cannot write the image cache in {cache_path.parent} ({err.strerror}); "
                             f"point --set dataset.cache_dir=PATH at a writable folder") from None
@@ -53,9 +58,51 @@ def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptio
     if skipped:
         reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()))
         summary += f", {sum(skipped.values())} skipped ({reasons})"
-    info = {"summary": summary, "skipped": skipped, "cache": status, "cache_path": str(cache_path),
+    info = {"summary": "", "skipped": skipped, "cache": status, "cache_path": str(cache_path),
             "resolution": resolution, "channels": channels}
-    return Dataset(name=spec, kind="image", data=images, info=info)
+    dataset = Dataset(name=spec, kind="image", data=images, info=info)
+
+    classes = class_folders(loaded)
+    if classes is not None:
+        dataset.labels, dataset.class_names = classes
+        counts = torch.bincount(dataset.labels, minlength=len(dataset.class_names)).tolist()
+        shown = [f"{name} {count}" for name, count in zip(dataset.class_names, counts)]
+        summary += f"; {len(shown)} classes ({', '.join(shown[:8])}{', …' if len(shown) > 8 else ''})"
+    tagged = load_folder_tags(folder, loaded, options)
+    if tagged is not None:
+        _attach_tags(dataset, tagged)
+        summary += "; " + tagged.summary()
+    info["summary"] = summary
+    return dataset
+
+
+def class_folders(images: list[str]) -> tuple[torch.Tensor, list[str]] | None:
+    """Labels and class names when every image sits in one of ≥ 2 first-level sub-folders, else None."""
+    parts = [image.split("/") for image in images]
+    if any(len(p) < 2 for p in parts):
+        return None  # images at the top level: the sub-folders are just storage
+    names = sorted({p[0] for p in parts})
+    if len(names) < 2:
+        return None  # one sub-folder holding everything is not a class
+    index = {name: i for i, name in enumerate(names)}
+    return torch.tensor([index[p[0]] for p in parts], dtype=torch.int64), names
+
+
+def _attach_tags(dataset: Dataset, tagged: FolderTags) -> None:
+    dataset.tags = [list(tags) for tags in tagged.tags]
+    if any(weight != 1.0 for tags in tagged.tags for weight in tags.values()):
+        dataset.tag_weights = [list(tags.values()) for tags in tagged.tags]
+    dataset.info["tags"] = tagged.info()
+
+
+def _without_tag_files(files: list[Path], tag_file: Path | None) -> list[Path]:
+    """The files to decode: neither the tags CSV nor a sidecar is a skipped image."""
+    image_stems = {path.with_suffix("") for path in files if path.suffix.lower() in EXTENSIONS}
+    return [path for path in files if not is_sidecar(path, image_stems) and not _same_file(path, tag_file)]
+
+
+def _same_file(path: Path, other: Path | None) -> bool:
+    return other is not None and path.name == other.name and path.resolve() == other.resolve()
 
 
 def _list_files(folder: Path) -> list[Path]:
@@ -75,19 +122,20 @@ def _signature(folder: Path, files: list[Path]) -> list:
     return signature
 
 
-def _decode_all(files: list[Path], resolution: int, channels: int) -> tuple[np.ndarray, dict[str, int]]:
+def _decode_all(files: list[Path], resolution: int, channels: int) -> tuple[np.ndarray, dict[str, int], list[Path]]:
+    """The decoded images, the skip counts by reason, and the files the images came from."""
     images = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
     skipped: Counter = Counter()
-    loaded = 0
+    used = []
     # PIL releases the GIL while decoding and resizing, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for result in pool.map(lambda p: decode(p, resolution, channels), files):
+        for path, result in zip(files, pool.map(lambda p: decode(p, resolution, channels), files)):
             if isinstance(result, str):
                 skipped[result] += 1
             else:
-                images[loaded] = result
-                loaded += 1
-    return images[:loaded], dict(skipped)
+                images[len(used)] = result
+                used.append(path)
+    return images[:len(used)], dict(skipped), used
 
 
 def decode(path: Path, resolution: int, channels: int) -> np.ndarray | str:

@@ -4,6 +4,8 @@ Geometry lives in the unit square (x right, y down) with pixel (i, j) centred at
 A pixel takes the shape colour iff its centre lies inside the shape (no anti-aliasing), so every
 attribute can be read back by rule (`read_attributes`). Each shape spans a 2h × 2h box around its
 centre (h: half-extent from SIZES); the star's box is a little smaller (1.9h × 1.81h).
+Each image's class is its shape; its tags are [colour, shape, size, "<colour> background"] and its
+caption, what condition=text embeds, is "a small red star on a yellow background".
 """
 from __future__ import annotations
 
@@ -90,13 +92,15 @@ def load_shapes(argument: str, resolution: int, channels: int, options: DatasetO
     centre = 0.5 + rng.uniform(-JITTER, JITTER, size=(n, 2))
     images = render(shape, colour, background, size, centre, resolution, channels)
     size_names = list(SIZES)
-    tags = [[COLOURS[c], SHAPES[s], size_names[z], f"{COLOURS[b]} background"]
-            for s, c, b, z in zip(shape.tolist(), colour.tolist(), background.tolist(), size.tolist())]
+    attributes = list(zip(shape.tolist(), colour.tolist(), background.tolist(), size.tolist()))
+    tags = [[COLOURS[c], SHAPES[s], size_names[z], f"{COLOURS[b]} background"] for s, c, b, z in attributes]
+    captions = [f"a {size_names[z]} {COLOURS[c]} {SHAPES[s]} on a {COLOURS[b]} background"
+                for s, c, b, z in attributes]
     summary = (f"shapes: {n} images {resolution}×{resolution}×{channels}, {len(SHAPES)} shapes × "
                f"{len(COLOURS)} colours × {len(SIZES)} sizes × {len(COLOURS) - 1} backgrounds "
                f"(any colour but the shape's)")
     return Dataset(name="shapes", kind="image", data=torch.from_numpy(images),
-                   labels=torch.from_numpy(shape).long(), class_names=list(SHAPES), tags=tags,
+                   labels=torch.from_numpy(shape).long(), class_names=list(SHAPES), tags=tags, captions=captions,
                    info={"summary": summary, "seed": seed, "shapes": SHAPES, "colours": COLOURS,
                          "sizes": list(SIZES)})
 

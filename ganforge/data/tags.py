@@ -1,0 +1,219 @@
+"""Tags of images in a folder: a CSV of `id,tags` or a .txt sidecar beside each image.
+
+Syntax of one image's tags (the same for a condition a user types): tags separated by commas, tabs
+or newlines, each optionally suffixed
+  `:N`  a count, as in the anime-face tag files (`blue hair:3`). A count is evidence that the tag
+        applies, not how strongly, so any N ≥ 1 gives weight 1.0 — the multi-hot input of the usual
+        tag-conditional GANs; N = 0 drops the tag.
+  `=w`  an explicit weight in [0, 1] (`lake=0.3`: the share of the image a feature covers), kept as
+        given; w = 0 drops the tag.
+A suffix that is not a number is part of the tag (`re:zero`). A tag given twice keeps its largest weight.
+
+The CSV: one line per image, `id,tags` (the id ends at the first comma or tab; a first line whose
+tags read `tags` is a header). An id is the image's file name without extension (`0` for 0.jpg), or
+its relative path with or without extension (`cats/0`). Images without tags and ids without images
+are counted, not fatal; a file that names no image at all is.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import DatasetOptions
+from ..errors import DataError
+
+Tags = dict[str, float]  # one image's tags → weight in (0, 1]
+
+DEFAULT_FILE = "tags.csv"
+SIDECAR_SUFFIX = ".txt"
+SEPARATORS = re.compile(r"[,\t\r\n]")
+SUFFIX = re.compile(r"^(.*?)\s*([:=])\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)$")
+
+
+def normalise(tag: str, lowercase: bool) -> str:
+    """Whitespace collapsed; with `lowercase`, also lower-case with _ and - as spaces (Blue_Hair → blue hair)."""
+    if lowercase:
+        tag = re.sub(r"[_\-]", " ", tag).lower()
+    return " ".join(tag.split())
+
+
+def parse_tags(text: str, lowercase: bool, where: str) -> Tags:
+    """'blue hair:3, lake=0.3' → {'blue hair': 1.0, 'lake': 0.3}; `where` starts error messages."""
+    tags: Tags = {}
+    for token in SEPARATORS.split(text):
+        token = token.strip().strip('"').strip()
+        if not token:
+            continue
+        name, weight = token, 1.0
+        match = SUFFIX.match(token)
+        if match:
+            name, mark, number = match.groups()
+            if mark == ":":
+                if not number.isdigit():
+                    raise DataError(f"{where}: count '{token}' is not a whole number; "
+                                    f"write tag:N for a count or tag=w for a weight in [0, 1]")
+                weight = 1.0 if int(number) > 0 else 0.0
+            else:
+                weight = float(number)
+                if not 0.0 <= weight <= 1.0:
+                    raise DataError(f"{where}: weight of '{name}' is {number}; weights after '=' must be in [0, 1]")
+        name = normalise(name, lowercase)
+        if not name:
+            raise DataError(f"{where}: '{token}' has a count or weight but no tag name; write e.g. 'blue hair:3'")
+        if weight > 0:
+            tags[name] = max(weight, tags.get(name, 0.0))
+    return tags
+
+
+def is_sidecar(path: Path, image_stems: set[Path]) -> bool:
+    """A .txt beside an image of the same stem holds that image's tags; it is not a skipped file."""
+    return path.suffix.lower() == SIDECAR_SUFFIX and path.with_suffix("") in image_stems
+
+
+def find_tag_file(folder: Path, options: DatasetOptions) -> Path | None:
+    """dataset.tags_file (as given, else inside the folder), or the folder's tags.csv; None: use sidecars."""
+    if not options.tags_file:
+        default = folder / DEFAULT_FILE
+        return default if default.is_file() else None
+    given = Path(options.tags_file).expanduser()
+    for candidate in (given, folder / given):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"tags file '{options.tags_file}' not found (looked in the working directory and {folder}); "
+                    f"fix dataset.tags_file, or leave it empty to use {folder / DEFAULT_FILE} or .txt sidecars")
+
+
+def read_tag_file(path: Path, lowercase: bool) -> list[tuple[int, str, Tags]]:
+    """The CSV's (line number, id, tags) rows."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets often start CSVs with a BOM
+    except UnicodeDecodeError:
+        raise DataError(f"tags file {path} is not UTF-8 text; save it as a UTF-8 CSV of id,tags lines") from None
+    except OSError as err:
+        raise DataError(f"cannot read tags file {path} ({err.strerror}); make it readable") from None
+    if "\0" in text:
+        raise DataError(f"tags file {path} is binary, not a CSV; give a text file of id,tags lines")
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        image_id, *tail = re.split(r"[,\t]", line, maxsplit=1)
+        rest = tail[0] if tail else ""  # an id alone: an image with no tags
+        image_id = image_id.strip().strip('"').strip()
+        if not rows and rest.strip().strip('"').strip().lower() == "tags":
+            continue  # the header
+        if not image_id:
+            raise DataError(f"tags file {path} line {number}: no image id before the tags; each line is 'id,tags'")
+        rows.append((number, image_id, parse_tags(rest, lowercase, f"tags file {path} line {number}")))
+    return rows
+
+
+@dataclass
+class FolderTags:
+    """Each loaded image's tags (in load order), and what did not match."""
+    source: str                         # the tags file, or "sidecar .txt files"
+    tags: list[Tags]
+    untagged: int                       # images with no tag (after tags_keep / tags_top)
+    unknown_ids: list[str] = field(default_factory=list)  # ids in the tags file that name no image
+    vocabulary_before: int = 0          # distinct tags before tags_keep / tags_top
+
+    def summary(self) -> str:
+        distinct = len({tag for tags in self.tags for tag in tags})
+        kept = f"{distinct} of {self.vocabulary_before}" if distinct != self.vocabulary_before else str(distinct)
+        text = f"{kept} tags from {self.source} (untagged images: {self.untagged}"
+        if self.unknown_ids:
+            text += f", ids without an image: {len(self.unknown_ids)}"
+        return text + ")"
+
+    def info(self) -> dict:
+        return {"source": self.source, "untagged": self.untagged, "unknown_ids": len(self.unknown_ids),
+                "unknown_id_examples": self.unknown_ids[:5]}
+
+
+def load_folder_tags(folder: Path, images: list[str], options: DatasetOptions) -> FolderTags | None:
+    """Tags for `images` (relative paths of the loaded images); None when the folder has no tags."""
+    tag_file = find_tag_file(folder, options)
+    if tag_file is not None:
+        per_image, unknown = _match_ids(tag_file, images, read_tag_file(tag_file, options.tags_lowercase))
+        source = str(tag_file)
+    else:
+        sidecars = [(folder / image).with_suffix(SIDECAR_SUFFIX) for image in images]
+        if not any(path.is_file() for path in sidecars):
+            return None
+        per_image = [_read_sidecar(path, options.tags_lowercase) for path in sidecars]
+        unknown, source = [], "sidecar .txt files"
+    before = len({tag for tags in per_image for tag in tags})
+    per_image = select(per_image, options.tags_keep, options.tags_top, options.tags_lowercase)
+    return FolderTags(source=source, tags=per_image, untagged=sum(not tags for tags in per_image),
+                      unknown_ids=unknown, vocabulary_before=before)
+
+
+def select(per_image: list[Tags], keep: str, top: int, lowercase: bool) -> list[Tags]:
+    """Only the tags named in `keep` (comma list; empty: all), then only the `top` most frequent (0: all)."""
+    counts = Counter(tag for tags in per_image for tag in tags)
+    allowed = set(counts)
+    if keep:
+        wanted = [normalise(tag, lowercase) for tag in keep.split(",") if tag.strip()]
+        for tag in wanted:
+            if tag not in counts:
+                raise DataError(f"dataset.tags_keep names '{tag}', which no image has; "
+                                f"{closest_hint(tag, list(counts), lowercase)}")
+        allowed = set(wanted)
+    if top:
+        allowed = set(sorted(allowed, key=lambda tag: (-counts[tag], tag))[:top])  # ties: alphabetical
+    return [{tag: weight for tag, weight in tags.items() if tag in allowed} for tags in per_image]
+
+
+def closest_hint(tag: str, known: list[str], lowercase: bool = True) -> str:
+    """'closest known tags: blue hair, blond hair' (difflib), or a pointer to the vocabulary."""
+    by_form = {normalise(name, lowercase): name for name in known}
+    close = difflib.get_close_matches(normalise(tag, lowercase), list(by_form), n=3, cutoff=0.5)
+    if close:
+        return "closest known tags: " + ", ".join(by_form[form] for form in close)
+    return "see the tag vocabulary with `ganforge data inspect`"
+
+
+def _read_sidecar(path: Path, lowercase: bool) -> Tags:
+    if not path.is_file():
+        return {}
+    try:
+        return parse_tags(path.read_text(encoding="utf-8-sig"), lowercase, f"tag sidecar {path}")
+    except UnicodeDecodeError:
+        raise DataError(f"tag sidecar {path} is not UTF-8 text; save it as UTF-8 or remove it") from None
+    except OSError as err:
+        raise DataError(f"cannot read tag sidecar {path} ({err.strerror}); make it readable") from None
+
+
+def _match_ids(tag_file: Path, images: list[str], rows: list[tuple[int, str, Tags]]) -> tuple[list[Tags], list[str]]:
+    """Each image's tags from the CSV rows, and the ids that name no image."""
+    names: dict[str, set[int]] = {}  # every way an id may name an image → the images it names
+    for index, image in enumerate(images):
+        relative = Path(image)
+        for key in {image, relative.with_suffix("").as_posix(), relative.name, relative.stem}:
+            names.setdefault(key, set()).add(index)
+    per_image: list[Tags] = [{} for _ in images]
+    line_of: dict[int, int] = {}
+    unknown = []
+    for number, image_id, tags in rows:
+        matches = names.get(image_id.replace("\\", "/").removeprefix("./"), set())
+        if not matches:
+            unknown.append(image_id)
+            continue
+        if len(matches) > 1:
+            shown = ", ".join(sorted(images[i] for i in matches)[:3])
+            raise DataError(f"tags file {tag_file} line {number}: id '{image_id}' names {len(matches)} images "
+                            f"({shown}); use the image's relative path as its id")
+        (index,) = matches
+        if index in line_of:
+            raise DataError(f"tags file {tag_file} line {number}: id '{image_id}' names {images[index]}, "
+                            f"which line {line_of[index]} already tags; give each image one line")
+        line_of[index], per_image[index] = number, tags
+    if not line_of:
+        ids = ", ".join(repr(row[1]) for row in rows[:3]) or "none"
+        examples = ", ".join(repr(Path(image).stem) for image in images[:3])
+        raise DataError(f"tags file {tag_file} names none of the {len(images)} images (its ids: {ids}; "
+                        f"image ids: {examples}); an id is the image's file name without extension")
+    return per_image, unknown
