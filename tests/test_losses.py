@@ -158,6 +158,58 @@ def test_no_penalty_or_constraint_where_the_paper_has_none():
         assert torch.equal(D[1].weight, t(3.0, 4.0).reshape(1, 2))
 
 
+# --- the matching-aware term (real images with wrong conditions) ---------------------------
+
+
+def test_d_wrong_loss_by_hand():
+    wrong = t(0.0, math.log(3))  # BCE(x, 0) = ln(1 + e^x): ln 2 and ln 4
+    assert build_objective("dcgan", LossConfig(d_average=False)).d_wrong_loss(wrong).item() == pytest.approx(
+        1.5 * math.log(2))
+    assert build_objective("dcgan", LossConfig(d_average=True)).d_wrong_loss(wrong).item() == pytest.approx(
+        0.75 * math.log(2))
+    wrong = t(-2.0, 0.0, 0.5)
+    for name in ("wgan", "wgan-gp"):
+        assert build_objective(name, LossConfig()).d_wrong_loss(wrong).item() == pytest.approx(-0.5)
+    assert build_objective("hinge", LossConfig()).d_wrong_loss(wrong).item() == pytest.approx(2.5 / 3)  # 0, 1, 1.5
+    assert build_objective("lsgan", LossConfig()).d_wrong_loss(wrong).item() == pytest.approx(0.5 * 4.25 / 3)  # x²
+    custom = build_objective("lsgan", LossConfig(ls_a=-2.0, ls_b=1.0, ls_c=0.0))
+    assert custom.d_wrong_loss(wrong).item() == pytest.approx(0.5 * 10.25 / 3)  # (x + 2)² = 0, 4, 6.25
+
+
+def test_matching_aware_wasserstein_critic_value():
+    # −D(real, right) + D(G(z, right)) + w·D(real, wrong): for w = 1 the negative of
+    # D(real, right) − D(real, wrong) − D(G(z, right)).
+    right, fake, wrong = t(3.0, 5.0), t(1.0, -1.0), t(-2.0, 0.0)
+    objective = build_objective("wgan-gp", LossConfig())
+    total = objective.d_loss(right, fake) + 0.5 * objective.d_wrong_loss(wrong)
+    assert total.item() == pytest.approx(-4.0 + 0.0 + 0.5 * -1.0)
+    critic_value = right.mean() - wrong.mean() - fake.mean()
+    assert (objective.d_loss(right, fake) + objective.d_wrong_loss(wrong)).item() == pytest.approx(-critic_value.item())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_d_wrong_loss_is_d_losss_fake_term(name):
+    """A wrong pair is penalised exactly as a fake is: d_loss moves by d_wrong_loss's change."""
+    torch.manual_seed(0)
+    real, a, b = (torch.randn(16, dtype=torch.float64) * 2 for _ in range(3))
+    for d_average in (False, True):
+        objective = build_objective(name, LossConfig(d_average=d_average))
+        change_in_d_loss = objective.d_loss(real, b) - objective.d_loss(real, a)
+        assert change_in_d_loss.item() == pytest.approx((objective.d_wrong_loss(b) - objective.d_wrong_loss(a)).item())
+
+
+def test_d_wrong_loss_leaves_d_and_g_losses_as_they_were():
+    # The benchmark matches d_loss and g_loss op for op against the reference loop: same bits as before.
+    real, fake = torch.randn(64, generator=torch.Generator().manual_seed(0)), torch.randn(64)
+    objective = build_objective("dcgan", LossConfig())
+    reference = (nn.functional.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+                 + nn.functional.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    assert torch.equal(objective.d_loss(real, fake), reference)
+    objective = build_objective("wgan-gp", LossConfig())
+    assert torch.equal(objective.d_loss(real, fake), fake.mean() - real.mean())
+    assert torch.equal(objective.g_loss(fake), -fake.mean())
+
+
 # --- defaults, registry, resolve -----------------------------------------------------------
 
 ADAM_DCGAN = {"optim.name": "adam", "optim.lr_d": 2e-4, "optim.lr_g": 2e-4, "optim.beta1": 0.5,

@@ -26,6 +26,10 @@ class DCGAN(Objective):
         total = real_term + fake_term
         return total / 2 if self.loss.d_average else total
 
+    def d_wrong_loss(self, wrong_logits: torch.Tensor) -> torch.Tensor:
+        wrong_term = F.binary_cross_entropy_with_logits(wrong_logits, torch.zeros_like(wrong_logits))
+        return wrong_term / 2 if self.loss.d_average else wrong_term  # weighed as d_loss weighs its fake term
+
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         # Non-saturating: maximise log D(G(z)) rather than minimise log(1 − D(G(z))), whose
         # gradient vanishes while D rejects G's samples confidently.

@@ -23,5 +23,8 @@ class Hinge(Objective):
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
 
+    def d_wrong_loss(self, wrong_logits: torch.Tensor) -> torch.Tensor:
+        return F.relu(1 + wrong_logits).mean()
+
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         return -fake_logits.mean()

@@ -27,5 +27,8 @@ class LSGAN(Objective):
         fake_term = ((fake_logits - self.loss.ls_a) ** 2).mean()
         return 0.5 * real_term + 0.5 * fake_term
 
+    def d_wrong_loss(self, wrong_logits: torch.Tensor) -> torch.Tensor:
+        return 0.5 * ((wrong_logits - self.loss.ls_a) ** 2).mean()
+
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         return 0.5 * ((fake_logits - self.loss.ls_c) ** 2).mean()

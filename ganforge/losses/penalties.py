@@ -5,18 +5,24 @@ import torch
 from torch import nn
 
 
-def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond=None) -> torch.Tensor:
+def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond=None,
+                     grad_scale: torch.Tensor | None = None) -> torch.Tensor:
     """mean((‖∇_x̂ D(x̂)‖₂ − 1)²) on x̂ = ε·real + (1−ε)·fake, ε ~ U[0, 1] per sample.
 
     The two-sided penalty of Gulrajani et al. (2017), unweighted. The graph is kept (create_graph) so
-    the penalty back-propagates into D. Summing the scores before differentiating gives each sample
+    the penalty back-propagates into D. `grad_scale` is the gradient scaler's current scale (a tensor,
+    so reading it costs no host sync). Summing the scores before differentiating gives each sample
     its own gradient only when D treats samples independently, which is why objectives using this
     forbid BatchNorm in D.
     """
     eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), dtype=real.dtype, device=real.device)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     scores = D(mixed) if cond is None else D(mixed, cond)
-    (grad,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)
+    # Under fp16 mixed precision the input gradient is taken of the loss-scaled scores (so it does not
+    # underflow in half precision) and unscaled before the norm, which is then in fp32.
+    outputs = scores.sum() if grad_scale is None else scores.sum() * grad_scale
+    (grad,) = torch.autograd.grad(outputs, mixed, create_graph=True)
+    grad = grad.float() if grad_scale is None else grad.float() / grad_scale
     return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 

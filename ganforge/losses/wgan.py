@@ -14,6 +14,9 @@ class Wasserstein(Objective):
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return fake_logits.mean() - real_logits.mean()
 
+    def d_wrong_loss(self, wrong_logits: torch.Tensor) -> torch.Tensor:
+        return wrong_logits.mean()
+
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         return -fake_logits.mean()
 

@@ -1,5 +1,7 @@
 """Generator and discriminator networks; importing a family's module registers it."""
 from . import dcgan, mlp  # noqa: F401  (registration)
+from .conditioning import ConditionSpec, mismatched
 from .registry import build_networks, count_parameters, describe, networks, resolve_d_norm
 
-__all__ = ["build_networks", "count_parameters", "describe", "networks", "resolve_d_norm"]
+__all__ = ["ConditionSpec", "build_networks", "count_parameters", "describe", "mismatched", "networks",
+           "resolve_d_norm"]

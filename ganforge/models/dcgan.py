@@ -125,12 +125,12 @@ class DCGANDiscriminator(nn.Module):
 
 
 @networks.register("dcgan")
-def build_dcgan(cfg: ModelConfig, data_shape: tuple, d_norm: str) -> tuple[nn.Module, nn.Module]:
+def build_dcgan(cfg: ModelConfig, data_shape: tuple, d_norm: str, extra_dim: int) -> tuple[nn.Module, nn.Module]:
     if len(data_shape) != 3:
         raise ConfigError(f"model.arch = 'dcgan' builds image networks, but the data are points of shape "
                           f"{data_shape}; choose one of: auto, mlp")
     if data_shape[1] != data_shape[2]:
         raise ConfigError(f"the dcgan networks need square images, but the data are {data_shape[1]}×{data_shape[2]}")
-    G = DCGANGenerator(cfg.z_dim, data_shape, cfg.width, cfg.kernel, cfg.first_layer, cfg.norm)
+    G = DCGANGenerator(cfg.z_dim, data_shape, cfg.width, cfg.kernel, cfg.first_layer, cfg.norm, extra_dim)
     D = DCGANDiscriminator(data_shape, cfg.width, cfg.kernel, d_norm, cfg.d_dropout)
     return G, D

@@ -67,10 +67,10 @@ class MLPDiscriminator(nn.Module):
 
 
 @networks.register("mlp")
-def build_mlp(cfg: ModelConfig, data_shape: tuple, d_norm: str) -> tuple[nn.Module, nn.Module]:
+def build_mlp(cfg: ModelConfig, data_shape: tuple, d_norm: str, extra_dim: int) -> tuple[nn.Module, nn.Module]:
     if len(data_shape) != 1:
         raise ConfigError(f"model.arch = 'mlp' builds networks for 2-D points, but the data are images of shape "
                           f"{data_shape}; choose one of: auto, dcgan")
-    G = MLPGenerator(cfg.z_dim, data_shape[0], cfg.mlp_hidden, cfg.mlp_layers, cfg.norm)
+    G = MLPGenerator(cfg.z_dim, data_shape[0], cfg.mlp_hidden, cfg.mlp_layers, cfg.norm, extra_dim)
     D = MLPDiscriminator(data_shape[0], cfg.mlp_hidden, cfg.mlp_layers, d_norm, cfg.d_dropout)
     return G, D

@@ -1,16 +1,19 @@
 """The network registry, and what the trainer needs around it: G and D built for the data, D's
 normalisation chosen for the objective, and a readable summary.
 
-A builder takes (model_cfg, data_shape, d_norm) and returns (G, D). G has `z_dim` and maps N×z_dim to
-data; D returns logits of shape (N,) as `D.head(D.features(x))`. Both list their stages in `plan`.
+A builder takes (model_cfg, data_shape, d_norm, extra_dim) and returns (G, D). G has `z_dim` and maps
+N×(z_dim + extra_dim) to data; D returns logits of shape (N,) as `D.head(D.features(x))`, with
+`features` (N, F) and `head` a Linear(F, 1). Both list their stages in `plan`. That is all a family
+needs to work conditionally: `conditioning.py` wraps any such pair.
 """
 from __future__ import annotations
 
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import ConditioningConfig, ModelConfig
 from ..errors import ConfigError
 from ..registry import Registry
+from .conditioning import ConditionSpec, condition_networks
 
 networks = Registry("network")
 
@@ -28,13 +31,23 @@ def resolve_d_norm(model_cfg: ModelConfig, d_batchnorm_ok: bool) -> str:
 
 
 def build_networks(model_cfg: ModelConfig, data_kind: str, data_shape: tuple[int, ...],
-                   d_batchnorm_ok: bool = True) -> tuple[nn.Module, nn.Module]:
-    """G and D for data of this kind ("image" or "points") and shape ((C, H, W) or (2,))."""
+                   d_batchnorm_ok: bool = True, condition: ConditionSpec | None = None,
+                   conditioning: ConditioningConfig | None = None) -> tuple[nn.Module, nn.Module]:
+    """G and D for data of this kind ("image" or "points") and shape ((C, H, W) or (2,)).
+
+    With a `condition`, G(z, y) and D(x, y) as `conditioning` (defaults if None) says; without, G(z)
+    and D(x), the same weights for the same seed as before conditioning existed.
+    """
     arch = ARCH_FOR_DATA[data_kind] if model_cfg.arch == "auto" else model_cfg.arch
     if arch not in networks:
         raise ConfigError(f"model.arch = {arch!r} is not valid; choose one of: auto, {', '.join(networks.names())}")
     builder = networks.get(arch)
-    return builder(model_cfg, tuple(data_shape), resolve_d_norm(model_cfg, d_batchnorm_ok))
+    d_norm = resolve_d_norm(model_cfg, d_batchnorm_ok)
+    if condition is None:
+        return builder(model_cfg, tuple(data_shape), d_norm, extra_dim=0)
+    conditioning = conditioning or ConditioningConfig()
+    G, D = builder(model_cfg, tuple(data_shape), d_norm, extra_dim=conditioning.embed_dim)
+    return condition_networks(G, D, condition, conditioning)
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -42,10 +55,11 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def describe(G: nn.Module, D: nn.Module) -> str:
-    """Two lines per network: class and parameter count, then its stages."""
+    """Two lines per network: class (and the family a conditional one wraps) and parameter count, then its stages."""
     lines = []
     for role, net in (("G", G), ("D", D)):
-        lines.append(f"{role}  {type(net).__name__}  {count_parameters(net):,} parameters")
+        name = f"{type(net).__name__}({net.family})" if hasattr(net, "family") else type(net).__name__
+        lines.append(f"{role}  {name}  {count_parameters(net):,} parameters")
         if hasattr(net, "plan"):  # networks registered by others may not list their stages
             lines.append("   " + " → ".join(net.plan))
     return "\n".join(lines)
