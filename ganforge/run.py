@@ -6,6 +6,8 @@
     loss_curve.png      kept up to date during training
     samples/            step-NNNNNN.png: grids of one fixed z over time
     checkpoints/        step-NNNNNN/ folders (see training/checkpoint.py)
+    conditions.json     conditional runs: the condition's kind and vocabulary (+ conditions.safetensors),
+                        so that sampling by class, tag or text works from the directory alone
 
 Sampling, evaluation, reports and comparisons read a run only through `load_run`.
 """
@@ -19,6 +21,7 @@ import torch
 import yaml
 
 from .config import Config, from_dict
+from .data.conditions import Conditions
 from .errors import GanforgeError
 
 
@@ -72,7 +75,7 @@ class Run:
     step: int
     history: list[dict] = field(default_factory=list)
     ema_generator: torch.nn.Module | None = None
-    conditions: object | None = None
+    conditions: Conditions | None = None  # None for an unconditional run
 
     @property
     def z_dim(self) -> int:
@@ -87,19 +90,30 @@ def read_config(run_dir: Path) -> Config:
 
 
 def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.device = "cpu") -> Run:
-    """Rebuild a run's generator from its directory alone, weights from `checkpoint` ('latest' or a step)."""
+    """Rebuild a run's generator from its directory alone, weights from `checkpoint` ('latest' or a step).
+
+    A conditional run's generator is called G(z, y) for given conditions (`run.conditions.encode`) or
+    G(z), which draws conditions with the training data's frequencies."""
     from .losses import objective_class
     from .models import build_networks
+    from .models.conditioning import ConditionSpec, FromPrior
     from .training.checkpoint import find_checkpoint, load_weights
 
     root = Path(path)
     config = read_config(root)
     paths = RunPaths(root)
     info = json.loads(paths.info.read_text())
+    conditions = Conditions.load(root)
+    spec = ConditionSpec(conditions.kind, conditions.dim) if conditions else None
     G, _ = build_networks(config.model, info["data_kind"], tuple(info["data_shape"]),
-                          objective_class(config.objective).d_batchnorm_ok)
+                          objective_class(config.objective).d_batchnorm_ok, condition=spec,
+                          conditioning=config.conditioning)
     ckpt = find_checkpoint(root, checkpoint)
     load_weights(ckpt, {"G": G}, device)
     G.to(device).eval()
+    if conditions:
+        draw = torch.Generator().manual_seed(config.seed + 3)
+        G = FromPrior(G, lambda n: conditions.prior(n, draw)).eval()
     step = json.loads((ckpt / "state.json").read_text())["step"]
-    return Run(path=root, config=config, info=info, generator=G, step=step, history=read_history(paths.metrics))
+    return Run(path=root, config=config, info=info, generator=G, step=step, history=read_history(paths.metrics),
+               conditions=conditions)

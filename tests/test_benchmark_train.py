@@ -32,4 +32,4 @@ def test_quick_json_run():
     # Computed op for op as ganforge computes it, the reference loop reaches bit-identical weights...
     assert numerics["bce_logits_linear_head"]["max_abs_weight_diff"] == [0.0] * numerics["steps"]
     # ...and the example's own ops (conv head, Sigmoid + BCELoss) differ only by rounding after one step.
-    assert numerics["example"]["mean_abs_weight_diff"][0] < 1e-8
+    assert numerics["example"]["mean_abs_weight_diff"][0] < 1e-7  # ~1e-11 with 2 threads, ~2e-8 with 1

@@ -2,6 +2,7 @@
 
 Epoch e's order and flip mask are a pure function of (seed, e), drawn once at the epoch start on the
 CPU and moved to the device once; a step only indexes device tensors, so nothing forces a host sync.
+Under data parallelism every rank walks the same order and takes its own slice of each global batch.
 """
 from __future__ import annotations
 
@@ -14,16 +15,22 @@ from .dataset import Dataset
 class BatchSampler:
     """Draws shuffled batches from a Dataset whose tensors already live on `device`."""
 
-    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, seed: int, flip: bool):
+    def __init__(self, dataset: Dataset, batch_size: int, device: torch.device, seed: int, flip: bool,
+                 rank: int = 0, world_size: int = 1, channels_last: bool = False,
+                 conditions: torch.Tensor | None = None):
         self.count = len(dataset.data)
         if batch_size > self.count:
             raise DataError(f"batch_size {batch_size} is larger than the dataset '{dataset.name}' "
                             f"({self.count} samples); lower batch_size or add data")
         self.data = dataset.data.to(device)  # uint8 images stay uint8 here; converted per batch
-        self.labels = dataset.labels.to(device) if dataset.labels is not None else None
+        # Per-sample conditions (class ids, tag weights or text embeddings) travel with their images.
+        self.conditions = conditions.to(device) if conditions is not None else None
         self.images = dataset.kind == "image"
         self.flip = flip and self.images
         self.batch_size, self.device, self.seed = batch_size, device, seed
+        local = batch_size // world_size
+        self.shard = slice(rank * local, (rank + 1) * local)
+        self.memory_format = torch.channels_last if channels_last and self.images else torch.contiguous_format
         self.epoch, self.position = 0, 0
         self._order: torch.Tensor | None = None  # this epoch's permutation, on the device
         self._flips: torch.Tensor | None = None  # this epoch's flip mask, in permutation order
@@ -38,7 +45,7 @@ class BatchSampler:
             self.epoch, self.position, self._order = self.epoch + 1, 0, None
         if self._order is None:
             self._start_epoch()
-        window = slice(self.position, self.position + self.batch_size)
+        window = slice(self.position + self.shard.start, self.position + self.shard.stop)
         self.position += self.batch_size
         index = self._order[window]
         batch = self.data[index]
@@ -46,7 +53,8 @@ class BatchSampler:
             batch = batch.float() / 127.5 - 1
             if self.flip:
                 batch = torch.where(self._flips[window, None, None, None], batch.flip(-1), batch)
-        return batch, self.labels[index] if self.labels is not None else None
+            batch = batch.contiguous(memory_format=self.memory_format)
+        return batch, self.conditions[index] if self.conditions is not None else None
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}

@@ -1,8 +1,12 @@
-"""The device is decided once, here, from the config; nothing below asks which device it is on."""
+"""The device, and what runs on it, are decided once, here, from the config; nothing below asks which
+device it is on."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
+from ..config import PerfConfig
 from ..errors import ConfigError
 
 
@@ -21,3 +25,35 @@ def pick_device(name: str) -> torch.device:
     elif device.type != "cpu":
         raise ConfigError(f"device = {name!r} is not supported; use auto, cpu, cuda or cuda:N")
     return device
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """perf.* resolved for one device: what the trainer switches on."""
+    amp_dtype: torch.dtype | None  # autocast dtype, None for fp32
+    channels_last: bool
+    fused_optim: bool
+    compile: bool
+
+    @property
+    def needs_scaler(self) -> bool:
+        """fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none."""
+        return self.amp_dtype == torch.float16
+
+    def autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+
+def resolve_acceleration(perf: PerfConfig, device: torch.device) -> Acceleration:
+    gpu = device.type == "cuda"
+    amp = perf.amp
+    if amp == "auto":
+        amp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if gpu else "off"
+    if gpu and perf.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    return Acceleration(
+        amp_dtype={"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp],
+        channels_last=gpu if perf.channels_last is None else perf.channels_last,
+        fused_optim=gpu if perf.fused_optim is None else perf.fused_optim,
+        compile=perf.compile,
+    )

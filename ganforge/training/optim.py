@@ -7,14 +7,18 @@ from ..config import OptimConfig
 from ..errors import ConfigError
 
 
-def build_optimizer(params, optim: OptimConfig, lr: float) -> torch.optim.Optimizer:
+def build_optimizer(params, optim: OptimConfig, lr: float, fused: bool = False) -> torch.optim.Optimizer:
+    # fused=None leaves torch's own choice (foreach on GPUs, a per-tensor loop on CPU), which the
+    # fp32 reference loops also get, so the default CPU numerics match them exactly.
+    fused = True if fused else None
     if optim.name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=(optim.beta1, optim.beta2))
+        return torch.optim.Adam(params, lr=lr, betas=(optim.beta1, optim.beta2), fused=fused)
     if optim.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr)
+        return torch.optim.RMSprop(params, lr=lr, **({"foreach": True} if fused else {}))
     raise ConfigError(f"optim.name = {optim.name!r} is not valid; choose one of: adam, rmsprop")
 
 
-def build_optimizers(G: torch.nn.Module, D: torch.nn.Module, optim: OptimConfig):
+def build_optimizers(G: torch.nn.Module, D: torch.nn.Module, optim: OptimConfig, fused: bool = False):
     """(opt_d, opt_g)."""
-    return build_optimizer(D.parameters(), optim, optim.lr_d), build_optimizer(G.parameters(), optim, optim.lr_g)
+    return (build_optimizer(D.parameters(), optim, optim.lr_d, fused),
+            build_optimizer(G.parameters(), optim, optim.lr_g, fused))

@@ -21,14 +21,17 @@ from tqdm import tqdm
 from .. import __version__
 from ..config import Config, resolve
 from ..data import BatchSampler, Dataset, load_dataset, mode_coverage
+from ..data.conditions import Conditions, build_conditions
 from ..errors import GanforgeError
 from ..losses import build_objective, objective_class
 from ..models import build_networks, count_parameters, describe
+from ..models.conditioning import ConditionSpec, FromPrior, mismatched
 from ..report import plot_losses, save_grid, save_points
 from ..report.grids import to_uint8
 from ..run import RunPaths, read_history
+from . import distributed
 from .checkpoint import find_checkpoint, list_checkpoints
-from .device import pick_device
+from .device import pick_device, resolve_acceleration
 from .optim import build_optimizers
 from .schedules import CriticSchedule
 from .state import TrainState
@@ -56,6 +59,11 @@ def run_name(config: Config) -> str:
     return config.name or f"{config.objective}-{data}"
 
 
+def _call(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """net(x), or net(x, y) for a conditional network."""
+    return net(x) if y is None else net(x, y)
+
+
 def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
     grads = [p.grad for p in module.parameters() if p.grad is not None]
     return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else torch.zeros(())
@@ -81,25 +89,59 @@ def _graceful_interrupt():
         signal.signal(signal.SIGINT, previous)
 
 
+def _compiled(module: torch.nn.Module) -> torch.nn.Module:
+    """torch.compile where this platform supports it; graphs that fail to compile run eagerly."""
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        return module
+    torch._dynamo.config.suppress_errors = True  # a compile failure falls back to eager, with a warning
+    return torch.compile(module)
+
+
 class Trainer:
     def __init__(self, config: Config, run_dir: Path, resume: bool = False, echo=print):
-        self.echo = echo
+        self.world, device_name = distributed.init_world(config.device)
+        self.echo = echo if self.world.main else (lambda *args, **kwargs: None)
+        echo = self.echo
         self.paths = RunPaths(Path(run_dir))
         self.config = config if resume else resolve(config)
         cfg = self.config
-        self.device = pick_device(cfg.device)
+        self.device = pick_device(device_name)
+        self.accel = resolve_acceleration(cfg.perf, self.device)
+        local_batch = distributed.local_batch(cfg.batch_size, self.world)
 
         self.dataset: Dataset = load_dataset(cfg.data, cfg.resolution, cfg.channels, cfg.dataset, seed=cfg.seed)
         echo(self.dataset.info["summary"])
         self.data_shape = tuple(self.dataset.data.shape[1:])
 
+        self.conditions = self._conditions(resume)
+        self.condition = ConditionSpec(self.conditions.kind, self.conditions.dim) if self.conditions else None
+        self.mismatch_weight = cfg.conditioning.mismatch_weight if self.conditions else 0.0
+
         torch.manual_seed(cfg.seed)  # identical initial weights for a given seed
         d_batchnorm_ok = objective_class(cfg.objective).d_batchnorm_ok
-        G, D = build_networks(cfg.model, self.dataset.kind, self.data_shape, d_batchnorm_ok)
-        G, D = G.to(self.device), D.to(self.device)
-        opt_d, opt_g = build_optimizers(G, D, cfg.optim)
-        sampler = BatchSampler(self.dataset, cfg.batch_size, self.device, cfg.seed, cfg.dataset.flip)
-        self.state = TrainState(step=0, G=G, D=D, opt_g=opt_g, opt_d=opt_d, sampler=sampler)
+        G, D = build_networks(cfg.model, self.dataset.kind, self.data_shape, d_batchnorm_ok,
+                              condition=self.condition, conditioning=cfg.conditioning)
+        channels_last = self.accel.channels_last and self.dataset.kind == "image"
+        memory_format = torch.channels_last if channels_last else torch.preserve_format
+        G, D = G.to(self.device, memory_format=memory_format), D.to(self.device, memory_format=memory_format)
+        opt_d, opt_g = build_optimizers(G, D, cfg.optim, self.accel.fused_optim)
+        sampler = BatchSampler(self.dataset, cfg.batch_size, self.device, cfg.seed, cfg.dataset.flip,
+                               self.world.rank, self.world.size, channels_last,
+                               self.conditions.values if self.conditions else None)
+        scaler = torch.amp.GradScaler(self.device.type) if self.accel.needs_scaler else None
+        self.state = TrainState(step=0, G=G, D=D, opt_g=opt_g, opt_d=opt_d, sampler=sampler, scaler=scaler)
+        # What a step calls: DDP (several ranks) and torch.compile (perf.compile) wrap the plain networks,
+        # which stay in self.state for checkpoints and sampling. The gradient penalty's double backward
+        # runs on the plain D (it neither compiles nor passes DDP's single-backward bookkeeping); so does
+        # G's step, which needs no D weight gradients and so must not enter DDP's gradient reduction.
+        self.G_train = distributed.wrap(G, self.world, self.device)
+        self.D_train = distributed.wrap(D, self.world, self.device)
+        self.D_for_g = D
+        if self.accel.compile:
+            self.G_train, self.D_train, self.D_for_g = map(_compiled, (self.G_train, self.D_train, D))
+        self.noise_shard = sampler.shard  # every rank draws the global batch's z and keeps its slice
         self.objective = build_objective(cfg.objective, cfg.loss)
         self.schedule = CriticSchedule(cfg.optim.n_critic, cfg.optim.critic_burst, cfg.optim.burst_first,
                                        cfg.optim.burst_every)
@@ -107,8 +149,17 @@ class Trainer:
 
         # One fixed z, independent of the training RNG, so grids over time are comparable.
         n_fixed = 2000 if self.dataset.kind == "points" else cfg.train.sample_count
+        self.grid_columns = None
+        if self.conditions and self.conditions.kind == "class" and self.conditions.dim <= 16:
+            self.grid_columns = self.conditions.dim  # one column per class
+            n_fixed = self.grid_columns * math.ceil(n_fixed / self.grid_columns)
         fixed = torch.Generator().manual_seed(cfg.seed + 1)
         self.fixed_z = torch.randn(n_fixed, G.z_dim, generator=fixed).to(self.device)
+        self.fixed_y = None
+        if self.conditions:
+            self.fixed_y = (torch.arange(n_fixed) % self.grid_columns if self.grid_columns
+                            else self.conditions.prior(n_fixed, torch.Generator().manual_seed(cfg.seed + 2)))
+            self.fixed_y = self.fixed_y.to(self.device)
 
         self.best_fid = math.inf
         if resume:
@@ -119,12 +170,26 @@ class Trainer:
             self.state.load(checkpoint, self.device)
             echo(f"resumed {self.paths.root} from {checkpoint.name}")
             self.history = [row for row in read_history(self.paths.metrics) if row["step"] <= self.state.step]
-            self._rewrite_history()
+            if self.world.main:
+                self._rewrite_history()
         else:
-            self._create_run_dir()
+            if self.world.main:
+                self._create_run_dir()
             self.history = []
 
     # ------------------------------------------------------------------ run directory
+
+    def _conditions(self, resume: bool) -> Conditions | None:
+        cfg = self.config
+        if cfg.condition == "none":
+            return None
+        conditions = build_conditions(self.dataset, cfg.condition, cfg.conditioning.text_encoder)
+        saved = Conditions.load(self.paths.root) if resume else None
+        if saved is not None and (saved.names != conditions.names or saved.dim != conditions.dim):
+            raise GanforgeError(f"the data's {cfg.condition} vocabulary no longer matches the one {self.paths.root} "
+                                f"was trained with ({saved.dim} vs {conditions.dim} entries); resume with the "
+                                f"same data and tag options, or start a new run")
+        return conditions
 
     def _create_run_dir(self) -> None:
         root = self.paths.root
@@ -141,7 +206,11 @@ class Trainer:
             "dataset": self.dataset.info.get("summary", ""),
             "parameters": {"G": count_parameters(self.state.G), "D": count_parameters(self.state.D)},
             "device": str(self.device),
+            "world_size": self.world.size,
         }
+        if self.conditions:
+            info["condition"] = {"kind": self.conditions.kind, "dim": self.conditions.dim}
+            self.conditions.save(root)
         self.paths.info.write_text(json.dumps(info, indent=1))
 
     def _rewrite_history(self) -> None:
@@ -154,46 +223,76 @@ class Trainer:
 
     def _step(self, g_step: int, acc: torch.Tensor, want_grad_norms: bool) -> int:
         """D phase ×n then G phase; sums losses into `acc` (on device). Returns the number of D steps."""
-        st, objective = self.state, self.objective
+        st, objective, scaler = self.state, self.objective, self.state.scaler
+        autocast = self.accel.autocast(self.device)
         n_d = self.schedule.d_steps(g_step)
-        batch = self.config.batch_size
+        grad_scale = scaler.scale(torch.ones((), device=self.device)) if scaler is not None else None
         for i in range(n_d):
-            real, _ = st.sampler.next()
-            z = torch.randn(batch, st.G.z_dim, device=self.device)
+            real, y = st.sampler.next()  # y: the batch's conditions (None without), also asked of G
+            z = torch.randn(self.config.batch_size, st.G.z_dim, device=self.device)[self.noise_shard]
             last = i == n_d - 1
             # The last D step's fake keeps its graph: the G step below reuses it instead of a new G forward.
-            with torch.set_grad_enabled(last):
-                fake = st.G(z)
-            real_logits, fake_logits = st.D(real), st.D(fake.detach())
-            d_loss = objective.d_loss(real_logits, fake_logits)
-            penalty = objective.d_penalty(st.D, real, fake.detach())
+            with torch.set_grad_enabled(last), autocast:
+                fake = _call(self.G_train, z, y)
+            with autocast:
+                real_logits, fake_logits = _call(self.D_train, real, y), _call(self.D_train, fake.detach(), y)
+                d_loss = objective.d_loss(real_logits, fake_logits)
+                if self.mismatch_weight > 0:  # GAN-CLS: real images with wrong conditions are negatives too
+                    wrong_logits = self.D_train(real, mismatched(y, self.condition))
+                    d_loss = d_loss + self.mismatch_weight * objective.d_wrong_loss(wrong_logits)
+                penalty = objective.d_penalty(st.D, real, fake.detach(), y, grad_scale)
             total = d_loss if penalty is None else d_loss + penalty
             st.opt_d.zero_grad(set_to_none=True)
-            total.backward()
+            self._backward(total)
             if last and want_grad_norms:
+                if scaler is not None:
+                    scaler.unscale_(st.opt_d)
                 acc[5] += _grad_norm(st.D)
-            st.opt_d.step()
+            self._optimizer_step(st.opt_d)
             objective.after_d_step(st.D)
+            logged_penalty = torch.zeros((), device=self.device)
+            if penalty is not None:
+                logged_penalty = penalty.detach()
+                if scaler is not None:
+                    # Under fp16 an overflowing scale makes the penalty's input gradient inf: the scaler
+                    # skips that step and lowers its scale, so it is logged as 0, not taken as divergence.
+                    logged_penalty = torch.where(torch.isfinite(logged_penalty), logged_penalty, 0.0)
             acc[:4] += torch.stack([
-                d_loss.detach(), objective.d_output(real_logits.detach()).mean(),
-                objective.d_output(fake_logits.detach()).mean(),
-                penalty.detach() if penalty is not None else torch.zeros((), device=self.device),
+                d_loss.detach(), objective.d_output(real_logits.detach()).float().mean(),
+                objective.d_output(fake_logits.detach()).float().mean(), logged_penalty,
             ]) / n_d
 
         # The G step needs gradients through D, not D's own weight gradients (the next D step would
         # discard them), so D's parameters sit out of this backward pass.
         st.D.requires_grad_(False)
         try:
-            g_loss = objective.g_loss(st.D(fake))
+            with autocast:
+                g_loss = objective.g_loss(_call(self.D_for_g, fake, y))
             st.opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
+            self._backward(g_loss)
         finally:
             st.D.requires_grad_(True)
         if want_grad_norms:
+            if scaler is not None:
+                scaler.unscale_(st.opt_g)
             acc[6] += _grad_norm(st.G)
-        st.opt_g.step()
+        self._optimizer_step(st.opt_g)
         acc[4] += g_loss.detach()
         return n_d
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        scaler = self.state.scaler
+        (loss if scaler is None else scaler.scale(loss)).backward()
+
+    def _optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """One gradient scaler serves both optimizers; it updates its scale after every step, since D
+        steps several times per G step and a scaler may step each optimizer once per update."""
+        scaler = self.state.scaler
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)
+            scaler.update()
 
     # ------------------------------------------------------------------ callbacks
 
@@ -201,7 +300,7 @@ class Trainer:
     def write_samples(self) -> Path:
         G = self.state.G
         G.eval()
-        out = G(self.fixed_z)
+        out = _call(G, self.fixed_z, self.fixed_y)
         G.train()
         path = self.paths.samples / f"step-{self.state.step:06d}.png"
         if self.dataset.kind == "points":
@@ -212,12 +311,12 @@ class Trainer:
                      f"{100 * cover['high_quality']:.1f}% high quality")
             save_points(out, path, real=real, title=title)
         else:
-            save_grid(to_uint8(out), path)
+            save_grid(to_uint8(out), path, nrow=self.grid_columns)
         return path
 
     def evaluate_now(self) -> dict:
         """Metrics of the current G (eval.*), logged as an "eval" row; a better FID is kept as checkpoints/best."""
-        cfg, G = self.config, self.state.G
+        cfg, G = self.config, self.unconditional(self.state.G)
         G.eval()  # BatchNorm must not update its running statistics while measuring
         try:
             if self.dataset.kind == "points":
@@ -241,7 +340,16 @@ class Trainer:
                             extra={"best": {"fid": self.best_fid, "step": self.state.step}})
         return result
 
+    def unconditional(self, G: torch.nn.Module) -> torch.nn.Module:
+        """G callable as G(z) for metrics: a conditional G draws its conditions like the training data."""
+        if not self.conditions:
+            return G
+        draw = torch.Generator().manual_seed(self.config.seed + 3)
+        return FromPrior(G, lambda n: self.conditions.prior(n, draw))
+
     def _check_finite(self, first_bad: torch.Tensor) -> None:
+        if self.world.parallel:  # every rank must stop together, or the others wait forever
+            torch.distributed.all_reduce(first_bad, torch.distributed.ReduceOp.MAX)
         bad_step = int(first_bad)
         if bad_step >= 0:
             good = list_checkpoints(self.paths.root)
@@ -251,6 +359,9 @@ class Trainer:
                 f"lower the learning rates (optim.lr_d, optim.lr_g) or try another objective")
 
     def _write_rows(self, pending: list) -> None:
+        if not self.world.main:
+            pending.clear()
+            return
         with self.paths.metrics.open("a") as f:
             for meta, values in pending:
                 values = values.tolist()
@@ -278,7 +389,8 @@ class Trainer:
         interval_start, callback_time, wall_start = time.perf_counter(), 0.0, time.perf_counter()
         wall_offset = max((row["wall_time"] for row in self.history if "wall_time" in row), default=0.0)
 
-        bar = tqdm(total=cfg.steps, initial=st.step, disable=tc.quiet, unit="step", dynamic_ncols=True,
+        bar = tqdm(total=cfg.steps, initial=st.step, disable=tc.quiet or not self.world.main, unit="step",
+                   dynamic_ncols=True,
                    desc=self.paths.root.name)
         interrupted = False
         with _graceful_interrupt() as interrupt:
@@ -296,7 +408,7 @@ class Trainer:
                     # Last interval's values are surely ready now: write them, then queue this one.
                     self._write_rows(pending)
                     elapsed = time.perf_counter() - interval_start - callback_time
-                    means = acc.clone()
+                    means = distributed.average(acc.clone(), self.world)
                     means[:5] /= steps_in_interval
                     meta = {
                         "step": done, "d_steps": d_steps_in_interval,
@@ -310,22 +422,24 @@ class Trainer:
                     interval_start, callback_time = time.perf_counter(), 0.0
                     self._report_progress(bar, meta)
 
+                stop = self._stop_requested(interrupt, log_now)
                 sample_now = done % tc.sample_every == 0 or done == cfg.steps
-                checkpoint_now = done % tc.checkpoint_every == 0 or done == cfg.steps or interrupt["stop"]
+                checkpoint_now = done % tc.checkpoint_every == 0 or done == cfg.steps or stop
                 eval_now = cfg.eval.every > 0 and (done % cfg.eval.every == 0 or done == cfg.steps)
                 if sample_now or checkpoint_now or eval_now:
                     t0 = time.perf_counter()
                     self._write_rows(pending)
                     self._check_finite(first_bad)
-                    if eval_now:
-                        self.evaluate_now()
-                    if sample_now:
-                        self.write_samples()
-                        plot_losses(self.history, self.paths.loss_curve)
-                    if checkpoint_now:
-                        st.save(self.paths.root, tc.keep_checkpoints)
+                    if self.world.main:  # the other ranks wait for it at the next gradient reduction
+                        if eval_now:
+                            self.evaluate_now()
+                        if sample_now:
+                            self.write_samples()
+                            plot_losses(self.history, self.paths.loss_curve)
+                        if checkpoint_now:
+                            st.save(self.paths.root, tc.keep_checkpoints)
                     callback_time += time.perf_counter() - t0
-                if interrupt["stop"]:
+                if stop:
                     interrupted = True
                     break
         bar.close()
@@ -337,6 +451,16 @@ class Trainer:
         else:
             self.echo(f"finished {st.step} steps: {self.paths.root}")
         return TrainResult(self.paths.root, st.step, interrupted)
+
+    def _stop_requested(self, interrupt: dict, log_now: bool) -> bool:
+        """Ctrl-C stops at the next step, or, with several ranks, at the next log step that all ranks
+        agree on (a rank that stopped alone would leave the others waiting in a gradient reduction)."""
+        if not self.world.parallel:
+            return interrupt["stop"]
+        if not log_now:
+            return False
+        flag = torch.tensor(float(interrupt["stop"]), device=self.device)
+        return bool(distributed.average(flag, self.world) > 0)
 
     def _report_progress(self, bar, meta: dict) -> None:
         # The latest losses shown are one interval old (the newest are still on their way off the device).
@@ -351,4 +475,8 @@ class Trainer:
 
 def train(config: Config, run_dir: Path | None = None, resume: bool = False, echo=print) -> TrainResult:
     run_dir = Path(run_dir) if run_dir else (Path(config.out) if config.out else default_run_dir(config))
-    return Trainer(config, run_dir, resume=resume, echo=echo).train()
+    trainer = Trainer(config, run_dir, resume=resume, echo=echo)
+    try:
+        return trainer.train()
+    finally:
+        distributed.shutdown(trainer.world)
