@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import __version__
+from .cli_compare import add_compare_command
 from .cli_eval import add_eval_commands
 from .errors import ConfigError, GanforgeError
 
@@ -77,6 +78,23 @@ def cmd_train(args) -> int:
     return 130 if result.interrupted else 0
 
 
+def _requested_condition(run, args):
+    """The condition asked for with --class/--tags/--text, or None: then G draws conditions like its
+    training data (as it does for an empty request)."""
+    asked = {kind: value for kind, value in (("class", args.class_), ("tags", args.tags), ("text", args.text))
+             if value is not None}
+    if not asked:
+        return None
+    (kind, request), = asked.items()
+    if run.conditions is None:
+        raise ConfigError(f"{run.path} was trained without a condition, so --{kind} has no effect; drop it, "
+                          f"or train with --set condition={kind}")
+    if kind != run.conditions.kind:
+        raise ConfigError(f"{run.path} was trained with condition={run.conditions.kind}; "
+                          f"ask with --{run.conditions.kind} instead of --{kind}")
+    return run.conditions.encode(request) if request.strip() else None
+
+
 def cmd_sample(args) -> int:
     import torch
 
@@ -88,8 +106,9 @@ def cmd_sample(args) -> int:
     device = pick_device(args.device)
     run = load_run(args.run, checkpoint=args.checkpoint, device=device)
     z = torch.randn(args.n, run.z_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
+    y = _requested_condition(run, args)
     with torch.no_grad():
-        out = run.generator(z)
+        out = run.generator(z) if y is None else run.generator(z, y.expand(args.n, *y.shape).to(device))
     target = Path(args.out) if args.out else run.path / "samples" / f"sample-step{run.step}-seed{args.seed}.png"
     as_folder = str(args.out or "").endswith(("/", "\\")) or target.is_dir()
     if run.info["data_kind"] == "points":
@@ -125,7 +144,7 @@ def cmd_data_inspect(args) -> int:
     print(ds.info["summary"])
     print(f"kind: {ds.kind}; samples: {len(ds.data)}; sample shape: {tuple(ds.data.shape[1:])}; dtype: {ds.data.dtype}")
     for key, value in ds.info.items():
-        if key != "summary":
+        if key not in ("summary", "tags"):  # tags: shown with the vocabulary below
             print(f"{key}: {value}")
     if ds.labels is not None:
         counts = Counter(ds.labels.tolist())
@@ -133,7 +152,15 @@ def cmd_data_inspect(args) -> int:
         print("classes: " + ", ".join(f"{names[i]} {counts[i]}" for i in sorted(counts)))
     if ds.tags is not None:
         tag_counts = Counter(tag for tags in ds.tags for tag in tags)
-        print(f"tags ({len(tag_counts)}): " + ", ".join(f"{t} {c}" for t, c in tag_counts.most_common()))
+        ranked = sorted(tag_counts.items(), key=lambda item: (-item[1], item[0]))
+        print(f"tags ({len(tag_counts)}): " + ", ".join(f"{tag} {count}" for tag, count in ranked))
+        found = ds.info.get("tags", {})
+        line = f"untagged images: {sum(not tags for tags in ds.tags)}"
+        if found:
+            examples = ", ".join(found["unknown_id_examples"])
+            line = (f"tags from {found['source']}; {line}; tag ids without an image: {found['unknown_ids']}"
+                    + (f" (e.g. {examples})" if examples else ""))
+        print(line)
     return 0
 
 
@@ -175,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nrow", type=int, help="images per grid row (default: square)")
     p.add_argument("--checkpoint", default="latest", help="'latest' or a step number")
     p.add_argument("--device", default="auto")
+    ask = p.add_mutually_exclusive_group()
+    ask.add_argument("--class", dest="class_", metavar="NAME", help="class-conditional runs: a class name or index")
+    ask.add_argument("--tags", help="tag-conditional runs: 'red, star, yellow background' or weighted "
+                                    "'mountain=0.6, lake=0.3'; empty: tags drawn like the training data's")
+    ask.add_argument("--text", help="text-conditional runs: a prompt, e.g. 'a small blue circle'")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("data", help="look at a dataset")
@@ -188,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_data_inspect)
 
     add_eval_commands(sub)
+    add_compare_command(sub)
 
     p = sub.add_parser("presets", help="list the presets shipped with ganforge")
     p.set_defaults(func=cmd_presets)

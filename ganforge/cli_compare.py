@@ -1,0 +1,81 @@
+"""The `compare` sub-command: variants of one config × seeds, trained and measured alike, one report.
+
+    ganforge compare --config base.yaml --vary objective=dcgan,wgan,wgan-gp,lsgan --seeds 3 --out studies/cats
+    ganforge compare --resume studies/cats          # train what is missing, then rewrite the report
+    ganforge compare --report-only studies/cats     # rebuild the report from disk
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+# Flags that make up a plan: a resumed study keeps the plan in its study.json.
+_PLAN_FLAGS = ("preset", "config", "set", "data", "objective", "resolution", "steps", "batch_size", "seed",
+               "device", "name", "out", "vary", "seeds", "minutes", "metrics", "n", "features", "quiet")
+
+
+def _given_plan_flags(args) -> list[str]:
+    return ["--" + dest.replace("_", "-") for dest in _PLAN_FLAGS if getattr(args, dest, None) not in (None, [], False)]
+
+
+def cmd_compare(args) -> int:
+    from .cli import config_from_args
+    from .errors import ConfigError
+    from .report.compare import collect, default_study_dir, load_study, plan_study, run_study, validate_study
+    from .report.html import write_report
+
+    existing = args.resume or args.report_only
+    if args.resume and args.report_only:
+        raise ConfigError("give --resume DIR or --report-only DIR, not both")
+    if existing and _given_plan_flags(args):
+        raise ConfigError(f"{'--resume' if args.resume else '--report-only'} uses the plan in {existing}/study.json; "
+                          f"drop {', '.join(_given_plan_flags(args))}")
+    if args.report_only:
+        study = load_study(Path(args.report_only))
+    elif args.resume:
+        study = load_study(Path(args.resume))
+        validate_study(study)
+    else:
+        root = Path(args.out) if args.out else default_study_dir()
+        # The member configs start from the flags as `train` reads them; --out is the study's folder.
+        base = config_from_args(argparse.Namespace(**{**vars(args), "out": None}))
+        study = plan_study(root, base, args.vary, seeds=args.seeds, metrics=args.metrics, n=args.n,
+                           features=args.features, minutes=args.minutes)
+        print(f"study {root}: {len(study.members())} members; plan in {root / 'study.json'}")
+    interrupted = False if args.report_only else run_study(study, retry_failed=args.retry_failed)
+    results = collect(study)
+    html_path, md_path = write_report(results)
+    counts: dict[str, int] = {}
+    for member in results.members:
+        counts[member.state] = counts.get(member.state, 0) + 1
+    print(f"report: {html_path} and {md_path} ({', '.join(f'{n} {s}' for s, n in counts.items())})")
+    return 130 if interrupted else 0
+
+
+def add_compare_command(sub) -> None:
+    from .cli import _add_config_flags  # cli imports this module first; by now it is complete
+
+    p = sub.add_parser(
+        "compare", conflict_handler="resolve",  # --out below replaces train's --out (a run directory)
+        help="train variants of one config over several seeds, evaluate them alike, write one report",
+        description="Every member (one variant × one seed) trains on the same data and budget in its own run "
+                    "directory under the study folder, is evaluated with the same metrics, and report.html "
+                    "(self-contained) and report.md compare them.")
+    _add_config_flags(p)
+    p.add_argument("--out", help="study folder (default studies/study-<timestamp>)")
+    p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a config key and its values, parsed like --set values; several --vary flags form a grid")
+    p.add_argument("--seeds", type=int, metavar="N", help="train every variant with seeds 0..N-1 "
+                                                          "(default: the config's seed only)")
+    p.add_argument("--minutes", type=float, metavar="M",
+                   help="stop each member after M minutes of training, or at its steps if sooner")
+    p.add_argument("--metrics", help="comma-separated metrics of the final evaluation (default: modes for 2-D "
+                                     "points; fid,kid,is,pr for images; fid,kid,is,coverage with classifier "
+                                     "features; modes for Stacked MNIST with classifier features)")
+    p.add_argument("--n", type=int, help="samples per member in the final evaluation (default 10000)")
+    p.add_argument("--features", help="inception | classifier:PATH (default inception)")
+    p.add_argument("--resume", metavar="DIR", help="continue the study in DIR: members already done are skipped")
+    p.add_argument("--retry-failed", action="store_true", help="with --resume: train failed members again")
+    p.add_argument("--report-only", metavar="DIR", help="rebuild DIR's report from disk; train nothing")
+    p.add_argument("--quiet", action="store_true", help="no progress bars; one line per log row")
+    p.set_defaults(func=cmd_compare)

@@ -1,0 +1,539 @@
+"""A study: variants of one config × seeds, each trained on the same data and budget and measured
+with the same metrics; everything the report needs is on disk, so it can be rebuilt at any time.
+
+    <study>/study.json              the plan: base config, varied keys, seeds, budget, metrics
+    <study>/runs/<member>/          each member's run directory (the layout of `ganforge train`)
+    <study>/members/<member>.json   how its training ended, and its final evaluation
+    <study>/report.html, report.md, report/*.png   (report/html.py)
+
+A member is one variant (a choice of value for every varied key) with one seed. Members are
+trained seed by seed (every variant's seed 0 first), so a study stopped early still compares.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+import shutil
+import statistics
+import traceback
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from ..config import Config, from_dict, merge, parse_override, resolve
+from ..errors import ConfigError, GanforgeError
+from ..run import RunPaths, read_config, read_history
+from ..training.checkpoint import list_checkpoints
+from ..training.trainer import train
+
+FORMAT = 1
+STUDY_FILE = "study.json"
+DEFAULT_N = 10_000   # as `ganforge eval`
+EVAL_SEED = 0        # every member is measured on the same latent vectors
+# Keys a study sets itself: each member's run directory, and the seeds (--seeds).
+_NOT_VARIABLE = {"out": "the study gives each member its own run directory",
+                 "seed": "use --seeds N for seeds 0..N-1"}
+
+# Final-evaluation numbers and which way is better; evaluate() also returns bookkeeping
+# (n, features, ...) and estimator spreads (*_std) that are not compared.
+LOWER_IS_BETTER = frozenset({"fid", "kid", "class_kl", "modes_kl"})
+HIGHER_IS_BETTER = frozenset({"is", "modes", "high_quality", "precision", "recall", "coverage"})
+_BOOKKEEPING = frozenset({"n", "n_ref", "step", "classes", "features", "ref", "ref_cache"})
+
+
+def metric_direction(name: str) -> str | None:
+    """'min' or 'max' for a metric whose better side is known (any *kl is a divergence), else None."""
+    if name in LOWER_IS_BETTER or name.endswith("kl"):
+        return "min"
+    return "max" if name in HIGHER_IS_BETTER else None
+
+
+def metric_values(result: dict) -> dict[str, float]:
+    """The comparable numbers of an evaluate() result (or an eval row of metrics.jsonl)."""
+    return {key: value for key, value in result.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            and key not in _BOOKKEEPING and not key.endswith("_std")}
+
+
+def default_metrics(data_kind: str, features: str, data_info: dict) -> list[str]:
+    """What a study measures when --metrics is not given; every one computable offline except
+    Inception-based ones without weights, which then fail alone, in the report."""
+    if data_kind == "points":
+        return ["modes"]
+    if features.startswith("classifier:"):
+        # Data with countable modes (Stacked MNIST) are measured by the digits in each channel.
+        return ["modes"] if data_info.get("modes") else ["fid", "kid", "is", "coverage"]
+    return ["fid", "kid", "is", "pr"]
+
+
+# ------------------------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Vary:
+    key: str
+    values: tuple[str, ...]   # as typed; each parsed like a --set value
+
+    @classmethod
+    def parse(cls, spec: str) -> "Vary":
+        key, eq, values = spec.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"--vary {spec!r} needs the form key=value1,value2, e.g. --vary objective=dcgan,wgan")
+        texts = tuple(v.strip() for v in values.split(","))
+        if not all(texts):
+            raise ConfigError(f"--vary {spec!r} has an empty value; separate the values by single commas")
+        return cls(key, texts)
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str                              # folder name: "objective=wgan-seed1"
+    variant: str                           # "objective=wgan" ("base" when nothing is varied)
+    settings: tuple[tuple[str, str], ...]  # (key, value as typed) per varied key
+    seed: int
+    run_dir: Path
+    config: Config                         # as given; the trainer fills the objective's defaults
+
+
+def _folder_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+=-]", "_", text)
+
+
+@dataclass
+class Study:
+    root: Path
+    base: dict                        # the config every member starts from (unresolved: nulls stay)
+    vary: list[Vary]
+    seeds: list[int]
+    metrics: list[str]
+    n: int
+    features: str
+    minutes: float | None = None      # wall-clock budget per member; None: steps only
+
+    @property
+    def record_dir(self) -> Path:
+        return self.root / "members"
+
+    def variants(self) -> list[tuple[tuple[str, str], ...]]:
+        return list(itertools.product(*([(v.key, text) for text in v.values] for v in self.vary)))
+
+    def members(self) -> list[Member]:
+        """Every variant × seed, variant by variant; each config built and type-checked."""
+        out = []
+        for settings in self.variants():
+            variant = ", ".join(f"{key}={text}" for key, text in settings) or "base"
+            slug = ",".join(f"{key}={_folder_safe(text)}" for key, text in settings) or "base"
+            for seed in self.seeds:
+                name = f"{slug}-seed{seed}"
+                run_dir = self.root / "runs" / name
+                data = self.base
+                for key, text in settings:
+                    data = merge(data, parse_override(f"{key}={text}"))
+                data = merge(data, {"seed": seed, "out": str(run_dir)})
+                try:
+                    config = from_dict(data)
+                except GanforgeError as err:
+                    raise type(err)(f"member {name}: {err}") from None
+                out.append(Member(name, variant, settings, seed, run_dir, config))
+        return out
+
+    def training_order(self) -> list[Member]:
+        return sorted(self.members(), key=lambda m: self.seeds.index(m.seed))  # stable: variants keep order
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, "base": self.base, "vary": [[v.key, list(v.values)] for v in self.vary],
+                "seeds": self.seeds, "metrics": self.metrics, "n": self.n, "features": self.features,
+                "minutes": self.minutes}
+
+    def save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_json(self.root / STUDY_FILE, self.to_json())
+
+
+def default_study_dir() -> Path:
+    return Path("studies") / f"study-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def plan_study(root: Path, base: Config, vary: list[str], seeds: int | None = None, metrics: str | None = None,
+               n: int | None = None, features: str | None = None, minutes: float | None = None) -> Study:
+    """A validated plan: every member's config built and checked (keys, values, objective, data,
+    networks) and the metrics checked against the data, before anything trains."""
+    if (root / STUDY_FILE).is_file():
+        raise GanforgeError(f"{root} already holds a study; continue it with --resume {root} "
+                            f"or choose another --out")
+    if root.exists() and any(root.iterdir()):
+        raise GanforgeError(f"study folder {root} exists and is not empty; choose another --out")
+    varies = [Vary.parse(spec) for spec in vary]
+    keys = [v.key for v in varies]
+    for v in varies:
+        if v.key in _NOT_VARIABLE:
+            raise ConfigError(f"--vary {v.key} is not allowed: {_NOT_VARIABLE[v.key]}")
+        if keys.count(v.key) > 1:
+            raise ConfigError(f"--vary {v.key} is given twice; list all its values in one flag")
+        parsed = [parse_override(f"{v.key}={text}") for text in v.values]
+        for i, value in enumerate(parsed):
+            if value in parsed[:i]:
+                raise ConfigError(f"--vary {v.key} lists the value {v.values[i]!r} twice")
+    if seeds is not None and seeds < 1:
+        raise ConfigError(f"--seeds {seeds} must be at least 1")
+    if n is not None and n < 2:
+        raise ConfigError(f"--n {n} is too small; metrics need at least 2 samples")
+    if minutes is not None and not minutes > 0:
+        raise ConfigError(f"--minutes {minutes} must be positive")
+    data = {key: value for key, value in base.to_dict().items() if key != "out"}
+    study = Study(root=root, base=data, vary=varies,
+                  seeds=list(range(seeds)) if seeds is not None else [base.seed],
+                  metrics=[], n=n or DEFAULT_N, features=features or "inception", minutes=minutes)
+    kind, info = _check_members(study.members())
+    study.metrics = ([m.strip() for m in metrics.split(",") if m.strip()] if metrics
+                     else default_metrics(kind, study.features, info))
+    _check_measurement(study, kind)
+    return study
+
+
+def load_study(root: Path) -> Study:
+    root = Path(root)
+    path = root / STUDY_FILE
+    if not path.is_file():
+        raise GanforgeError(f"{root} is not a study (no {STUDY_FILE}); start one with "
+                            f"ganforge compare --vary KEY=A,B --out {root}")
+    data = json.loads(path.read_text())
+    if data.get("format") != FORMAT:
+        raise GanforgeError(f"{path} has format {data.get('format')}; this ganforge reads format {FORMAT}")
+    return Study(root=root, base=data["base"], vary=[Vary(key, tuple(values)) for key, values in data["vary"]],
+                 seeds=data["seeds"], metrics=data["metrics"], n=data["n"], features=data["features"],
+                 minutes=data["minutes"])
+
+
+def validate_study(study: Study) -> None:
+    """The checks of plan_study, again: for a resumed study whose data or ganforge may have changed."""
+    kind, _ = _check_members(study.members())
+    _check_measurement(study, kind)
+
+
+def _check_members(members: list[Member]) -> tuple[str, dict]:
+    """Resolve every config, load each distinct dataset once, build the networks without memory (meta
+    device). Returns the data kind all members share and one dataset's info."""
+    from ..data import load_dataset
+    from ..losses import objective_class
+    from ..models import build_networks
+
+    loaded: dict[tuple, tuple[str, tuple, dict]] = {}
+    kinds = set()
+    for member in members:
+        cfg = member.config
+        key = (cfg.data, cfg.resolution, cfg.channels, repr(cfg.dataset))
+        try:
+            resolved = resolve(cfg)
+            if key not in loaded:
+                ds = load_dataset(cfg.data, cfg.resolution, cfg.channels, cfg.dataset, seed=cfg.seed)
+                loaded[key] = (ds.kind, tuple(ds.data.shape[1:]), ds.info)
+            kind, shape, info = loaded[key]
+            with torch.device("meta"):
+                build_networks(resolved.model, kind, shape, objective_class(resolved.objective).d_batchnorm_ok)
+        except GanforgeError as err:
+            raise type(err)(f"member {member.name}: {err}") from None
+        kinds.add(kind)
+    if len(kinds) > 1:
+        raise ConfigError("the members mix 2-D point data and images; a study compares members on one kind of data")
+    kind, _, info = next(iter(loaded.values()))
+    return kind, info
+
+
+def _check_measurement(study: Study, kind: str) -> None:
+    from ..metrics.evaluate import metric_registry
+    from ..metrics.extractors import extractors
+
+    if not study.metrics:
+        raise ConfigError("--metrics is empty; give comma-separated names, e.g. --metrics fid,kid")
+    for name in study.metrics:
+        metric_registry.get(name)
+    if kind == "points" and study.metrics != ["modes"]:
+        raise ConfigError(f"2-D point data are measured by --metrics modes (modes covered, high-quality share); "
+                          f"{', '.join(m for m in study.metrics if m != 'modes')} need images")
+    prefix, colon, argument = study.features.partition(":")
+    if colon and prefix + ":" in extractors:
+        if not Path(argument).expanduser().is_file():
+            raise ConfigError(f"--features {study.features}: no file {argument}; "
+                              f"make one with ganforge train-classifier --out {argument}")
+    elif study.features not in extractors:
+        raise ConfigError(f"unknown --features {study.features!r}; choose inception or classifier:PATH")
+
+
+# ------------------------------------------------------------------------------------------- running
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Written beside and renamed: a study killed mid-write keeps the previous file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def read_record(study: Study, member: Member) -> dict:
+    path = study.record_dir / f"{member.name}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if isinstance(err, GanforgeError):
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+@dataclass
+class _Trained:
+    step: int
+    stopped_by: str           # "steps" | "time"
+    interrupted: bool = False
+
+
+def _progress(run_dir: Path) -> tuple[int, float]:
+    """(step of the latest checkpoint, training wall time up to it) of a run directory."""
+    found = list_checkpoints(run_dir)
+    step = found[-1][0] if found else 0
+    times = [row["wall_time"] for row in read_history(RunPaths(run_dir).metrics)
+             if "wall_time" in row and row["step"] <= step]
+    return step, max(times, default=0.0)
+
+
+def _train_to(member: Member, steps: int, echo) -> bool:
+    """Train (or continue) a member's run up to `steps`; True when Ctrl-C stopped it."""
+    if list_checkpoints(member.run_dir):
+        config = replace(read_config(member.run_dir), steps=steps)
+        return train(config, member.run_dir, resume=True, echo=echo).interrupted
+    if member.run_dir.exists():
+        shutil.rmtree(member.run_dir)  # a start that never reached its first checkpoint
+    return train(replace(member.config, steps=steps), member.run_dir, echo=echo).interrupted
+
+
+def _train_member(member: Member, minutes: float | None, echo) -> _Trained:
+    cap = member.config.steps
+    if minutes is None:
+        interrupted = _train_to(member, cap, echo)
+        return _Trained(_progress(member.run_dir)[0], "steps", interrupted)
+    # The trainer has no time budget: train in chunks (resuming in between). Short probing chunks,
+    # growing 4× until one lasts long enough to time, give the pace; then each chunk takes half the
+    # time left, and the last eighth goes in one final chunk, so a misjudged pace overshoots (or
+    # leaves unused) little. Chunks end on the log grid so that metrics rows stay regular.
+    budget, log_every = minutes * 60, member.config.train.log_every
+    timeable = min(1.0, budget / 20)
+    probe, rate, last = log_every, None, False
+    while not last:
+        step, used = _progress(member.run_dir)
+        remaining = budget - used
+        if step >= cap:
+            return _Trained(step, "steps")
+        if remaining <= 0:
+            return _Trained(step, "time")
+        if rate is None:
+            target = step + probe
+        else:
+            fill, half = (int(seconds * rate) // log_every * log_every for seconds in (remaining, remaining / 2))
+            if fill <= 0:
+                return _Trained(step, "time")
+            last = remaining <= budget / 8 or half <= 0
+            target = step + (fill if last else half)
+        if _train_to(member, min(target, cap), echo):
+            return _Trained(_progress(member.run_dir)[0], "time", interrupted=True)
+        new_step, new_used = _progress(member.run_dir)
+        if new_used - used >= timeable:
+            rate = (new_step - step) / (new_used - used)
+        else:
+            probe *= 4
+    step = _progress(member.run_dir)[0]
+    return _Trained(step, "steps" if step >= cap else "time")
+
+
+def evaluate_member(study: Study, member: Member) -> tuple[dict, dict[str, str]]:
+    """Final metrics of a member's latest checkpoint, and an error message for each metric that failed.
+    All metrics go through one pass over the samples; after a failure each is tried alone, so one
+    metric (FID without Inception weights, say) fails by itself."""
+    from ..metrics import evaluate
+
+    def measure(metrics: list[str]) -> dict:
+        return evaluate(member.run_dir, metrics=metrics, n=study.n, features=study.features,
+                        device=member.config.device, seed=EVAL_SEED, progress=False)
+
+    try:
+        return measure(study.metrics), {}
+    except Exception as err:  # noqa: BLE001 — a metric's failure is reported, not the study's
+        if len(study.metrics) == 1:
+            return {}, {study.metrics[0]: _one_line(err)}
+    results, errors = {}, {}
+    for name in study.metrics:
+        try:
+            results.update(measure([name]))
+        except Exception as err:  # noqa: BLE001
+            errors[name] = _one_line(err)
+    return results, errors
+
+
+def run_study(study: Study, retry_failed: bool = False, echo=print) -> bool:
+    """Train and evaluate every member not done yet; True when Ctrl-C stopped the study.
+    A member whose training raises (divergence, a bad setting, a crash) is recorded as failed and
+    the others go on; failed members are skipped on resume unless `retry_failed`."""
+    if not (study.root / STUDY_FILE).is_file():
+        study.save()
+    order = study.training_order()
+    for i, member in enumerate(order, 1):
+        tag = f"[{i}/{len(order)}] {member.name}"
+        record_path = study.record_dir / f"{member.name}.json"
+        record = read_record(study, member)
+        state = record.get("state")
+        if state == "evaluated":
+            echo(f"{tag}: done earlier, skipped")
+            continue
+        if state == "failed" and not retry_failed:
+            echo(f"{tag}: failed earlier ({record['error']}); skipped (--retry-failed trains it again)")
+            continue
+        if state != "trained":
+            if state == "failed":
+                shutil.rmtree(member.run_dir, ignore_errors=True)  # retried from scratch
+            echo(f"{tag}: training")
+            try:
+                trained = _train_member(member, study.minutes, echo)
+            except Exception as err:  # noqa: BLE001 — one member's failure must not end the study
+                record = {"state": "failed", "error": _one_line(err)}
+                if not isinstance(err, GanforgeError):  # a crash, not a user-facing problem: keep where
+                    record["traceback"] = traceback.format_exc()
+                _write_json(record_path, record)
+                echo(f"{tag}: failed: {record['error']}")
+                continue
+            if trained.interrupted:
+                echo(f"{tag}: interrupted; continue with ganforge compare --resume {study.root}")
+                return True
+            record = {"state": "trained", "step": trained.step, "stopped_by": trained.stopped_by}
+            _write_json(record_path, record)
+        echo(f"{tag}: evaluating {','.join(study.metrics)} on {study.n} samples")
+        results, errors = evaluate_member(study, member)
+        record.update(state="evaluated", eval=results, eval_errors=errors)
+        _write_json(record_path, record)
+        for name, message in errors.items():
+            echo(f"{tag}: {name} failed: {message}")
+    return False
+
+
+# ------------------------------------------------------------------------------------------- collecting
+
+
+@dataclass
+class MemberResult:
+    member: Member
+    state: str                      # evaluated | trained | failed | incomplete (stopped mid-training) | pending
+    step: int | None = None
+    stopped_by: str | None = None   # "steps" or "time" (--minutes)
+    error: str | None = None
+    traceback: str | None = None
+    eval: dict = field(default_factory=dict)          # evaluate()'s result as it came
+    metric_errors: dict[str, str] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    samples: dict[int, Path] = field(default_factory=dict)  # step → sample grid (or scatter plot)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return metric_values(self.eval)
+
+    @property
+    def wall_time(self) -> float | None:
+        """Seconds in the training loop (the trainer's own clock, summed over resumes)."""
+        times = [row["wall_time"] for row in self.history if "wall_time" in row]
+        return times[-1] if times else None
+
+    @property
+    def img_per_s(self) -> float | None:
+        rates = [row["img_per_s"] for row in self.history if row.get("img_per_s") is not None]
+        return statistics.fmean(rates) if rates else None
+
+    @property
+    def trained(self) -> bool:
+        return self.state in ("evaluated", "trained")
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    std: float | None   # sample standard deviation over seeds (n − 1); None for a single seed
+    count: int
+
+
+def summarize(values: list[float]) -> Summary | None:
+    if not values:
+        return None
+    return Summary(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values))
+
+
+@dataclass
+class VariantResult:
+    label: str
+    members: list[MemberResult]
+
+    def summary(self, value_of) -> Summary | None:
+        """mean ± std over the seeds that have a value (failed members have none)."""
+        values = [value_of(m) for m in self.members]
+        return summarize([v for v in values if v is not None and math.isfinite(v)])
+
+    def metric(self, name: str) -> Summary | None:
+        return self.summary(lambda m: m.metrics.get(name))
+
+
+@dataclass
+class StudyResults:
+    study: Study
+    members: list[MemberResult]
+    variants: list[VariantResult]
+    metrics: list[str]                    # metric columns, in the order evaluate() returned them
+    best_members: dict[str, set[str]]     # metric → names of the best member(s)
+    best_variants: dict[str, set[str]]    # metric → labels of the best variant(s) by mean over seeds
+
+
+def best_of(values: dict[str, float], metric: str) -> set[str]:
+    """Who is best on `metric` (ties all win); nobody when its direction is unknown or only one competes."""
+    direction = metric_direction(metric)
+    values = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
+    if direction is None or len(values) < 2:
+        return set()
+    target = (min if direction == "min" else max)(values.values())
+    return {k for k, v in values.items() if v == target}
+
+
+def _member_result(study: Study, member: Member) -> MemberResult:
+    record = read_record(study, member)
+    paths = RunPaths(member.run_dir)
+    samples = {int(m.group(1)): p for p in sorted(paths.samples.glob("step-*.png"))
+               if (m := re.fullmatch(r"step-(\d+)\.png", p.name))}
+    state = record.get("state") or ("incomplete" if member.run_dir.exists() else "pending")
+    found = list_checkpoints(member.run_dir)
+    return MemberResult(member=member, state=state, step=record.get("step", found[-1][0] if found else None),
+                        stopped_by=record.get("stopped_by"), error=record.get("error"),
+                        traceback=record.get("traceback"), eval=record.get("eval", {}),
+                        metric_errors=record.get("eval_errors", {}), history=read_history(paths.metrics),
+                        samples=samples)
+
+
+def collect(study: Study) -> StudyResults:
+    """Everything the report shows, read from the study folder alone."""
+    members = [_member_result(study, m) for m in study.members()]
+    variants: dict[str, VariantResult] = {}
+    for result in members:
+        variants.setdefault(result.member.variant, VariantResult(result.member.variant, [])).members.append(result)
+    metrics: list[str] = []
+    for result in members:
+        metrics += [name for name in result.metrics if name not in metrics]
+    # A metric that failed for every evaluated member (FID without Inception weights) keeps its column.
+    evaluated = [r for r in members if r.state == "evaluated"]
+    metrics += [name for name in study.metrics
+                if name not in metrics and evaluated and all(name in r.metric_errors for r in evaluated)]
+    best_members = {name: best_of({r.member.name: r.metrics.get(name) for r in members}, name) for name in metrics}
+    best_variants = {}
+    for name in metrics:
+        means = {v.label: (s.mean if (s := v.metric(name)) else None) for v in variants.values()}
+        best_variants[name] = best_of(means, name)
+    return StudyResults(study, members, list(variants.values()), metrics, best_members, best_variants)

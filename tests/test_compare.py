@@ -1,0 +1,315 @@
+"""`ganforge compare`: studies of variants × seeds on ring8 with tiny MLPs, their records and their report."""
+import json
+import re
+import statistics
+
+import pytest
+import yaml
+
+from ganforge.cli import main
+from ganforge.config import build_config
+from ganforge.errors import ConfigError
+from ganforge.metrics import evaluate
+from ganforge.report import compare
+from ganforge.report.compare import Study, Summary, best_of, collect, load_study, plan_study
+from ganforge.report.html import _changing_keys, fmt_summary
+
+TINY = ["--data", "ring8", "--set", "batch_size=64", "--set", "model.mlp_hidden=32", "--set", "train.log_every=10",
+        "--quiet"]
+N = 1000
+
+
+def tables(markdown: str) -> dict[str, list[list[str]]]:
+    """Markdown tables by the text of their first header cell: header row first, then the rows."""
+    found, current = {}, None
+    for line in markdown.splitlines():
+        if not line.startswith("|"):
+            current = None
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if current is None:
+            current = found.setdefault(cells[0], [])
+            if current:  # a second table with the same first header: keep both apart
+                current = found.setdefault(cells[0] + "#2", [])
+        if set(line) - set("|- "):
+            current.append(cells)
+    return found
+
+
+def column(table: list[list[str]], first_cell: str, header: str) -> str:
+    row = next(r for r in table[1:] if r[0] == first_cell)
+    return row[table[0].index(header)]
+
+
+def record(root, name: str) -> dict:
+    return json.loads((root / "members" / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """2 objectives × 2 seeds, 60 steps, evaluating during training too (eval rows)."""
+    root = tmp_path_factory.mktemp("compare") / "study"
+    assert main(["compare", *TINY, "--set", "steps=60", "--set", "train.sample_every=20", "--set", "eval.every=30",
+                 "--vary", "objective=dcgan,wgan-gp", "--seeds", "2", "--n", str(N), "--out", str(root)]) == 0
+    return root
+
+
+NAMES = ["objective=dcgan-seed0", "objective=dcgan-seed1", "objective=wgan-gp-seed0", "objective=wgan-gp-seed1"]
+
+
+# ------------------------------------------------------------------------------------------- the plan
+
+
+def test_vary_flags_form_a_grid_of_validated_members(tmp_path):
+    base = build_config(overrides=[{"data": "ring8", "steps": 5}])
+    study = plan_study(tmp_path / "s", base, ["objective=dcgan,lsgan", "optim.lr_d=1e-4,2e-4"], seeds=2)
+    members = study.members()
+    assert [m.name for m in members[:3]] == ["objective=dcgan,optim.lr_d=1e-4-seed0",
+                                             "objective=dcgan,optim.lr_d=1e-4-seed1",
+                                             "objective=dcgan,optim.lr_d=2e-4-seed0"]
+    assert len(members) == 8 and len({m.name for m in members}) == 8
+    assert {(m.config.objective, m.config.optim.lr_d, m.config.seed) for m in members} == {
+        (o, lr, s) for o in ("dcgan", "lsgan") for lr in (1e-4, 2e-4) for s in (0, 1)}
+    assert all(m.config.steps == 5 and m.run_dir == tmp_path / "s" / "runs" / m.name for m in members)
+    assert study.metrics == ["modes"] and study.n == compare.DEFAULT_N  # the 2-D default
+    # Seed by seed: every variant's seed 0 trains before any seed 1.
+    assert [m.seed for m in study.training_order()] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert not (tmp_path / "s").exists()  # planning writes nothing
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--vary", "objective=dcgan,nope"], "member objective=nope-seed0: unknown objective 'nope'"),
+    (["--vary", "optim.lr_x=1e-4"], "unknown config key 'optim.lr_x'"),
+    (["--vary", "steps=5,abc"], "member steps=abc-seed0: steps must be a int"),
+    (["--vary", "model.arch=dcgan"], "builds image networks"),
+    (["--vary", "objective"], "needs the form key=value1,value2"),
+    (["--vary", "objective=dcgan,,wgan"], "empty value"),
+    (["--vary", "objective=dcgan,dcgan"], "lists the value 'dcgan' twice"),
+    (["--vary", "seed=1,2"], "use --seeds N"),
+    (["--vary", "objective=dcgan", "--vary", "objective=wgan"], "given twice"),
+    (["--seeds", "0"], "must be at least 1"),
+    (["--metrics", "fid"], "2-D point data are measured by --metrics modes"),
+    (["--metrics", "fidd"], "unknown metric 'fidd'"),
+    (["--features", "classifier:no-such.safetensors"], "no file no-such.safetensors"),
+])
+def test_invalid_plans_fail_before_anything_trains(tmp_path, capsys, flags, message):
+    out = tmp_path / "study"
+    assert main(["compare", *TINY, "--set", "steps=5", *flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_default_metrics_fit_the_data_and_features():
+    assert compare.default_metrics("points", "inception", {"modes": 8}) == ["modes"]
+    assert compare.default_metrics("image", "inception", {}) == ["fid", "kid", "is", "pr"]
+    assert compare.default_metrics("image", "classifier:c.safetensors", {}) == ["fid", "kid", "is", "coverage"]
+    assert compare.default_metrics("image", "classifier:c.safetensors", {"modes": 1000}) == ["modes"]
+
+
+def test_a_folder_holding_a_study_is_not_planned_over(study, capsys):
+    assert main(["compare", *TINY, "--vary", "objective=dcgan", "--out", str(study)]) == 2
+    assert f"continue it with --resume {study}" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- the study
+
+
+def test_every_member_trains_in_its_own_run_directory_with_the_plan_saved(study):
+    plan = json.loads((study / "study.json").read_text())
+    assert plan["vary"] == [["objective", ["dcgan", "wgan-gp"]]] and plan["seeds"] == [0, 1]
+    assert plan["metrics"] == ["modes"] and plan["n"] == N and plan["base"]["steps"] == 60
+    assert sorted(p.name for p in (study / "runs").iterdir()) == NAMES
+    for name in NAMES:
+        rec = record(study, name)
+        assert rec["state"] == "evaluated" and rec["step"] == 60 and rec["stopped_by"] == "steps"
+        assert (study / "runs" / name / "checkpoints" / "step-000060").is_dir()
+    saved = yaml.safe_load((study / "runs" / NAMES[3] / "config.yaml").read_text())
+    assert (saved["objective"], saved["seed"], saved["steps"]) == ("wgan-gp", 1, 60)
+
+
+def test_member_table_shows_each_members_own_evaluation(study):
+    members = tables((study / "report.md").read_text())["member"]
+    for name in NAMES:
+        own = evaluate(study / "runs" / name, metrics="modes", n=N, seed=0, progress=False)
+        assert record(study, name)["eval"] == own
+        assert column(members, name, "modes ↑") in (str(own["modes"]), f"**{own['modes']}** ★")
+        assert column(members, name, "high_quality ↑").strip("*★ ") == f"{own['high_quality']:.4g}"
+
+
+def test_variant_rows_are_mean_and_std_over_seeds(study):
+    variants = tables((study / "report.md").read_text())["variant"]
+    results = collect(load_study(study))
+    for variant, seeds in (("objective=dcgan", NAMES[:2]), ("objective=wgan-gp", NAMES[2:])):
+        for metric in ("modes", "high_quality"):
+            values = [record(study, name)["eval"][metric] for name in seeds]
+            mean, std = statistics.fmean(values), statistics.stdev(values)
+            summary = next(v for v in results.variants if v.label == variant).metric(metric)
+            assert summary.mean == pytest.approx(mean) and summary.count == 2
+            assert (summary.std or 0.0) == pytest.approx(std)
+            assert column(variants, variant, f"{metric} ↑").strip("*★ ") == fmt_summary(Summary(mean, std, 2))
+        assert column(variants, variant, "seeds done") == "2/2"
+
+
+def test_best_member_and_best_variant_are_marked(study):
+    found = tables((study / "report.md").read_text())
+    results = collect(load_study(study))
+    for metric in ("modes", "high_quality"):
+        values = {name: record(study, name)["eval"][metric] for name in NAMES}
+        best = {n for n, v in values.items() if v == max(values.values())}
+        marked = {n for n in NAMES if column(found["member"], n, f"{metric} ↑").endswith("★")}
+        assert marked == best
+        means = {v.label: v.metric(metric).mean for v in results.variants}
+        if len(set(means.values())) > 1:
+            winner = max(means, key=means.get)
+            assert column(found["variant"], winner, f"{metric} ↑").endswith("★")
+            loser = min(means, key=means.get)
+            assert not column(found["variant"], loser, f"{metric} ↑").endswith("★")
+
+
+def test_best_of_follows_each_metrics_direction():
+    assert best_of({"a": 10.0, "b": 5.0}, "fid") == {"b"}
+    assert best_of({"a": 10.0, "b": 5.0}, "class_kl") == {"b"}
+    assert best_of({"a": 10, "b": 5}, "modes") == {"a"}
+    assert best_of({"a": 0.9, "b": 0.9, "c": 0.1}, "recall") == {"a", "b"}  # ties all win
+    assert best_of({"a": 10.0, "b": 5.0}, "mystery") == set()  # direction unknown: nobody
+    assert best_of({"a": 10.0}, "fid") == set()  # nothing to compare with
+    assert fmt_summary(Summary(1.5, 0.7071, 2)) == "1.5 ± 0.71" and fmt_summary(Summary(60.0, 0.0, 2)) == "60"
+
+
+def test_html_report_is_self_contained_with_pictures(study):
+    page = (study / "report.html").read_text()
+    assert "http://" not in page and 'src="file' not in page
+    assert "<script" not in page and "<link" not in page and "url(" not in page
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    # Samples at 3 matched steps × 2 variants, 4 last samples, metrics bars, training and eval curves.
+    assert len(sources) == 6 + 4 + 3
+    assert "Metrics during training" in page and (study / "report" / "eval_curves.png").is_file()
+
+
+def test_markdown_report_references_pictures_by_relative_path(study):
+    text = (study / "report.md").read_text()
+    paths = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert "runs/objective=dcgan-seed0/samples/step-000020.png" in paths and "report/curves.png" in paths
+    assert all((study / p).is_file() for p in paths)
+
+
+def test_report_only_rebuilds_the_same_report_from_disk(study, monkeypatch):
+    before = (study / "report.md").read_text()
+    (study / "report.md").unlink()
+    (study / "report.html").unlink()
+    monkeypatch.setattr(compare, "train", None)  # nothing may train
+    assert main(["compare", "--report-only", str(study)]) == 0
+    assert (study / "report.md").read_text() == before and (study / "report.html").is_file()
+
+
+def test_resume_skips_finished_members(study, monkeypatch, capsys):
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("a finished member was trained again")
+
+    def must_not_evaluate(*args, **kwargs):
+        raise AssertionError("a finished member was evaluated again")
+
+    files = [p for p in (study / "runs").rglob("*") if p.is_file()] + list((study / "members").iterdir())
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    monkeypatch.setattr(compare, "train", must_not_train)
+    monkeypatch.setattr(compare, "evaluate_member", must_not_evaluate)
+    assert main(["compare", "--resume", str(study)]) == 0
+    assert capsys.readouterr().out.count("done earlier, skipped") == 4
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps
+
+
+def test_resume_keeps_the_saved_plan(study, capsys):
+    assert main(["compare", "--resume", str(study), "--seeds", "3"]) == 2
+    assert "drop --seeds" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- failures and budgets
+
+
+def test_diverging_member_is_reported_and_the_others_finish(tmp_path):
+    root = tmp_path / "study"
+    assert main(["compare", *TINY, "--set", "steps=20", "--vary", "optim.lr_d=2e-4,1e30", "--n", "200",
+                 "--out", str(root)]) == 0
+    assert record(root, "optim.lr_d=2e-4-seed0")["state"] == "evaluated"
+    failed = record(root, "optim.lr_d=1e30-seed0")
+    assert failed["state"] == "failed" and "NaN/Inf" in failed["error"] and "traceback" not in failed
+    found = tables((root / "report.md").read_text())
+    assert column(found["variant"], "optim.lr_d=1e30", "seeds done") == "0/1"
+    assert column(found["variant"], "optim.lr_d=1e30", "modes ↑") == "—"
+    assert "training failed: losses became NaN/Inf" in column(found["member"], "optim.lr_d=1e30-seed0", "notes")
+    assert "optim.lr_d=1e30-seed0 failed at training" in (root / "report.html").read_text()
+
+
+def test_crashed_member_is_recorded_then_retried_on_request(tmp_path, monkeypatch):
+    real_train = compare.train
+
+    def crashing_lsgan(config, run_dir, resume=False, echo=print):
+        if "lsgan" in str(run_dir):
+            raise RuntimeError("boom")
+        return real_train(config, run_dir, resume=resume, echo=echo)
+
+    root = tmp_path / "study"
+    monkeypatch.setattr(compare, "train", crashing_lsgan)
+    assert main(["compare", *TINY, "--set", "steps=20", "--vary", "objective=dcgan,lsgan", "--n", "200",
+                 "--out", str(root)]) == 0
+    crashed = record(root, "objective=lsgan-seed0")
+    assert crashed["error"] == "RuntimeError: boom" and "raise RuntimeError" in crashed["traceback"]
+    assert record(root, "objective=dcgan-seed0")["state"] == "evaluated"
+    assert "<details><summary>traceback of objective=lsgan-seed0" in (root / "report.html").read_text()
+
+    monkeypatch.setattr(compare, "train", real_train)
+    assert main(["compare", "--resume", str(root)]) == 0
+    assert record(root, "objective=lsgan-seed0")["state"] == "failed"  # not retried unasked
+    done_before = (root / "members" / "objective=dcgan-seed0.json").stat().st_mtime_ns
+    assert main(["compare", "--resume", str(root), "--retry-failed"]) == 0
+    assert record(root, "objective=lsgan-seed0")["state"] == "evaluated"
+    assert (root / "members" / "objective=dcgan-seed0.json").stat().st_mtime_ns == done_before
+
+
+def test_minutes_stop_each_member_by_its_training_time(tmp_path):
+    root = tmp_path / "study"
+    minutes = 0.03
+    assert main(["compare", *TINY, "--set", "steps=100000", "--minutes", str(minutes), "--n", "200",
+                 "--out", str(root)]) == 0
+    rec = record(root, "base-seed0")
+    assert rec["stopped_by"] == "time" and 0 < rec["step"] < 100000
+    rows = [json.loads(line) for line in (root / "runs" / "base-seed0" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == list(range(10, rec["step"] + 1, 10))  # chunks join seamlessly
+    assert rows[-1]["wall_time"] <= 1.5 * minutes * 60
+    assert "stopped by the time budget" in (root / "report.md").read_text()
+
+
+def test_image_metrics_without_inception_weights_fail_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))  # no weights there
+    monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
+    root = tmp_path / "study"
+    assert main(["compare", "--steps", "6", "--batch-size", "8", "--set", "model.width=4", "--set", "model.z_dim=8",
+                 "--set", "dataset.size=64", "--set", "train.log_every=3", "--quiet", "--n", "16",
+                 "--out", str(root)]) == 0
+    rec = record(root, "base-seed0")
+    assert rec["state"] == "evaluated" and sorted(rec["eval_errors"]) == ["fid", "is", "kid", "pr"]
+    assert all("no Inception weights" in m and "fetch-weights" in m for m in rec["eval_errors"].values())
+    text = (root / "report.md").read_text()
+    assert column(tables(text)["member"], "base-seed0", "fid ↓") == "failed"
+    assert "fid, kid, is, pr failed (every evaluated member): no Inception weights" in text
+
+
+def test_one_failing_metric_leaves_the_others(monkeypatch, tmp_path):
+    def fake_evaluate(source, metrics, **kwargs):
+        if "fid" in metrics:
+            raise ConfigError("no weights for fid")
+        return {"n": 10, "kid": 0.5}
+
+    monkeypatch.setattr("ganforge.metrics.evaluate", fake_evaluate)
+    study = Study(root=tmp_path, base={}, vary=[], seeds=[0], metrics=["fid", "kid"], n=10, features="inception")
+    member = compare.Member("m", "base", (), 0, tmp_path / "runs" / "m", build_config())
+    assert compare.evaluate_member(study, member) == ({"n": 10, "kid": 0.5}, {"fid": "no weights for fid"})
+
+
+def test_every_changing_numeric_row_key_is_plotted():
+    rows = [{"step": s, "d_loss": 1.0 / s, "g_loss": s, "lr_d": 2e-4, "balance_d_steps": s % 3, "img_per_s": None,
+             "note": "text"} for s in (10, 20, 30)]
+    rows.append({"step": 30, "eval": {"modes": 3}})
+    assert _changing_keys([rows]) == ["d_loss", "g_loss", "balance_d_steps"]
