@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ganforge.config import from_dict
+from ganforge.config import from_dict, merge, parse_override
 from ganforge.training.trainer import Trainer
 
 CASES = {  # name: (resolution, ganforge objective)
@@ -199,16 +199,20 @@ class PlainWGANGP:
 # ganforge's side
 
 
-def make_trainer(resolution: int, objective: str, batch_size: int, device: torch.device, workdir: Path) -> Trainer:
-    cfg = from_dict({
+def make_trainer(resolution: int, objective: str, batch_size: int, device: torch.device, workdir: Path,
+                 overrides: tuple[str, ...] = ()) -> Trainer:
+    cfg = {
         "data": "shapes", "resolution": resolution, "objective": objective, "batch_size": batch_size,
         "device": str(device),
         # A small dataset: only the step is timed, and the data sit on the device either way.
         "dataset": {"size": max(512, 4 * batch_size), "flip": False, "cache_dir": str(workdir / "cache")},
         "model": {"norm": "batch", "width": WIDTH, "z_dim": NZ},  # wgan-gp: d_norm auto → none
         "train": {"quiet": True},
-    })
-    run = workdir / f"run-{objective}-{resolution}-{batch_size}-{device.type}"
+    }
+    for override in overrides:  # --set: ganforge's switches (perf.*), the reference loop stays as it is
+        cfg = merge(cfg, parse_override(override))
+    cfg = from_dict(cfg)
+    run = workdir / f"run-{objective}-{resolution}-{batch_size}-{device.type}-{len(list(workdir.glob('run-*')))}"
     return Trainer(cfg, run, echo=lambda *a: None)
 
 
@@ -224,7 +228,7 @@ def time_steps(step, n: int, device: torch.device) -> float:
 def run_case(name: str, args, device: torch.device, workdir: Path) -> dict:
     resolution, objective = CASES[name]
     steps = STEPS[name][1 if args.quick else 0]
-    trainer = make_trainer(resolution, objective, args.batch_size, device, workdir)
+    trainer = make_trainer(resolution, objective, args.batch_size, device, workdir, tuple(args.set))
     # The reference loops get the trainer's own images, as float in [-1, 1] on the device.
     data = (trainer.dataset.data.float() / 127.5 - 1).to(device)
     n_batches, cursor = len(data) // args.batch_size, [0]
@@ -363,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, from: " + ", ".join(CASES))
     parser.add_argument("--numerics-steps", type=int, help="steps of the fp32 identity check (default 3; quick 2)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a ganforge config override for the timed cases, e.g. perf.channels_last=true "
+                             "(repeatable; the numerics check always uses the fp32 defaults)")
     parser.add_argument("--malloc-tune", action="store_true",
                         help="glibc (Linux): keep freed memory in the process (no page faults per step), both sides")
     args = parser.parse_args(argv)
@@ -381,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     log(f"torch {torch.__version__}, {machine}, batch {args.batch_size}, {args.rounds} round(s)"
-        + (", malloc tuned" if args.malloc_tune else ""))
+        + (", malloc tuned" if args.malloc_tune else "") + "".join(f", ganforge {o}" for o in args.set))
     with tempfile.TemporaryDirectory(prefix="ganforge-bench-") as tmp:
         results = [run_case(name, args, device, Path(tmp)) for name in names]
         rss_timed = peak_rss_mb()  # before the check below, which holds several copies of the weights

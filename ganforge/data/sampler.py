@@ -48,13 +48,15 @@ class BatchSampler:
         window = slice(self.position + self.shard.start, self.position + self.shard.stop)
         self.position += self.batch_size
         index = self._order[window]
-        batch = self.data[index]
+        batch = self.data.index_select(0, index)  # ~20× faster than data[index] on the CPU
         if self.images:
-            batch = batch.float() / 127.5 - 1
             if self.flip:
-                batch = torch.where(self._flips[window, None, None, None], batch.flip(-1), batch)
+                # Each row from [batch; mirrored batch]: a masked torch.where is ~20× slower on the CPU.
+                rows = torch.arange(len(index), device=self.device) + len(index) * self._flips[window].long()
+                batch = torch.cat((batch, batch.flip(-1))).index_select(0, rows)
+            batch = batch.float().div_(127.5).sub_(1)  # in place: no temporaries, same values as x / 127.5 - 1
             batch = batch.contiguous(memory_format=self.memory_format)
-        return batch, self.conditions[index] if self.conditions is not None else None
+        return batch, self.conditions.index_select(0, index) if self.conditions is not None else None
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}
