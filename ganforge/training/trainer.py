@@ -26,6 +26,7 @@ from ..errors import GanforgeError
 from ..losses import build_objective, objective_class
 from ..models import build_networks, count_parameters, describe
 from ..models.conditioning import ConditionSpec, FromPrior, mismatched
+from ..models.stacked import load_stage1, stage_images
 from ..report import plot_losses, save_grid, save_points
 from ..report.grids import to_uint8
 from ..run import RunPaths, read_history
@@ -123,6 +124,8 @@ class Trainer:
         d_batchnorm_ok = objective_class(cfg.objective).d_batchnorm_ok
         G, D = build_networks(cfg.model, self.dataset.kind, self.data_shape, d_batchnorm_ok,
                               condition=self.condition, conditioning=cfg.conditioning)
+        if cfg.model.stage1_run and not resume:  # a resumed run has stage 1 in its own checkpoint
+            echo(load_stage1(G, cfg.model.stage1_run, cfg.model.stage1_frozen, "cpu"))
         channels_last = self.accel.channels_last and self.dataset.kind == "image"
         memory_format = torch.channels_last if channels_last else torch.preserve_format
         G, D = G.to(self.device, memory_format=memory_format), D.to(self.device, memory_format=memory_format)
@@ -301,6 +304,7 @@ class Trainer:
         G = self.state.G
         G.eval()
         out = _call(G, self.fixed_z, self.fixed_y)
+        stages = stage_images(G, self.fixed_z, self.fixed_y)  # None unless G has two stages
         G.train()
         path = self.paths.samples / f"step-{self.state.step:06d}.png"
         if self.dataset.kind == "points":
@@ -312,6 +316,9 @@ class Trainer:
             save_points(out, path, real=real, title=title)
         else:
             save_grid(to_uint8(out), path, nrow=self.grid_columns)
+            if stages is not None:  # stage 1's images too, for side-by-side views
+                (self.paths.samples / "stage1").mkdir(exist_ok=True)
+                save_grid(to_uint8(stages[0]), self.paths.samples / "stage1" / path.name, nrow=self.grid_columns)
         return path
 
     def evaluate_now(self) -> dict:

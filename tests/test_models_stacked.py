@@ -1,0 +1,60 @@
+"""Two-stage (StackGAN-style) networks: shapes, stage images, a stage 1 taken from a trained run."""
+import pytest
+import torch
+
+from ganforge.config import ConditioningConfig, ModelConfig, from_dict
+from ganforge.errors import ConfigError
+from ganforge.models import ConditionSpec, build_networks
+from ganforge.models.stacked import StackedGenerator, stage_images
+from ganforge.training.trainer import Trainer, train
+
+
+@pytest.mark.parametrize("resolution, stage1", [(64, 32), (128, 32), (128, 64)])
+@pytest.mark.parametrize("norm", ["selu", "batch"])
+def test_stacked_networks_refine_stage1_to_the_resolution(resolution, stage1, norm):
+    cfg = ModelConfig(arch="stacked", stage1_resolution=stage1, width=8, z_dim=16, norm=norm)
+    G, D = build_networks(cfg, "image", (3, resolution, resolution))
+    z = torch.randn(2, 16)
+    low, high = G.stages(z)
+    assert low.shape == (2, 3, stage1, stage1) and high.shape == (2, 3, resolution, resolution)
+    assert torch.equal(G(z), high) if norm == "selu" else G(z).shape == high.shape
+    assert D(high).shape == (2,)
+    assert high.abs().max() <= 1  # tanh output, like every generator
+
+
+def test_conditional_stacked_generator_and_stage_images():
+    cfg = ModelConfig(arch="stacked", stage1_resolution=32, width=8, z_dim=16)
+    G, D = build_networks(cfg, "image", (3, 64, 64), condition=ConditionSpec("class", 4),
+                          conditioning=ConditioningConfig(embed_dim=8))
+    z, y = torch.randn(3, 16), torch.tensor([0, 1, 3])
+    G.eval()
+    low, high = stage_images(G, z, y)
+    assert low.shape == (3, 3, 32, 32) and torch.allclose(high, G(z, y))
+    assert D(high, y).shape == (3,)
+
+
+def test_stage1_must_divide_the_resolution():
+    with pytest.raises(ConfigError, match="stage1_resolution 32 or 16"):
+        build_networks(ModelConfig(arch="stacked", stage1_resolution=64), "image", (3, 64, 64))
+
+
+def test_stage1_from_a_trained_run_is_loaded_and_stays_frozen(tmp_path):
+    common = {"data": "shapes", "batch_size": 8, "dataset": {"size": 32}, "train": {"quiet": True},
+              "model": {"width": 8, "z_dim": 16}}
+    first = train(from_dict({**common, "resolution": 32, "steps": 2, "out": str(tmp_path / "s1")}),
+                  echo=lambda *a: None)
+    from ganforge import load_run
+
+    trained = load_run(first.run_dir).generator.state_dict()
+    cfg = from_dict({**common, "resolution": 64, "steps": 3, "out": str(tmp_path / "s2"),
+                     "model": {**common["model"], "arch": "stacked", "stage1_resolution": 32,
+                               "stage1_run": str(first.run_dir)}})
+    trainer = Trainer(cfg, cfg.out, echo=lambda *a: None)
+    stacked = trainer.state.G
+    assert isinstance(stacked, StackedGenerator)
+    assert all(torch.equal(stacked.stage1.state_dict()[k], v) for k, v in trained.items())
+    stage2_before = [p.clone() for p in stacked.stage2.parameters()]
+    trainer.train()
+    assert all(torch.equal(stacked.stage1.state_dict()[k], v) for k, v in trained.items())  # frozen
+    assert any(not torch.equal(a, b) for a, b in zip(stage2_before, stacked.stage2.parameters()))  # trained
+    assert (trainer.paths.samples / "stage1" / "step-000003.png").is_file()
