@@ -108,7 +108,7 @@ def cmd_sample(args) -> int:
     z = torch.randn(args.n, run.z_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
     y = _requested_condition(run, args)
     with torch.no_grad():
-        out = run.generator(z) if y is None else run.generator(z, y.expand(args.n, *y.shape).to(device))
+        out = run.sampler(z) if y is None else run.sampler(z, y.expand(args.n, *y.shape).to(device))
     target = Path(args.out) if args.out else run.path / "samples" / f"sample-step{run.step}-seed{args.seed}.png"
     as_folder = str(args.out or "").endswith(("/", "\\")) or target.is_dir()
     if run.info["data_kind"] == "points":

@@ -13,6 +13,7 @@ Sampling, evaluation, reports and comparisons read a run only through `load_run`
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,11 @@ class Run:
     def z_dim(self) -> int:
         return self.generator.z_dim
 
+    @property
+    def sampler(self) -> torch.nn.Module:
+        """The generator samples and metrics should use: the EMA one when the run kept it."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
 
 def read_config(run_dir: Path) -> Config:
     paths = RunPaths(Path(run_dir))
@@ -93,7 +99,8 @@ def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.d
     """Rebuild a run's generator from its directory alone, weights from `checkpoint` ('latest' or a step).
 
     A conditional run's generator is called G(z, y) for given conditions (`run.conditions.encode`) or
-    G(z), which draws conditions with the training data's frequencies."""
+    G(z), which draws conditions with the training data's frequencies. `ema_generator` is the moving
+    average of G's weights when the run kept one (model.ema_decay > 0): `sampler` is what to sample from."""
     from .losses import objective_class
     from .models import build_networks
     from .models.conditioning import ConditionSpec, FromPrior
@@ -110,10 +117,18 @@ def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.d
                           conditioning=config.conditioning)
     ckpt = find_checkpoint(root, checkpoint)
     load_weights(ckpt, {"G": G}, device)
-    G.to(device).eval()
-    if conditions:
-        draw = torch.Generator().manual_seed(config.seed + 3)
-        G = FromPrior(G, lambda n: conditions.prior(n, draw)).eval()
+    ema = None
+    if config.model.ema_decay > 0:  # the moving average of G's weights, kept beside G in each checkpoint
+        ema = copy.deepcopy(G)
+        load_weights(ckpt, {"G_ema": ema}, device)
+    generators = []
+    for net in (G, ema):
+        if net is not None:
+            net.to(device).eval()
+            if conditions:
+                draw = torch.Generator().manual_seed(config.seed + 3)
+                net = FromPrior(net, lambda n, draw=draw: conditions.prior(n, draw)).eval()
+        generators.append(net)
     step = json.loads((ckpt / "state.json").read_text())["step"]
-    return Run(path=root, config=config, info=info, generator=G, step=step, history=read_history(paths.metrics),
-               conditions=conditions)
+    return Run(path=root, config=config, info=info, generator=generators[0], step=step,
+               history=read_history(paths.metrics), ema_generator=generators[1], conditions=conditions)

@@ -32,3 +32,8 @@ class LSGAN(Objective):
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         return 0.5 * ((fake_logits - self.loss.ls_c) ** 2).mean()
+
+    def decision_threshold(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> float:
+        # Halfway between the fake and real targets: a score nearer b than a says "real" (b > a in
+        # both of the paper's codings).
+        return (self.loss.ls_a + self.loss.ls_b) / 2

@@ -1,4 +1,4 @@
-"""Constraints on D that objectives compose: the gradient penalty and weight clipping."""
+"""Constraints on D that objectives compose: the gradient penalty, R1 and weight clipping."""
 from __future__ import annotations
 
 import torch
@@ -16,14 +16,30 @@ def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond=
     forbid BatchNorm in D.
     """
     eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), dtype=real.dtype, device=real.device)
-    mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    scores = D(mixed) if cond is None else D(mixed, cond)
+    mixed = eps * real.detach() + (1 - eps) * fake.detach()
+    grad = _input_gradient(D, mixed, cond, grad_scale)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(D: nn.Module, real: torch.Tensor, cond=None, grad_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """mean(‖∇_x D(x)‖₂²) on the real images x: R1 of Mescheder et al. (2018), unweighted.
+
+    It keeps D flat on the data, where the gradient penalty constrains D between data and fakes; the
+    paper weights it γ/2. Same graph, `grad_scale` and BatchNorm caveat as `gradient_penalty`.
+    """
+    grad = _input_gradient(D, real.detach(), cond, grad_scale)
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
+def _input_gradient(D: nn.Module, x: torch.Tensor, cond, grad_scale: torch.Tensor | None) -> torch.Tensor:
+    """∇_x of D's summed scores, in fp32, with the graph kept so that a penalty on it trains D."""
+    x = x.requires_grad_(True)
+    scores = D(x) if cond is None else D(x, cond)
     # Under fp16 mixed precision the input gradient is taken of the loss-scaled scores (so it does not
     # underflow in half precision) and unscaled before the norm, which is then in fp32.
     outputs = scores.sum() if grad_scale is None else scores.sum() * grad_scale
-    (grad,) = torch.autograd.grad(outputs, mixed, create_graph=True)
-    grad = grad.float() if grad_scale is None else grad.float() / grad_scale
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    (grad,) = torch.autograd.grad(outputs, x, create_graph=True)
+    return grad.float() if grad_scale is None else grad.float() / grad_scale
 
 
 def clip_weights(module: nn.Module, c: float) -> None:

@@ -24,6 +24,6 @@ class WGANGP(Wasserstein):
         "loss.gp_weight": 10.0,
     }
 
-    def d_penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond=None,
+    def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond=None,
                   grad_scale: torch.Tensor | None = None) -> torch.Tensor:
         return self.loss.gp_weight * gradient_penalty(D, real, fake, cond, grad_scale)

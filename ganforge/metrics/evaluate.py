@@ -22,6 +22,7 @@ from ..data import Dataset, load_dataset
 from ..data.cache import cache_root
 from ..data.folder import EXTENSIONS
 from ..registry import Registry
+from ..run import Run
 from .cache import load_reference, reference_key, save_reference
 from .collect import Collected, collect
 from .errors import MetricError
@@ -191,14 +192,14 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
     options = DatasetOptions(cache_dir=str(cache_dir or ""))
     result: dict = {}
     run = load_run(source, checkpoint=checkpoint, device=device) if _is_run(source) else source
-    if hasattr(run, "generator"):  # a run: its own data options, and its training data as default reference
+    if isinstance(run, Run):  # a run: its own data options, and its training data as default reference
         options = replace(run.config.dataset, cache_dir=str(cache_dir or run.config.dataset.cache_dir))
         result["step"] = run.step
         if run.info["data_kind"] == "points":
             return {**result, **_evaluate_points(run, names, n, seed, device, options)}
 
     uses_ref = [name for name, metric in chosen.items() if metric.uses_ref]
-    if uses_ref and ref is None and not hasattr(run, "generator"):
+    if uses_ref and ref is None and not isinstance(run, Run):
         raise MetricError(f"{', '.join(uses_ref)} compare with real data: give --ref FOLDER or a dataset spec")
     gen = _source_images(run, n, seed, device, resolution, options)
     extractor = build_extractor(features, device, weights_path)
@@ -219,8 +220,8 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
 
 
 def _source_images(source, n: int, seed: int, device, resolution: int | None, options: DatasetOptions) -> Images:
-    if hasattr(source, "generator"):
-        return _from_generator(source.generator, n, seed, device, f"{source.path.name} step {source.step}")
+    if isinstance(source, Run):
+        return _from_generator(source.sampler, n, seed, device, f"{source.path.name} step {source.step}")
     if isinstance(source, torch.nn.Module):
         return _from_generator(source, n, seed, device, type(source).__name__)
     if isinstance(source, torch.Tensor):
@@ -262,7 +263,7 @@ def _evaluate_points(run, names: list[str], n: int, seed: int, device, options: 
                           f"{', '.join(names)} need images")
     cfg = run.config
     data = load_dataset(cfg.data, cfg.resolution, cfg.channels, options, cfg.seed)
-    z = torch.randn(n, run.generator.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    z = torch.randn(n, run.sampler.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.inference_mode():
-        points = run.generator(z)
+        points = run.sampler(z)
     return {"n": n, **mode_coverage(points, data.centers, data.std)}

@@ -4,11 +4,14 @@ normalisation chosen for the objective, and a readable summary.
 A builder takes (model_cfg, data_shape, d_norm, extra_dim) and returns (G, D). G has `z_dim` and maps
 N×(z_dim + extra_dim) to data; D returns logits of shape (N,) as `D.head(D.features(x))`, with
 `features` (N, F) and `head` a Linear(F, 1). Both list their stages in `plan`. That is all a family
-needs to work conditionally: `conditioning.py` wraps any such pair.
+needs to work conditionally: `conditioning.py` wraps any such pair. Spectral normalisation
+(model.spectral_norm) is applied here, to the finished D of every family.
 """
 from __future__ import annotations
 
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm
 
 from ..config import ConditioningConfig, ModelConfig
 from ..errors import ConfigError
@@ -44,10 +47,37 @@ def build_networks(model_cfg: ModelConfig, data_kind: str, data_shape: tuple[int
     builder = networks.get(arch)
     d_norm = resolve_d_norm(model_cfg, d_batchnorm_ok)
     if condition is None:
-        return builder(model_cfg, tuple(data_shape), d_norm, extra_dim=0)
-    conditioning = conditioning or ConditioningConfig()
-    G, D = builder(model_cfg, tuple(data_shape), d_norm, extra_dim=conditioning.embed_dim)
-    return condition_networks(G, D, condition, conditioning)
+        G, D = builder(model_cfg, tuple(data_shape), d_norm, extra_dim=0)
+    else:
+        conditioning = conditioning or ConditioningConfig()
+        G, D = builder(model_cfg, tuple(data_shape), d_norm, extra_dim=conditioning.embed_dim)
+        G, D = condition_networks(G, D, condition, conditioning)
+    if model_cfg.spectral_norm:
+        D = spectral_normalize(D)
+    return G, D
+
+
+# D's weight layers in every family, the condition embedding of a conditional D included.
+SPECTRAL_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
+
+
+def spectral_normalize(D: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every weight layer of D, in place; returns D.
+
+    Each weight is divided by its largest singular value, estimated by one power iteration per forward
+    pass in train mode (the iterate is a buffer: `parametrizations.weight.original`, `_u` and `_v`
+    replace `weight` in D's state dict; G is never normed, so G's checkpoints are unchanged). The
+    projection embedding of a conditional D is normed too, as in Miyato & Koyama's and BigGAN's code:
+    ⟨embed(y), φ(x)⟩ is part of D's score, so an unnormed embedding would scale D's Lipschitz constant
+    by its rows' norm and undo the bound on the rest of D. The concat mode's embedding only feeds the
+    head's input and does not change that bound, but is normed for the same single rule. The random
+    starting vectors are drawn from the global RNG after D is built, so G and D's other weights are
+    those of the same seed without spectral normalisation.
+    """
+    for layer in list(D.modules()):
+        if isinstance(layer, SPECTRAL_LAYERS) and not parametrize.is_parametrized(layer, "weight"):
+            spectral_norm(layer)
+    return D
 
 
 def count_parameters(module: nn.Module) -> int:

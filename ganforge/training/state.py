@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 
 from ..data import BatchSampler
+from ..models.ema import EMA
+from .balance import BalancePolicy
 from .checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -19,18 +21,27 @@ class TrainState:
     opt_d: torch.optim.Optimizer
     sampler: BatchSampler
     scaler: torch.amp.GradScaler | None = None  # fp16 mixed precision only
+    balance: BalancePolicy | None = None  # the D/G balance policy (its plan survives a resume)
+    ema: EMA | None = None  # the moving average of G's weights (model.ema_decay > 0)
 
     def _parts(self):
-        return {"G": self.G, "D": self.D}, {"d": self.opt_d, "g": self.opt_g}
+        modules = {"G": self.G, "D": self.D}
+        if self.ema is not None:
+            modules["G_ema"] = self.ema.module
+        return modules, {"d": self.opt_d, "g": self.opt_g}
 
     def save(self, run_dir: Path, keep: int, name: str | None = None, extra: dict | None = None) -> Path:
         modules, optimizers = self._parts()
         return save_checkpoint(run_dir, self.step, modules, optimizers,
-                               extra={"sampler": self.sampler.state_dict(), **self._scaler_state(), **(extra or {})},
-                               keep=keep, name=name)
+                               extra={**self._extra_state(), **(extra or {})}, keep=keep, name=name)
 
-    def _scaler_state(self) -> dict:
-        return {"scaler": self.scaler.state_dict()} if self.scaler is not None else {}
+    def _extra_state(self) -> dict:
+        """The JSON-able state of the parts that have one."""
+        state = {"sampler": self.sampler.state_dict()}
+        for key, part in (("scaler", self.scaler), ("balance", self.balance), ("ema", self.ema)):
+            if part is not None:
+                state[key] = part.state_dict()
+        return state
 
     def load(self, checkpoint: Path, device: torch.device) -> None:
         modules, optimizers = self._parts()
@@ -39,3 +50,7 @@ class TrainState:
         self.sampler.load_state_dict(meta["sampler"])
         if self.scaler is not None and "scaler" in meta:  # a run resumed with fp16 after fp32 starts a fresh scale
             self.scaler.load_state_dict(meta["scaler"])
+        if self.balance is not None:  # a checkpoint from before balancing existed starts the policy afresh
+            self.balance.load_state_dict(meta.get("balance", {}))
+        if self.ema is not None:
+            self.ema.load_state_dict(meta["ema"])

@@ -26,18 +26,22 @@ from ..errors import GanforgeError
 from ..losses import build_objective, objective_class
 from ..models import build_networks, count_parameters, describe
 from ..models.conditioning import ConditionSpec, FromPrior, mismatched
+from ..models.ema import build_ema
 from ..models.stacked import load_stage1, stage_images
 from ..report import plot_losses, save_grid, save_points
 from ..report.grids import to_uint8
 from ..run import RunPaths, read_history
 from . import distributed
+from .balance import build_balance
 from .checkpoint import find_checkpoint, list_checkpoints
+from .augment import DiffAugment
 from .device import pick_device, resolve_acceleration
 from .optim import build_optimizers
 from .schedules import CriticSchedule
 from .state import TrainState
 
-_SCALARS = ("d_loss", "d_real", "d_fake", "d_penalty", "g_loss", "d_grad_norm", "g_grad_norm")
+SCALARS = ("d_loss", "d_real", "d_fake", "d_penalty", "g_loss", "d_grad_norm", "g_grad_norm", "d_accuracy")
+_PER_STEP = [0, 1, 2, 3, 4, 7]  # summed every step and averaged per row; grad norms are taken once per row
 
 
 class TrainingDiverged(GanforgeError):
@@ -121,7 +125,8 @@ class Trainer:
         self.mismatch_weight = cfg.conditioning.mismatch_weight if self.conditions else 0.0
 
         torch.manual_seed(cfg.seed)  # identical initial weights for a given seed
-        d_batchnorm_ok = objective_class(cfg.objective).d_batchnorm_ok
+        # R1, like the gradient penalty, is per sample: BatchNorm in D would mix the samples' gradients.
+        d_batchnorm_ok = objective_class(cfg.objective).d_batchnorm_ok and cfg.loss.r1_weight == 0
         G, D = build_networks(cfg.model, self.dataset.kind, self.data_shape, d_batchnorm_ok,
                               condition=self.condition, conditioning=cfg.conditioning)
         if cfg.model.stage1_run and not resume:  # a resumed run has stage 1 in its own checkpoint
@@ -134,7 +139,9 @@ class Trainer:
                                self.world.rank, self.world.size, channels_last,
                                self.conditions.values if self.conditions else None)
         scaler = torch.amp.GradScaler(self.device.type) if self.accel.needs_scaler else None
-        self.state = TrainState(step=0, G=G, D=D, opt_g=opt_g, opt_d=opt_d, sampler=sampler, scaler=scaler)
+        self.state = TrainState(step=0, G=G, D=D, opt_g=opt_g, opt_d=opt_d, sampler=sampler, scaler=scaler,
+                                ema=build_ema(G, cfg.model))
+        self.augment = DiffAugment(cfg.loss.augment, self.data_shape)
         # What a step calls: DDP (several ranks) and torch.compile (perf.compile) wrap the plain networks,
         # which stay in self.state for checkpoints and sampling. The gradient penalty's double backward
         # runs on the plain D (it neither compiles nor passes DDP's single-backward bookkeeping); so does
@@ -148,6 +155,8 @@ class Trainer:
         self.objective = build_objective(cfg.objective, cfg.loss)
         self.schedule = CriticSchedule(cfg.optim.n_critic, cfg.optim.critic_burst, cfg.optim.burst_first,
                                        cfg.optim.burst_every)
+        self.balance = build_balance(cfg.balance, self.schedule)  # asks the schedule when balancing is off
+        self.state.balance = self.balance  # checkpoints carry its plan
         echo(describe(G, D))
 
         # One fixed z, independent of the training RNG, so grids over time are comparable.
@@ -225,10 +234,11 @@ class Trainer:
     # ------------------------------------------------------------------ one generator step
 
     def _step(self, g_step: int, acc: torch.Tensor, want_grad_norms: bool) -> int:
-        """D phase ×n then G phase; sums losses into `acc` (on device). Returns the number of D steps."""
+        """D phase ×n then G phase ×m, as the balance policy plans; sums losses into `acc` (on device).
+        Returns the number of D steps."""
         st, objective, scaler = self.state, self.objective, self.state.scaler
         autocast = self.accel.autocast(self.device)
-        n_d = self.schedule.d_steps(g_step)
+        n_d, n_g = self.balance.plan(g_step)
         grad_scale = scaler.scale(torch.ones((), device=self.device)) if scaler is not None else None
         for i in range(n_d):
             real, y = st.sampler.next()  # y: the batch's conditions (None without), also asked of G
@@ -238,12 +248,14 @@ class Trainer:
             with torch.set_grad_enabled(last), autocast:
                 fake = _call(self.G_train, z, y)
             with autocast:
-                real_logits, fake_logits = _call(self.D_train, real, y), _call(self.D_train, fake.detach(), y)
+                # DiffAugment (loss.augment): every image D sees, real or fake, with fresh random draws.
+                real_seen, fake_seen = self.augment(real), self.augment(fake.detach())
+                real_logits, fake_logits = _call(self.D_train, real_seen, y), _call(self.D_train, fake_seen, y)
                 d_loss = objective.d_loss(real_logits, fake_logits)
                 if self.mismatch_weight > 0:  # GAN-CLS: real images with wrong conditions are negatives too
-                    wrong_logits = self.D_train(real, mismatched(y, self.condition))
+                    wrong_logits = self.D_train(real_seen, mismatched(y, self.condition))
                     d_loss = d_loss + self.mismatch_weight * objective.d_wrong_loss(wrong_logits)
-                penalty = objective.d_penalty(st.D, real, fake.detach(), y, grad_scale)
+                penalty = objective.d_penalty(st.D, real_seen, fake_seen, y, grad_scale)
             total = d_loss if penalty is None else d_loss + penalty
             st.opt_d.zero_grad(set_to_none=True)
             self._backward(total)
@@ -264,23 +276,42 @@ class Trainer:
                 d_loss.detach(), objective.d_output(real_logits.detach()).float().mean(),
                 objective.d_output(fake_logits.detach()).float().mean(), logged_penalty,
             ]) / n_d
+            acc[7] += objective.d_accuracy(real_logits.detach(), fake_logits.detach()) / n_d
+        if n_d == 0:  # D sits this step out; G still needs a batch's conditions, the policy D's accuracy
+            real, y = st.sampler.next()
+            with torch.no_grad(), autocast:
+                real_logits = _call(self.D_for_g, self.augment(real), y)
 
         # The G step needs gradients through D, not D's own weight gradients (the next D step would
         # discard them), so D's parameters sit out of this backward pass.
         st.D.requires_grad_(False)
         try:
-            with autocast:
-                g_loss = objective.g_loss(_call(self.D_for_g, fake, y))
-            st.opt_g.zero_grad(set_to_none=True)
-            self._backward(g_loss)
+            for j in range(n_g):
+                if j > 0 or n_d == 0:  # only the last D step's fake can be reused: further updates draw fresh z
+                    z = torch.randn(self.config.batch_size, st.G.z_dim, device=self.device)[self.noise_shard]
+                    with autocast:
+                        fake = _call(self.G_train, z, y)
+                with autocast:
+                    fake_logits = _call(self.D_for_g, self.augment(fake), y)
+                    g_loss = objective.g_loss(fake_logits)
+                st.opt_g.zero_grad(set_to_none=True)
+                self._backward(g_loss)
+                if want_grad_norms and j == n_g - 1:
+                    if scaler is not None:
+                        scaler.unscale_(st.opt_g)
+                    acc[6] += _grad_norm(st.G)
+                self._optimizer_step(st.opt_g)
+                if st.ema is not None:
+                    st.ema.update(st.G)
+                acc[4] += g_loss.detach() / n_g
+                if n_d == 0 and j == 0:  # D as it stands on this batch, so a skipped D still shows in the row
+                    fake_logits = fake_logits.detach()
+                    acc[:4] += torch.stack([
+                        objective.d_loss(real_logits, fake_logits), objective.d_output(real_logits).float().mean(),
+                        objective.d_output(fake_logits).float().mean(), torch.zeros((), device=self.device)])
+                    acc[7] += objective.d_accuracy(real_logits, fake_logits)
         finally:
             st.D.requires_grad_(True)
-        if want_grad_norms:
-            if scaler is not None:
-                scaler.unscale_(st.opt_g)
-            acc[6] += _grad_norm(st.G)
-        self._optimizer_step(st.opt_g)
-        acc[4] += g_loss.detach()
         return n_d
 
     def _backward(self, loss: torch.Tensor) -> None:
@@ -301,7 +332,7 @@ class Trainer:
 
     @torch.no_grad()
     def write_samples(self) -> Path:
-        G = self.state.G
+        G = self.sampling_generator
         G.eval()
         out = _call(G, self.fixed_z, self.fixed_y)
         stages = stage_images(G, self.fixed_z, self.fixed_y)  # None unless G has two stages
@@ -323,7 +354,7 @@ class Trainer:
 
     def evaluate_now(self) -> dict:
         """Metrics of the current G (eval.*), logged as an "eval" row; a better FID is kept as checkpoints/best."""
-        cfg, G = self.config, self.unconditional(self.state.G)
+        cfg, G = self.config, self.unconditional(self.sampling_generator)
         G.eval()  # BatchNorm must not update its running statistics while measuring
         try:
             if self.dataset.kind == "points":
@@ -347,6 +378,11 @@ class Trainer:
                             extra={"best": {"fid": self.best_fid, "step": self.state.step}})
         return result
 
+    @property
+    def sampling_generator(self) -> torch.nn.Module:
+        """What samples and metrics use: the EMA of G's weights when model.ema_decay > 0, else G."""
+        return self.state.ema.module if self.state.ema is not None else self.state.G
+
     def unconditional(self, G: torch.nn.Module) -> torch.nn.Module:
         """G callable as G(z) for metrics: a conditional G draws its conditions like the training data."""
         if not self.conditions:
@@ -366,19 +402,23 @@ class Trainer:
                 f"lower the learning rates (optim.lr_d, optim.lr_g) or try another objective")
 
     def _write_rows(self, pending: list) -> None:
-        if not self.world.main:
-            pending.clear()
-            return
-        with self.paths.metrics.open("a") as f:
-            for meta, values in pending:
-                values = values.tolist()
-                row = {"step": meta["step"]}
-                for name, v in zip(_SCALARS, values):
-                    row[name] = v if math.isfinite(v) else None
-                row.update({k: v for k, v in meta.items() if k != "step"})
-                self.history.append(row)
-                f.write(json.dumps(row) + "\n")
+        rows = []
+        for meta, values in pending:
+            values = values.tolist()
+            row = {"step": meta["step"]}
+            for name, v in zip(SCALARS, values):
+                row[name] = v if math.isfinite(v) else None
+            # Every rank observes the same rank-averaged accuracy, so all ranks keep the same plan.
+            self.balance.observe(meta["step"], values[SCALARS.index("d_accuracy")])
+            row.update(self.balance.decisions)
+            row.update({k: v for k, v in meta.items() if k != "step"})
+            rows.append(row)
         pending.clear()
+        if not self.world.main:
+            return
+        self.history.extend(rows)
+        with self.paths.metrics.open("a") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
 
     # ------------------------------------------------------------------ the loop
 
@@ -389,10 +429,10 @@ class Trainer:
                       f"nothing to do (raise it with --steps)")
             return TrainResult(self.paths.root, st.step)
 
-        acc = torch.zeros(len(_SCALARS), device=self.device)
+        acc = torch.zeros(len(SCALARS), device=self.device)
         first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         pending: list = []  # (host metadata, values copied off the device) awaiting the next flush
-        steps_in_interval = d_steps_in_interval = 0
+        steps_in_interval = d_steps_in_interval = batches_in_interval = 0
         interval_start, callback_time, wall_start = time.perf_counter(), 0.0, time.perf_counter()
         wall_offset = max((row["wall_time"] for row in self.history if "wall_time" in row), default=0.0)
 
@@ -408,6 +448,7 @@ class Trainer:
                 st.step = done
                 steps_in_interval += 1
                 d_steps_in_interval += n_d
+                batches_in_interval += max(n_d, 1)  # a step whose D sits out still draws one batch
                 bad = ~torch.isfinite(acc[:5].sum())
                 first_bad = torch.where(bad & (first_bad < 0), done, first_bad)
 
@@ -416,16 +457,16 @@ class Trainer:
                     self._write_rows(pending)
                     elapsed = time.perf_counter() - interval_start - callback_time
                     means = distributed.average(acc.clone(), self.world)
-                    means[:5] /= steps_in_interval
+                    means[_PER_STEP] /= steps_in_interval
                     meta = {
                         "step": done, "d_steps": d_steps_in_interval,
                         "lr_d": st.opt_d.param_groups[0]["lr"], "lr_g": st.opt_g.param_groups[0]["lr"],
-                        "img_per_s": round(d_steps_in_interval * cfg.batch_size / max(elapsed, 1e-9), 1),
+                        "img_per_s": round(batches_in_interval * cfg.batch_size / max(elapsed, 1e-9), 1),
                         "wall_time": round(wall_offset + time.perf_counter() - wall_start, 2),
                     }
                     pending.append((meta, means.to("cpu", non_blocking=True)))
                     acc.zero_()
-                    steps_in_interval = d_steps_in_interval = 0
+                    steps_in_interval = d_steps_in_interval = batches_in_interval = 0
                     interval_start, callback_time = time.perf_counter(), 0.0
                     self._report_progress(bar, meta)
 

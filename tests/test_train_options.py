@@ -1,0 +1,80 @@
+"""Stability options end to end: EMA of G, spectral norm, R1, DiffAugment, adaptive balancing."""
+import json
+
+import pytest
+import torch
+
+from ganforge import load_run
+from ganforge.config import from_dict
+from ganforge.run import read_config
+from ganforge.training.trainer import Trainer, train
+
+TINY = {"data": "shapes", "resolution": 32, "batch_size": 16, "dataset": {"size": 128},
+        "model": {"width": 8, "z_dim": 16}, "train": {"log_every": 5, "checkpoint_every": 10, "quiet": True,
+                                                      "sample_count": 4}}
+
+
+def config(tmp_path, steps=10, **sections):
+    data = {**TINY, "steps": steps, "out": str(tmp_path / "run")}
+    for key, value in sections.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    return from_dict(data)
+
+
+def rows(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_ema_generator_is_saved_loaded_and_used_for_samples(tmp_path):
+    cfg = config(tmp_path, steps=10, model={"ema_decay": 0.9})
+    trainer = Trainer(cfg, cfg.out, echo=lambda *a: None)
+    trainer.train()
+    assert trainer.sampling_generator is trainer.state.ema.module
+    run = load_run(cfg.out)
+    z = torch.randn(4, 16)
+    with torch.no_grad():
+        averaged, current = run.ema_generator(z), run.generator(z)
+        expected = trainer.state.ema.module.cpu()(z)
+    assert torch.allclose(averaged, expected) and not torch.allclose(averaged, current)
+    assert run.sampler is run.ema_generator
+    # resume continues the average from the checkpoint
+    resumed = Trainer(from_dict({**read_config(cfg.out).to_dict(), "steps": 12}), cfg.out, resume=True,
+                      echo=lambda *a: None)
+    assert resumed.state.ema.updates == trainer.state.ema.updates
+    resumed.train()
+
+
+@pytest.mark.parametrize("options", [
+    {"model": {"spectral_norm": True}},
+    {"loss": {"r1_weight": 1.0}},
+    {"loss": {"augment": "color,translation,cutout"}},
+    {"loss": {"augment": "translation", "r1_weight": 0.5}, "objective": "hinge", "model": {"spectral_norm": True}},
+])
+def test_stability_options_train_and_resume(tmp_path, options):
+    result = train(config(tmp_path, steps=10, **options), echo=lambda *a: None)
+    logged = rows(result.run_dir)
+    assert all(r["d_loss"] is not None and r["g_loss"] is not None for r in logged)
+    if options.get("loss", {}).get("r1_weight"):
+        assert all(r["d_penalty"] > 0 for r in logged)  # R1 is part of D's loss and logged as its penalty
+    cfg = from_dict({**read_config(result.run_dir).to_dict(), "steps": 12})
+    assert train(cfg, result.run_dir, resume=True, echo=lambda *a: None).step == 12
+
+
+def test_r1_keeps_batchnorm_out_of_d(tmp_path):
+    trainer = Trainer(config(tmp_path, model={"norm": "batch"}, loss={"r1_weight": 1.0}), tmp_path / "run",
+                      echo=lambda *a: None)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in trainer.state.D.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in trainer.state.G.modules())
+
+
+def test_accuracy_balancing_logs_its_decisions(tmp_path):
+    cfg = config(tmp_path, steps=60, balance={"policy": "accuracy", "every": 5, "target": 0.99, "band": 0.0,
+                                              "min_d_steps": 1, "max_d_steps": 3})
+    result = train(cfg, echo=lambda *a: None)
+    logged = rows(result.run_dir)
+    assert all({"balance_d_steps", "balance_g_steps", "d_accuracy"} <= set(r) for r in logged[1:])
+    assert all(0 <= r["d_accuracy"] <= 1 for r in logged if r.get("d_accuracy") is not None)
+    # A target D cannot reach makes the policy give D more steps, within its bound.
+    assert max(r["balance_d_steps"] for r in logged[1:]) > 1
+    assert all(r["balance_d_steps"] <= 3 for r in logged[1:])
+    assert sum(r["d_steps"] for r in logged) > 60
