@@ -139,7 +139,8 @@ def cmd_data_inspect(args) -> int:
     from .config import DatasetOptions
     from .data import load_dataset
 
-    options = DatasetOptions(size=args.size, flip=False, cache_dir=args.cache_dir or "")
+    options = DatasetOptions(size=args.size, flip=False, cache_dir=args.cache_dir or "", tags_file=args.tags_file or "",
+                             tags_top=args.tags_top, tags_keep=args.tags_keep or "")
     ds = load_dataset(args.spec, args.resolution, args.channels, options)
     print(ds.info["summary"])
     print(f"kind: {ds.kind}; samples: {len(ds.data)}; sample shape: {tuple(ds.data.shape[1:])}; dtype: {ds.data.dtype}")
@@ -217,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--channels", type=int, default=3, choices=(1, 3))
     q.add_argument("--size", type=int, default=20000, help="samples of procedural sources")
     q.add_argument("--cache-dir", help="where decoded-image caches live")
+    q.add_argument("--tags-file", help="image folders: the CSV of id,tags (default: tags.csv, else .txt sidecars)")
+    q.add_argument("--tags-top", type=int, default=0, help="keep only the N most frequent tags")
+    q.add_argument("--tags-keep", help="comma-separated tags to keep")
     q.set_defaults(func=cmd_data_inspect)
 
     add_eval_commands(sub)
