@@ -3,6 +3,7 @@
     ganforge compare --config base.yaml --vary objective=dcgan,wgan,wgan-gp,lsgan --seeds 3 --out studies/cats
     ganforge compare --resume studies/cats          # train what is missing, then rewrite the report
     ganforge compare --report-only studies/cats     # rebuild the report from disk
+    ganforge compare --config studies/mode-collapse-ring8.yaml --vary objective=dcgan,wgan --seeds 3 --jobs 2
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ def cmd_compare(args) -> int:
     if existing and _given_plan_flags(args):
         raise ConfigError(f"{'--resume' if args.resume else '--report-only'} uses the plan in {existing}/study.json; "
                           f"drop {', '.join(_given_plan_flags(args))}")
+    if args.report_only and args.jobs != 1:
+        raise ConfigError("--report-only trains nothing; drop --jobs")
     if args.report_only:
         study = load_study(Path(args.report_only))
     elif args.resume:
@@ -42,7 +45,8 @@ def cmd_compare(args) -> int:
         study = plan_study(root, base, args.vary, seeds=args.seeds, metrics=args.metrics, n=args.n,
                            features=args.features, minutes=args.minutes)
         print(f"study {root}: {len(study.members())} members; plan in {root / 'study.json'}")
-    interrupted = False if args.report_only else run_study(study, retry_failed=args.retry_failed)
+    interrupted = False if args.report_only else run_study(study, retry_failed=args.retry_failed,
+                                                             jobs=args.jobs)
     results = collect(study)
     html_path, md_path = write_report(results)
     counts: dict[str, int] = {}
@@ -76,6 +80,9 @@ def add_compare_command(sub) -> None:
     p.add_argument("--features", help="inception | classifier:PATH (default inception)")
     p.add_argument("--resume", metavar="DIR", help="continue the study in DIR: members already done are skipped")
     p.add_argument("--retry-failed", action="store_true", help="with --resume: train failed members again")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train and evaluate up to N members at once, each in its own process with "
+                        "cores/N threads (default 1); use with --quiet to keep the output readable")
     p.add_argument("--report-only", metavar="DIR", help="rebuild DIR's report from disk; train nothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars; one line per log row")
     p.set_defaults(func=cmd_compare)

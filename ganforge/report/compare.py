@@ -7,15 +7,18 @@ with the same metrics; everything the report needs is on disk, so it can be rebu
     <study>/report.html, report.md, report/*.png   (report/html.py)
 
 A member is one variant (a choice of value for every varied key) with one seed. Members are
-trained seed by seed (every variant's seed 0 first), so a study stopped early still compares.
+trained seed by seed (every variant's seed 0 first), so a study stopped early still compares; with
+jobs > 1, that many at once, each in its own process.
 """
 from __future__ import annotations
 
 import itertools
 import json
 import math
+import os
 import re
 import shutil
+import signal
 import statistics
 import traceback
 from dataclasses import dataclass, field, replace
@@ -376,48 +379,127 @@ def evaluate_member(study: Study, member: Member) -> tuple[dict, dict[str, str]]
     return results, errors
 
 
-def run_study(study: Study, retry_failed: bool = False, echo=print) -> bool:
-    """Train and evaluate every member not done yet; True when Ctrl-C stopped the study.
-    A member whose training raises (divergence, a bad setting, a crash) is recorded as failed and
-    the others go on; failed members are skipped on resume unless `retry_failed`."""
+def _run_member(study: Study, member: Member, tag: str, retry_failed: bool, echo) -> bool:
+    """Train (unless trained) and evaluate one member, recording each stage; True when Ctrl-C stopped it.
+    A training failure is recorded, never raised: the other members go on."""
+    record_path = study.record_dir / f"{member.name}.json"
+    record = read_record(study, member)
+    state = record.get("state")
+    if state == "evaluated":
+        echo(f"{tag}: done earlier, skipped")
+        return False
+    if state == "failed" and not retry_failed:
+        echo(f"{tag}: failed earlier ({record['error']}); skipped (--retry-failed trains it again)")
+        return False
+    if state != "trained":
+        if state == "failed":
+            shutil.rmtree(member.run_dir, ignore_errors=True)  # retried from scratch
+        echo(f"{tag}: training")
+        try:
+            trained = _train_member(member, study.minutes, echo)
+        except Exception as err:  # noqa: BLE001 — one member's failure must not end the study
+            record = {"state": "failed", "error": _one_line(err)}
+            if not isinstance(err, GanforgeError):  # a crash, not a user-facing problem: keep where
+                record["traceback"] = traceback.format_exc()
+            _write_json(record_path, record)
+            echo(f"{tag}: failed: {record['error']}")
+            return False
+        if trained.interrupted:
+            echo(f"{tag}: interrupted; continue with ganforge compare --resume {study.root}")
+            return True
+        record = {"state": "trained", "step": trained.step, "stopped_by": trained.stopped_by}
+        _write_json(record_path, record)
+    echo(f"{tag}: evaluating {','.join(study.metrics)} on {study.n} samples")
+    results, errors = evaluate_member(study, member)
+    record.update(state="evaluated", eval=results, eval_errors=errors)
+    _write_json(record_path, record)
+    for name, message in errors.items():
+        echo(f"{tag}: {name} failed: {message}")
+    return False
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def threads_per_job(jobs: int, cores: int) -> int:
+    """Intra-op threads of each of `jobs` members trained at once: the cores shared out, at least one.
+    Small-network GAN steps are latency bound, so one-thread members side by side beat one member
+    with every thread."""
+    return max(1, cores // jobs)
+
+
+_stop_starting = None   # in a worker process: the study's event that says start no more members
+
+
+def _start_worker(threads: int, stop_starting) -> None:
+    global _stop_starting
+    _stop_starting = stop_starting
+    torch.set_num_threads(threads)
+    # An idle worker that Ctrl-C killed would break the pool, and the pool then kills the members still
+    # training before they write their checkpoint: idle workers ignore it, running ones handle it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_member_in_worker(study: Study, member: Member, tag: str, retry_failed: bool) -> bool:
+    if _stop_starting.is_set():  # queued before the study was interrupted: stays pending
+        return False
+
+    def echo(*args, **kwargs):  # several members print at once: each line names its member
+        line = " ".join(map(str, args))
+        print(line if line.startswith(tag) else f"{member.name}: {line}", flush=True)
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _run_member(study, member, tag, retry_failed, echo)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_in_parallel(study: Study, order: list[Member], jobs: int, retry_failed: bool, echo) -> bool:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    # spawn, not fork: a forked child of a process that has used torch's thread pools can deadlock.
+    context = multiprocessing.get_context("spawn")
+    # The pool hands members to its workers ahead of time, beyond what cancelling can take back.
+    stop_starting = context.Event()
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                               initargs=(threads_per_job(jobs, usable_cores()), stop_starting))
+    # Submitted in training order; the pool starts them in that order, so seed 0 still finishes first.
+    futures = [pool.submit(_run_member_in_worker, study, member, f"[{i}/{len(order)}] {member.name}", retry_failed)
+               for i, member in enumerate(order, 1)]
+    try:
+        # An interrupted member ends the study, as when members train one by one.
+        return any(future.result() for future in as_completed(futures))
+    except KeyboardInterrupt:
+        # Ctrl-C reached the running members too: each trainer writes a checkpoint and returns.
+        echo(f"interrupted; continue with ganforge compare --resume {study.root}")
+        return True
+    except BrokenProcessPool as err:
+        raise GanforgeError(f"a member's worker process died ({err}); members done so far are kept: "
+                            f"continue with ganforge compare --resume {study.root}") from None
+    finally:
+        stop_starting.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_study(study: Study, retry_failed: bool = False, echo=print, jobs: int = 1) -> bool:
+    """Train and evaluate every member not done yet, up to `jobs` at once in separate processes;
+    True when Ctrl-C stopped the study. A member whose training raises (divergence, a bad setting, a
+    crash) is recorded as failed and the others go on; failed members are skipped on resume unless
+    `retry_failed`."""
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs} must be at least 1")
     if not (study.root / STUDY_FILE).is_file():
         study.save()
     order = study.training_order()
+    if jobs > 1 and len(order) > 1:
+        return _run_in_parallel(study, order, min(jobs, len(order)), retry_failed, echo)
     for i, member in enumerate(order, 1):
-        tag = f"[{i}/{len(order)}] {member.name}"
-        record_path = study.record_dir / f"{member.name}.json"
-        record = read_record(study, member)
-        state = record.get("state")
-        if state == "evaluated":
-            echo(f"{tag}: done earlier, skipped")
-            continue
-        if state == "failed" and not retry_failed:
-            echo(f"{tag}: failed earlier ({record['error']}); skipped (--retry-failed trains it again)")
-            continue
-        if state != "trained":
-            if state == "failed":
-                shutil.rmtree(member.run_dir, ignore_errors=True)  # retried from scratch
-            echo(f"{tag}: training")
-            try:
-                trained = _train_member(member, study.minutes, echo)
-            except Exception as err:  # noqa: BLE001 — one member's failure must not end the study
-                record = {"state": "failed", "error": _one_line(err)}
-                if not isinstance(err, GanforgeError):  # a crash, not a user-facing problem: keep where
-                    record["traceback"] = traceback.format_exc()
-                _write_json(record_path, record)
-                echo(f"{tag}: failed: {record['error']}")
-                continue
-            if trained.interrupted:
-                echo(f"{tag}: interrupted; continue with ganforge compare --resume {study.root}")
-                return True
-            record = {"state": "trained", "step": trained.step, "stopped_by": trained.stopped_by}
-            _write_json(record_path, record)
-        echo(f"{tag}: evaluating {','.join(study.metrics)} on {study.n} samples")
-        results, errors = evaluate_member(study, member)
-        record.update(state="evaluated", eval=results, eval_errors=errors)
-        _write_json(record_path, record)
-        for name, message in errors.items():
-            echo(f"{tag}: {name} failed: {message}")
+        if _run_member(study, member, f"[{i}/{len(order)}] {member.name}", retry_failed, echo):
+            return True
     return False
 
 
@@ -436,6 +518,7 @@ class MemberResult:
     metric_errors: dict[str, str] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     samples: dict[int, Path] = field(default_factory=dict)  # step → sample grid (or scatter plot)
+    stage1_samples: dict[int, Path] = field(default_factory=dict)  # two-stage runs: step → stage-1 grid
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -504,18 +587,23 @@ def best_of(values: dict[str, float], metric: str) -> set[str]:
     return {k for k, v in values.items() if v == target}
 
 
+def _sample_grids(folder: Path) -> dict[int, Path]:
+    """step → samples/step-N.png of a folder (none when it does not exist)."""
+    return {int(m.group(1)): p for p in sorted(folder.glob("step-*.png"))
+            if (m := re.fullmatch(r"step-(\d+)\.png", p.name))}
+
+
 def _member_result(study: Study, member: Member) -> MemberResult:
     record = read_record(study, member)
     paths = RunPaths(member.run_dir)
-    samples = {int(m.group(1)): p for p in sorted(paths.samples.glob("step-*.png"))
-               if (m := re.fullmatch(r"step-(\d+)\.png", p.name))}
+    samples, stage1_samples = _sample_grids(paths.samples), _sample_grids(paths.samples / "stage1")
     state = record.get("state") or ("incomplete" if member.run_dir.exists() else "pending")
     found = list_checkpoints(member.run_dir)
     return MemberResult(member=member, state=state, step=record.get("step", found[-1][0] if found else None),
                         stopped_by=record.get("stopped_by"), error=record.get("error"),
                         traceback=record.get("traceback"), eval=record.get("eval", {}),
                         metric_errors=record.get("eval_errors", {}), history=read_history(paths.metrics),
-                        samples=samples)
+                        samples=samples, stage1_samples=stage1_samples)
 
 
 def collect(study: Study) -> StudyResults:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from ..config import Config
 from .compare import MemberResult, StudyResults, Summary, metric_direction, metric_values
+from .published import PUBLISHED, UNITS, benchmark_of, columns
 
 MAX_MATCHED_STEPS = 4   # rows of side-by-side samples
 _LOSSES = ("d_loss", "g_loss")
@@ -112,11 +113,74 @@ def _matched_steps(results: StudyResults) -> list[int]:
     trained = [r for r in results.members if r.trained and r.samples] or [r for r in results.members if r.samples]
     if not trained:
         return []
-    common = sorted(set.intersection(*(set(r.samples) for r in trained)))
-    if len(common) <= MAX_MATCHED_STEPS:
+    return _spread(set.intersection(*(set(r.samples) for r in trained)))
+
+
+def _spread(steps: set[int], count: int = MAX_MATCHED_STEPS) -> list[int]:
+    """At most `count` of the steps, evenly spread, first and last included."""
+    common = sorted(steps)
+    if len(common) <= count:
         return common
-    picks = {round(i * (len(common) - 1) / (MAX_MATCHED_STEPS - 1)) for i in range(MAX_MATCHED_STEPS)}
+    picks = {round(i * (len(common) - 1) / (count - 1)) for i in range(count)}
     return [common[i] for i in sorted(picks)]
+
+
+def _scaled(summary: Summary | None, factor: float) -> Summary | None:
+    if summary is None:
+        return None
+    return Summary(summary.mean * factor, summary.std * factor if summary.std is not None else None, summary.count)
+
+
+def published_section(results: StudyResults) -> list:
+    """This study's variants beside the published figures on the same benchmark, in the papers' units;
+    nothing when the study's data is not a benchmark with published figures."""
+    study = results.study
+    if any(v.key == "data" for v in study.vary):  # members on several data sets: no one benchmark
+        return []
+    benchmark = benchmark_of(str(study.base.get("data", "")))
+    if benchmark is None:
+        return []
+    names = columns(benchmark)
+    if not set(names) & set(results.metrics):  # measured by something else (FID, say): nothing to set beside
+        return []
+    header = ["method", "source", *(UNITS[name][0] for name in names)]
+    rows = []
+    for variant in results.variants:
+        seeds = sum(r.trained for r in variant.members)
+        rows.append([Cell(variant.label), Cell(f"this study ({seeds} seed{'' if seeds == 1 else 's'})"),
+                     *(Cell(fmt_summary(_scaled(variant.metric(name), UNITS[name][1]))) for name in names)])
+    rows += [[Cell(row.method), Cell(row.source), *(Cell(fmt(row.figures.get(name))) for name in names)]
+             for row in PUBLISHED[benchmark]]
+    return [Heading(f"Published figures on the {benchmark}"),
+            Paragraph("This study's variants (mean ± std over seeds) beside figures published for other methods on "
+                      "the same benchmark. The papers' networks, budgets and sample counts differ from this "
+                      "study's, so the comparison is indicative, not a ranking."),
+            Table(header, rows)]
+
+
+def stage_section(results: StudyResults) -> list:
+    """Two-stage members: stage-1 and stage-2 grids of the same fixed z side by side at matched steps."""
+    shown = [next(r for r in sorted(v.members, key=lambda r: not r.trained) if r.stage1_samples)
+             for v in results.variants if any(r.stage1_samples for r in v.members)]
+    if not shown:
+        return []
+    steps = _spread(set.intersection(*(set(r.stage1_samples) & set(r.samples) for r in shown)))
+    if not steps:
+        return []
+    header = ["step"]
+    for r in shown:
+        header += [f"{r.member.variant} stage 1", f"{r.member.variant} stage 2"]
+    rows = []
+    for step in steps:
+        row = [Cell(str(step))]
+        for r in shown:
+            row += [Cell(f"seed {r.member.seed}, stage 1", r.stage1_samples[step]),
+                    Cell(f"seed {r.member.seed}, stage 2", r.samples[step])]
+        rows.append(row)
+    return [Heading("Stage 1 and stage 2"),
+            Paragraph("Two-stage generators: the low-resolution stage-1 images and the stage-2 refinement of "
+                      "the same latent vectors, one seed per variant."),
+            Table(header, rows)]
 
 
 def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
@@ -153,6 +217,8 @@ def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
         doc.append(Picture(figures["metrics"], "Final metrics: bars are means over seeds, whiskers ± std, "
                                                "dots single seeds."))
 
+    doc += published_section(results)
+
     # --- samples side by side
     matched = _matched_steps(results)
     if matched:
@@ -168,6 +234,7 @@ def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
                 row.append(Cell(f"seed {shown.member.seed}", shown.samples[step]) if shown else Cell("—"))
             rows.append(row)
         doc.append(Table(["step", *(v.label for v in results.variants)], rows))
+    doc += stage_section(results)
     doc.append(Heading("Last samples of every member"))
     rows = []
     for variant in results.variants:

@@ -114,7 +114,7 @@ class Trainer:
         cfg = self.config
         self.device = pick_device(device_name)
         self.accel = resolve_acceleration(cfg.perf, self.device)
-        local_batch = distributed.local_batch(cfg.batch_size, self.world)
+        distributed.local_batch(cfg.batch_size, self.world)  # fails early when the batch does not split over ranks
 
         self.dataset: Dataset = load_dataset(cfg.data, cfg.resolution, cfg.channels, cfg.dataset, seed=cfg.seed)
         echo(self.dataset.info["summary"])
