@@ -1,7 +1,13 @@
 """`ganforge compare`: studies of variants × seeds on ring8 with tiny MLPs, their records and their report."""
 import json
+import os
 import re
+import signal
 import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,6 +19,7 @@ from ganforge.metrics import evaluate
 from ganforge.report import compare
 from ganforge.report.compare import Study, Summary, best_of, collect, load_study, plan_study
 from ganforge.report.html import _changing_keys, fmt_summary
+from ganforge.training.checkpoint import list_checkpoints
 
 TINY = ["--data", "ring8", "--set", "batch_size=64", "--set", "model.mlp_hidden=32", "--set", "train.log_every=10",
         "--quiet"]
@@ -313,3 +320,126 @@ def test_every_changing_numeric_row_key_is_plotted():
              "note": "text"} for s in (10, 20, 30)]
     rows.append({"step": 30, "eval": {"modes": 3}})
     assert _changing_keys([rows]) == ["d_loss", "g_loss", "balance_d_steps"]
+
+
+# ------------------------------------------------------------------------------------------- parallel members
+
+
+def test_members_trained_in_parallel_match_those_trained_one_by_one(study, tmp_path, capfd):
+    """--jobs 2: each member in its own process (their output is read at the file descriptor), with the
+    same records as the sequential fixture."""
+    root = tmp_path / "parallel"
+    assert main(["compare", *TINY, "--set", "steps=60", "--set", "train.sample_every=20", "--set", "eval.every=30",
+                 "--vary", "objective=dcgan,wgan-gp", "--seeds", "2", "--n", str(N), "--jobs", "2",
+                 "--out", str(root)]) == 0
+    for name in NAMES:
+        assert record(root, name) == record(study, name)
+    out = capfd.readouterr().out
+    assert all(f"{name}: finished 60 steps" in out for name in NAMES)  # each trainer line names its member
+    assert main(["compare", "--resume", str(root), "--jobs", "2"]) == 0
+    assert capfd.readouterr().out.count("done earlier, skipped") == 4
+
+
+def test_a_failing_member_in_parallel_is_recorded_and_the_other_finishes(tmp_path):
+    root = tmp_path / "study"
+    assert main(["compare", *TINY, "--set", "steps=20", "--vary", "optim.lr_d=2e-4,1e30", "--n", "200",
+                 "--jobs", "2", "--out", str(root)]) == 0
+    assert record(root, "optim.lr_d=2e-4-seed0")["state"] == "evaluated"
+    failed = record(root, "optim.lr_d=1e30-seed0")
+    assert failed["state"] == "failed" and "NaN/Inf" in failed["error"]
+
+
+def test_ctrl_c_stops_parallel_members_with_checkpoints_and_starts_no_more(tmp_path):
+    root = tmp_path / "study"
+    running = [root / "runs" / f"objective={o}-seed0" for o in ("dcgan", "lsgan")]
+    command = [sys.executable, "-m", "ganforge", "compare", *TINY, "--set", "steps=1000000",
+               "--set", "train.checkpoint_every=1000000", "--vary", "objective=dcgan,lsgan,hinge,wgan",
+               "--n", "100", "--jobs", "2", "--out", str(root)]
+    proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1], start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not all((run / "metrics.jsonl").is_file() for run in running):
+            assert time.monotonic() < deadline and proc.poll() is None, "the two members never started"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out
+    for run in running:
+        assert list_checkpoints(run), f"{run.name} stopped without a checkpoint"
+        assert f"{run.name}: interrupted" in out
+    assert not (root / "members").exists()  # neither finished; nothing recorded as trained or failed
+    assert not any((root / "runs" / f"objective={o}-seed0").exists() for o in ("hinge", "wgan"))  # never started
+    members = tables((root / "report.md").read_text())["member"]
+    assert [column(members, f"objective={o}-seed0", "state") for o in ("dcgan", "lsgan", "hinge", "wgan")] == [
+        "incomplete", "incomplete", "pending", "pending"]
+
+
+def test_jobs_must_be_positive(tmp_path, capsys):
+    assert main(["compare", *TINY, "--set", "steps=5", "--jobs", "0", "--out", str(tmp_path / "s")]) == 2
+    assert "--jobs 0 must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("jobs, cores, threads", [(1, 2, 2), (2, 2, 1), (3, 2, 1), (4, 16, 4)])
+def test_parallel_members_share_the_cores(jobs, cores, threads):
+    assert compare.threads_per_job(jobs, cores) == threads
+
+
+# ------------------------------------------------------------------------------------------- beside the papers
+
+
+def test_ring_study_is_shown_beside_the_published_figures(study):
+    found = tables((study / "report.md").read_text())["method"]
+    assert found[0] == ["method", "source", "modes", "high quality (%)"]
+    results = collect(load_study(study))
+    for variant in results.variants:
+        quality = variant.metric("high_quality")
+        ours = fmt_summary(Summary(quality.mean * 100, quality.std * 100, quality.count))
+        assert column(found, variant.label, "high quality (%)") == ours
+        assert column(found, variant.label, "modes") == fmt_summary(variant.metric("modes"))
+    veegan = next(row for row in found if row[:2] == ["VEEGAN", "VEEGAN paper"])
+    assert veegan[2:] == ["8", "52.9"]
+    assert ["PacGAN4", "PacGAN paper", "7.8", "95.9"] in found and ["WGAN-GP", "GDPP paper", "6.8", "59.6"] in found
+
+
+def test_published_figures_are_named_by_the_data():
+    from ganforge.report.published import PUBLISHED, benchmark_of, columns
+
+    assert benchmark_of("ring8") == "8-Gaussian ring" and benchmark_of("grid25") == "25-Gaussian grid"
+    assert benchmark_of("stacked-mnist:../shared/data/mnist") == "Stacked MNIST"
+    assert benchmark_of("mnist:../shared/data/mnist") is None and benchmark_of("shapes") is None
+    assert columns("Stacked MNIST") == ["modes", "modes_kl"]
+    grid = {row.method: row.figures for row in PUBLISHED["25-Gaussian grid"]}
+    assert grid["GAN"] == {"modes": 3.3, "high_quality": 0.5} and grid["PacGAN4"]["modes"] == 24.8
+
+
+def test_a_study_off_the_benchmarks_has_no_published_table(tmp_path):
+    root = tmp_path / "study"
+    assert main(["compare", *TINY, "--set", "steps=10", "--vary", "data=ring8,grid25",
+                 "--n", "100", "--out", str(root)]) == 0
+    assert "Published figures" not in (root / "report.md").read_text()  # two data sets: no one benchmark
+
+
+# ------------------------------------------------------------------------------------------- two stages
+
+
+def test_two_stage_members_show_stage1_beside_stage2(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))  # Inception metrics fail alone, fast
+    monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
+    root = tmp_path / "study"
+    assert main(["compare", "--resolution", "128", "--set", "model.arch=stacked", "--set", "model.stage1_resolution=32",
+                 "--steps", "4", "--batch-size", "4", "--set", "model.width=4", "--set", "model.z_dim=8",
+                 "--set", "dataset.size=16", "--set", "train.log_every=2", "--set", "train.sample_every=2",
+                 "--set", "train.sample_count=4", "--quiet", "--n", "8", "--out", str(root)]) == 0
+    found = tables((root / "report.md").read_text())
+    assert found["step#2"][0] == ["step", "base stage 1", "base stage 2"]  # "step" also heads the matched samples
+    for row, step in zip(found["step#2"][1:], (2, 4)):
+        assert row[0] == str(step)
+        assert f"(runs/base-seed0/samples/stage1/step-{step:06d}.png)" in row[1]
+        assert f"(runs/base-seed0/samples/step-{step:06d}.png)" in row[2]
+    assert "Stage 1 and stage 2" in (root / "report.html").read_text()

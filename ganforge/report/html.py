@@ -151,7 +151,7 @@ def published_section(results: StudyResults) -> list:
                      *(Cell(fmt_summary(_scaled(variant.metric(name), UNITS[name][1]))) for name in names)])
     rows += [[Cell(row.method), Cell(row.source), *(Cell(fmt(row.figures.get(name))) for name in names)]
              for row in PUBLISHED[benchmark]]
-    return [Heading(f"Published figures on the {benchmark}"),
+    return [Heading(f"Published figures: {benchmark}"),
             Paragraph("This study's variants (mean ± std over seeds) beside figures published for other methods on "
                       "the same benchmark. The papers' networks, budgets and sample counts differ from this "
                       "study's, so the comparison is indicative, not a ranking."),

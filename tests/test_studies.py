@@ -1,0 +1,79 @@
+"""The measured studies of studies/*.yaml, end to end on tiny budgets: the plan from the study config,
+members trained in parallel, the final evaluation, and the report beside the published figures."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ganforge.cli import main
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def report_table(root: Path, first_header: str) -> list[list[str]]:
+    """The report.md table whose first header cell is `first_header`: header row, then rows."""
+    table: list[list[str]] = []
+    for line in (root / "report.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")] if line.startswith("|") else None
+        if table and cells is None:
+            break
+        if cells and (table or cells[0] == first_header) and set(line) - set("|- "):
+            table.append(cells)
+    return table
+
+
+@pytest.mark.parametrize("config", sorted(STUDIES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_study_configs_leave_each_objectives_defaults_alone(config):
+    """The objective is what a study varies: a study config that fixed a learning rate or n_critic would
+    give every objective the same one."""
+    data = yaml.safe_load(config.read_text())
+    assert not data.get("optim") and not data.get("loss") and "objective" not in data
+    assert main(["config", "--config", str(config)]) == 0
+
+
+@pytest.mark.slow
+def test_short_ring_study_reports_beside_the_published_figures(tmp_path):
+    root = tmp_path / "ring8"
+    assert main(["compare", "--config", str(STUDIES / "mode-collapse-ring8.yaml"), "--set", "steps=30",
+                 "--set", "train.log_every=10", "--set", "train.sample_every=10", "--vary", "objective=dcgan,wgan-gp",
+                 "--seeds", "2", "--n", "1000", "--jobs", "2", "--quiet", "--out", str(root)]) == 0
+    records = {p.stem: json.loads(p.read_text()) for p in (root / "members").glob("*.json")}
+    assert sorted(records) == ["objective=dcgan-seed0", "objective=dcgan-seed1", "objective=wgan-gp-seed0",
+                               "objective=wgan-gp-seed1"]
+    assert all(r["state"] == "evaluated" and r["step"] == 30 for r in records.values())
+    text = (root / "report.md").read_text()
+    assert "## Published figures: 8-Gaussian ring" in text
+    table = report_table(root, "method")
+    assert table[0] == ["method", "source", "modes", "high quality (%)"]
+    assert ["GAN", "VEEGAN paper", "1", "99.3"] in table and ["Unrolled GAN", "VEEGAN paper", "7.6", "35.6"] in table
+    ours = {row[0]: row for row in table if row[1].startswith("this study")}
+    assert sorted(ours) == ["objective=dcgan", "objective=wgan-gp"]
+    modes = [records[f"objective=dcgan-seed{s}"]["eval"]["modes"] for s in (0, 1)]
+    assert ours["objective=dcgan"][2].split(" ± ")[0] == f"{sum(modes) / 2:.4g}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not MNIST.is_dir(), reason=f"no MNIST files in {MNIST}")
+def test_stacked_mnist_study_end_to_end(tmp_path):
+    """A quick digit classifier, then the four classic objectives on Stacked MNIST for a few steps:
+    each member's modes (of 1,000) and KL, and the table beside the published figures."""
+    clf = tmp_path / "clf.safetensors"
+    assert main(["train-classifier", "--data", f"mnist:{MNIST}", "--out", str(clf), "--train-size", "1000",
+                 "--holdout", "500", "--epochs", "1", "--quiet"]) == 0
+    root = tmp_path / "stacked"
+    assert main(["compare", "--config", str(STUDIES / "stacked-mnist.yaml"), "--data", f"stacked-mnist:{MNIST}",
+                 "--steps", "3", "--set", "model.width=4", "--set", "dataset.size=256", "--batch-size", "16",
+                 "--set", "train.log_every=1", "--set", "optim.critic_burst=0",
+                 "--vary", "objective=dcgan,wgan,wgan-gp,lsgan", "--features", f"classifier:{clf}", "--n", "500",
+                 "--jobs", "2", "--quiet", "--out", str(root)]) == 0
+    plan = json.loads((root / "study.json").read_text())
+    assert plan["metrics"] == ["modes"] and plan["features"] == f"classifier:{clf}"
+    for objective in ("dcgan", "wgan", "wgan-gp", "lsgan"):
+        result = json.loads((root / "members" / f"objective={objective}-seed0.json").read_text())
+        assert result["state"] == "evaluated" and result["step"] == 3
+        assert 1 <= result["eval"]["modes"] <= 500 and result["eval"]["modes_kl"] > 0
+    table = report_table(root, "method")
+    assert table[0] == ["method", "source", "modes", "KL"]
+    assert ["PacDCGAN2", "PacGAN paper", "1000", "0.06"] in table and ["WGAN", "GDPP paper", "961", "0.14"] in table
