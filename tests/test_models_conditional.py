@@ -122,14 +122,22 @@ def test_projection_starts_at_the_scale_of_the_head_and_d_holds_each_weight_once
     assert len(D.state_dict()) == len(dict(D.named_parameters())) + len(dict(D.named_buffers()))
 
 
-def test_tag_weights_scale_each_tags_contribution():
+@pytest.mark.parametrize("net", ("G", "D"))
+def test_tag_weights_scale_each_tag_and_tags_weighing_more_than_one_are_averaged(net):
     torch.manual_seed(0)
-    G, _ = build_networks(point_cfg(), "points", (2,), condition=SPECS["tags"],
-                          conditioning=ConditioningConfig(embed_dim=3))
-    one_hot = torch.eye(7)
-    weighted = torch.zeros(1, 7)
-    weighted[0, 1], weighted[0, 4] = 0.6, 0.3
-    torch.testing.assert_close(G.embed(weighted), 0.6 * G.embed(one_hot[1:2]) + 0.3 * G.embed(one_hot[4:5]))
+    nets = dict(zip("GD", build_networks(point_cfg(), "points", (2,), condition=SPECS["tags"],
+                                         conditioning=ConditioningConfig(embed_dim=3))))
+    embed = nets[net].embed
+    tag = embed(torch.eye(7))  # each tag's own vector
+    rows = torch.zeros(4, 7)
+    rows[0, 1], rows[0, 4] = 0.6, 0.3  # weights adding up to at most 1: their weighted sum
+    rows[1, [0, 2, 3, 6]] = 1.0  # four tags: their mean, the scale of one tag
+    rows[2, 1], rows[2, 5] = 1.0, 0.5  # weights adding up to 1.5: divided by 1.5
+    out = embed(rows)
+    torch.testing.assert_close(out[0], 0.6 * tag[1] + 0.3 * tag[4])
+    torch.testing.assert_close(out[1], tag[[0, 2, 3, 6]].mean(0))
+    torch.testing.assert_close(out[2], (tag[1] + 0.5 * tag[5]) / 1.5)
+    torch.testing.assert_close(out[3], torch.zeros(embed.map.weight.shape[0]))  # an untagged image
 
 
 def test_describe_shows_the_condition():
