@@ -1,0 +1,36 @@
+"""How often a conditional run gives what it is asked for (the figures in the README).
+
+    .venv/bin/python scripts/conditional_accuracy.py runs/<shapes tags run>
+    .venv/bin/python scripts/conditional_accuracy.py runs/<mnist class run> --classifier clf.safetensors
+
+Tags on `shapes`: the exact attribute reader checks every requested tag; classes: a classifier
+trained by `ganforge train-classifier` names each sample's class. The run's EMA generator is used
+when it has one. Conditions are drawn like the training data's.
+"""
+import argparse
+import json
+
+from ganforge import load_run
+from ganforge.metrics.classifier import load_classifier
+from ganforge.metrics.conditional import class_accuracy, shapes_tag_accuracy
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run")
+    parser.add_argument("--classifier", help="class-conditional runs: a classifier from ganforge train-classifier")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    run = load_run(args.run)
+    G = run.sampler.generator  # the conditional G inside the prior-drawing wrapper
+    if run.conditions.kind == "class":
+        result = {"class_accuracy": class_accuracy(G, run.conditions, load_classifier(args.classifier), args.n,
+                                                   args.seed)}
+    else:
+        result = shapes_tag_accuracy(G, run.conditions, args.n, args.seed)
+    print(json.dumps({"run": args.run, "step": run.step, "ema": run.ema_generator is not None, **result}))
+
+
+if __name__ == "__main__":
+    main()
