@@ -21,8 +21,9 @@ def main() -> None:
     parser.add_argument("--classifier", help="class-conditional runs: a classifier from ganforge train-classifier")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", default="latest", help="'latest' or a step")
     args = parser.parse_args()
-    run = load_run(args.run)
+    run = load_run(args.run, checkpoint=args.checkpoint)
     G = run.sampler.generator  # the conditional G inside the prior-drawing wrapper
     if run.conditions.kind == "class":
         result = {"class_accuracy": class_accuracy(G, run.conditions, load_classifier(args.classifier), args.n,
