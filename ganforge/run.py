@@ -95,6 +95,15 @@ def read_config(run_dir: Path) -> Config:
     return from_dict(yaml.safe_load(paths.config.read_text()) or {})
 
 
+def drawing_from_prior(G: torch.nn.Module, conditions: Conditions, seed: int) -> torch.nn.Module:
+    """A conditional G that, called as G(z), draws its conditions like the training data, from a
+    generator of its own seeded by the run's seed (so training-time and loaded evaluations agree)."""
+    from .models.conditioning import FromPrior
+
+    draw = torch.Generator().manual_seed(seed + 3)
+    return FromPrior(G, lambda n: conditions.prior(n, draw))
+
+
 def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.device = "cpu") -> Run:
     """Rebuild a run's generator from its directory alone, weights from `checkpoint` ('latest' or a step).
 
@@ -103,7 +112,7 @@ def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.d
     average of G's weights when the run kept one (model.ema_decay > 0): `sampler` is what to sample from."""
     from .losses import objective_class
     from .models import build_networks
-    from .models.conditioning import ConditionSpec, FromPrior
+    from .models.conditioning import ConditionSpec
     from .training.checkpoint import find_checkpoint, load_weights
 
     root = Path(path)
@@ -126,8 +135,7 @@ def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.d
         if net is not None:
             net.to(device).eval()
             if conditions:
-                draw = torch.Generator().manual_seed(config.seed + 3)
-                net = FromPrior(net, lambda n, draw=draw: conditions.prior(n, draw)).eval()
+                net = drawing_from_prior(net, conditions, config.seed).eval()
         generators.append(net)
     step = json.loads((ckpt / "state.json").read_text())["step"]
     return Run(path=root, config=config, info=info, generator=generators[0], step=step,

@@ -30,6 +30,7 @@ class BatchSampler:
         self.batch_size, self.device, self.seed = batch_size, device, seed
         local = batch_size // world_size
         self.shard = slice(rank * local, (rank + 1) * local)
+        self._rows = torch.arange(local, device=device)  # row i of a batch, for the mirrored-rows flip
         self.memory_format = torch.channels_last if channels_last and self.images else torch.contiguous_format
         self.epoch, self.position = 0, 0
         self._order: torch.Tensor | None = None  # this epoch's permutation, on the device
@@ -52,7 +53,7 @@ class BatchSampler:
         if self.images:
             if self.flip:
                 # Each row from [batch; mirrored batch]: a masked torch.where is ~20× slower on the CPU.
-                rows = torch.arange(len(index), device=self.device) + len(index) * self._flips[window].long()
+                rows = self._rows + len(index) * self._flips[window].long()
                 batch = torch.cat((batch, batch.flip(-1))).index_select(0, rows)
             batch = batch.float().div_(127.5).sub_(1)  # in place: no temporaries, same values as x / 127.5 - 1
             batch = batch.contiguous(memory_format=self.memory_format)

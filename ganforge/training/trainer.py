@@ -25,12 +25,12 @@ from ..data.conditions import Conditions, build_conditions
 from ..errors import GanforgeError
 from ..losses import build_objective, objective_class
 from ..models import build_networks, count_parameters, describe
-from ..models.conditioning import ConditionSpec, FromPrior, mismatched
+from ..models.conditioning import ConditionSpec, mismatched
 from ..models.ema import build_ema
 from ..models.stacked import load_stage1, stage_images
 from ..report import plot_losses, save_grid, save_points
 from ..report.grids import to_uint8
-from ..run import RunPaths, read_history
+from ..run import RunPaths, drawing_from_prior, read_history
 from . import distributed
 from .balance import build_balance
 from .checkpoint import find_checkpoint, list_checkpoints
@@ -387,8 +387,7 @@ class Trainer:
         """G callable as G(z) for metrics: a conditional G draws its conditions like the training data."""
         if not self.conditions:
             return G
-        draw = torch.Generator().manual_seed(self.config.seed + 3)
-        return FromPrior(G, lambda n: self.conditions.prior(n, draw))
+        return drawing_from_prior(G, self.conditions, self.config.seed)
 
     def _check_finite(self, first_bad: torch.Tensor) -> None:
         if self.world.parallel:  # every rank must stop together, or the others wait forever
