@@ -82,6 +82,10 @@ class OptimConfig:
                                      minimum=0)
     burst_first: int = _f(25, "bursts happen for the first this-many G steps ...", minimum=0)
     burst_every: int = _f(500, "... and at every G step that is a multiple of this", minimum=1)
+    lr_decay: str = _f("none", "learning-rate schedule over the run's steps: constant, or decayed to 0 at the end",
+                       choices=("none", "linear", "cosine"))
+    decay_start: float = _f(0.0, "fraction of the steps trained at the full learning rate before the decay begins",
+                            minimum=0.0)
 
 
 @dataclass

@@ -1,8 +1,11 @@
-"""CriticSchedule against the original WGAN code's rule."""
+"""CriticSchedule against the original WGAN code's rule; the learning-rate schedule's factors."""
+import math
+
 import pytest
+import torch
 
 from ganforge.errors import ConfigError
-from ganforge.training.schedules import CriticSchedule
+from ganforge.training.schedules import CriticSchedule, LearningRateSchedule
 
 
 def original_wgan_diters(gen_iterations: int) -> int:
@@ -37,3 +40,27 @@ def test_no_bursts_when_burst_is_zero():
 def test_rejects_bad_arguments_naming_the_key(kwargs, key):
     with pytest.raises(ConfigError, match=key):
         CriticSchedule(**kwargs)
+
+
+def test_learning_rate_factors():
+    linear = LearningRateSchedule("linear", steps=100, start=0.0, optimizers_and_base_lrs=[])
+    assert [linear.factor(s) for s in (0, 25, 50, 99)] == pytest.approx([1.0, 0.75, 0.5, 0.01])
+    cosine = LearningRateSchedule("cosine", steps=100, start=0.5, optimizers_and_base_lrs=[])
+    assert [cosine.factor(s) for s in (0, 49, 50, 75)] == pytest.approx([1.0, 1.0, 1.0, 0.5])
+    assert cosine.factor(99) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.98)))
+    constant = LearningRateSchedule("none", steps=100, start=0.0, optimizers_and_base_lrs=[])
+    assert {constant.factor(s) for s in range(100)} == {1.0}
+
+
+def test_learning_rate_schedule_sets_each_optimizer_from_its_own_base():
+    a = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1.0)
+    b = torch.optim.RMSprop([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = LearningRateSchedule("linear", steps=10, start=0.0, optimizers_and_base_lrs=[(a, 2e-3), (b, 1e-4)])
+    schedule.apply(5)
+    assert a.param_groups[0]["lr"] == pytest.approx(1e-3) and b.param_groups[0]["lr"] == pytest.approx(5e-5)
+
+
+@pytest.mark.parametrize("kind, start", [("step", 0.0), ("linear", 1.0), ("linear", -0.1)])
+def test_learning_rate_schedule_rejects_bad_settings(kind, start):
+    with pytest.raises(ConfigError, match="optim.lr_decay" if kind == "step" else "optim.decay_start"):
+        LearningRateSchedule(kind, steps=10, start=start, optimizers_and_base_lrs=[])

@@ -1,4 +1,4 @@
-"""Stability options end to end: EMA of G, spectral norm, R1, DiffAugment, adaptive balancing."""
+"""Stability options end to end: EMA of G, spectral norm, R1, DiffAugment, adaptive balancing, lr decay."""
 import json
 
 import pytest
@@ -78,3 +78,22 @@ def test_accuracy_balancing_logs_its_decisions(tmp_path):
     assert max(r["balance_d_steps"] for r in logged[1:]) > 1
     assert all(r["balance_d_steps"] <= 3 for r in logged[1:])
     assert sum(r["d_steps"] for r in logged) > 60
+
+
+def test_learning_rate_decay_is_logged_and_resumes_exactly(tmp_path):
+    options = {"optim": {"lr_decay": "linear", "decay_start": 0.5, "lr_d": 1e-3, "lr_g": 2e-3}}
+    straight = train(config(tmp_path / "a", steps=20, **options), echo=lambda *a: None)
+    logged = {r["step"]: (r["lr_d"], r["lr_g"]) for r in rows(straight.run_dir) if "lr_d" in r}
+    # a row's rates are those of its interval's last update, the one from step - 1 to step
+    assert logged[5] == pytest.approx((1e-3, 2e-3)) and logged[10] == pytest.approx((1e-3, 2e-3))
+    assert logged[15] == pytest.approx((1e-3 * 0.6, 2e-3 * 0.6)) and logged[20] == pytest.approx((1e-4, 2e-4))
+
+    # stopped at step 10 (as by Ctrl-C) and resumed: the rates depend on the step alone
+    cut = Trainer(config(tmp_path / "b", steps=20, **options), tmp_path / "b" / "run", echo=lambda *a: None)
+    cut._stop_requested = lambda interrupt, log_now: cut.state.step >= 10
+    assert cut.train().interrupted
+    resumed = train(read_config(cut.paths.root), cut.paths.root, resume=True, echo=lambda *a: None)
+    assert resumed.step == 20
+    a, b = load_run(straight.run_dir), load_run(cut.paths.root)
+    for p, q in zip(a.generator.parameters(), b.generator.parameters()):
+        assert torch.equal(p, q)

@@ -1,5 +1,7 @@
-"""How many D (critic) steps to take before each G step."""
+"""Schedules over steps: how many D (critic) steps per G step, and the learning rate over the run."""
 from __future__ import annotations
+
+import math
 
 from ..errors import ConfigError
 
@@ -31,3 +33,37 @@ class CriticSchedule:
         if self.burst and (g_step < self.burst_first or g_step % self.burst_every == 0):
             return self.burst
         return self.n_critic
+
+
+class LearningRateSchedule:
+    """Scales both optimizers' learning rates by a factor of the step (optim.lr_decay).
+
+    A GAN's samples keep moving around the equilibrium at a constant learning rate; decaying it to
+    zero over the last part of the run lets G settle, which is what fine details (thin edges, exact
+    colours) need. The factor depends only on the step, so resuming recomputes it exactly.
+    """
+
+    def __init__(self, kind: str, steps: int, start: float, optimizers_and_base_lrs: list):
+        if not 0.0 <= start < 1.0:
+            raise ConfigError(f"optim.decay_start = {start!r} is not valid; it must be a fraction in [0, 1)")
+        if kind not in ("none", "linear", "cosine"):
+            raise ConfigError(f"optim.lr_decay = {kind!r} is not valid; choose one of: none, linear, cosine")
+        self.kind, self.steps, self.start = kind, steps, start
+        self.targets = optimizers_and_base_lrs
+
+    def factor(self, step: int) -> float:
+        """Multiplier for the update that takes the run from `step` to `step + 1`."""
+        progress = (step / self.steps - self.start) / (1.0 - self.start)
+        if self.kind == "none" or progress <= 0.0:
+            return 1.0
+        if self.kind == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def apply(self, step: int) -> None:
+        if self.kind == "none":
+            return
+        f = self.factor(step)
+        for optimizer, base_lr in self.targets:
+            for group in optimizer.param_groups:
+                group["lr"] = base_lr * f

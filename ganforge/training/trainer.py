@@ -37,7 +37,7 @@ from .checkpoint import find_checkpoint, list_checkpoints
 from .augment import DiffAugment
 from .device import pick_device, resolve_acceleration
 from .optim import build_optimizers
-from .schedules import CriticSchedule
+from .schedules import CriticSchedule, LearningRateSchedule
 from .state import TrainState
 
 SCALARS = ("d_loss", "d_real", "d_fake", "d_penalty", "g_loss", "d_grad_norm", "g_grad_norm", "d_accuracy")
@@ -155,6 +155,8 @@ class Trainer:
         self.objective = build_objective(cfg.objective, cfg.loss)
         self.schedule = CriticSchedule(cfg.optim.n_critic, cfg.optim.critic_burst, cfg.optim.burst_first,
                                        cfg.optim.burst_every)
+        self.lr_schedule = LearningRateSchedule(cfg.optim.lr_decay, cfg.steps, cfg.optim.decay_start,
+                                                [(opt_d, cfg.optim.lr_d), (opt_g, cfg.optim.lr_g)])
         self.balance = build_balance(cfg.balance, self.schedule)  # asks the schedule when balancing is off
         self.state.balance = self.balance  # checkpoints carry its plan
         echo(describe(G, D))
@@ -443,6 +445,7 @@ class Trainer:
             while st.step < cfg.steps:
                 done = st.step + 1
                 log_now = done % tc.log_every == 0 or done == cfg.steps
+                self.lr_schedule.apply(st.step)
                 n_d = self._step(st.step, acc, want_grad_norms=log_now)
                 st.step = done
                 steps_in_interval += 1
