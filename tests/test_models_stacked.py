@@ -41,11 +41,12 @@ def test_stage1_must_divide_the_resolution():
 def test_stage1_from_a_trained_run_is_loaded_and_stays_frozen(tmp_path):
     common = {"data": "shapes", "batch_size": 8, "dataset": {"size": 32}, "train": {"quiet": True},
               "model": {"width": 8, "z_dim": 16}}
-    first = train(from_dict({**common, "resolution": 32, "steps": 2, "out": str(tmp_path / "s1")}),
-                  echo=lambda *a: None)
+    first = train(from_dict({**common, "resolution": 32, "steps": 2, "out": str(tmp_path / "s1"),
+                             "model": {**common["model"], "ema_decay": 0.5}}), echo=lambda *a: None)
     from ganforge import load_run
 
-    trained = load_run(first.run_dir).generator.state_dict()
+    trained = load_run(first.run_dir).ema_generator.state_dict()  # the EMA of G, what its samples show
+    assert any(not torch.equal(v, load_run(first.run_dir).generator.state_dict()[k]) for k, v in trained.items())
     cfg = from_dict({**common, "resolution": 64, "steps": 3, "out": str(tmp_path / "s2"),
                      "model": {**common["model"], "arch": "stacked", "stage1_resolution": 32,
                                "stage1_run": str(first.run_dir)}})
@@ -58,3 +59,12 @@ def test_stage1_from_a_trained_run_is_loaded_and_stays_frozen(tmp_path):
     assert all(torch.equal(stacked.stage1.state_dict()[k], v) for k, v in trained.items())  # frozen
     assert any(not torch.equal(a, b) for a, b in zip(stage2_before, stacked.stage2.parameters()))  # trained
     assert (trainer.paths.samples / "stage1" / "step-000003.png").is_file()
+
+
+def test_missing_stage1_run_says_how_to_make_it(tmp_path):
+    cfg = from_dict({"data": "shapes", "resolution": 64, "steps": 1, "dataset": {"size": 16}, "out": str(tmp_path / "s2"),
+                     "model": {"width": 8, "arch": "stacked", "stage1_resolution": 32,
+                               "stage1_run": str(tmp_path / "nowhere")}})
+    with pytest.raises(ConfigError, match=r"nowhere is not a trained run; train stage 1 there first .*end to end"):
+        Trainer(cfg, cfg.out, echo=lambda *a: None)
+    assert not (tmp_path / "s2").exists()  # nothing written before the error

@@ -109,12 +109,17 @@ def base_generator(G: nn.Module) -> nn.Module:
 
 
 def load_stage1(G: nn.Module, run_dir: str | Path, frozen: bool, device) -> str:
-    """Copy a trained run's G into stage 1 (frozen: no gradients, so its optimizer never moves it)."""
+    """Copy a trained run's G into stage 1 (frozen: no gradients, so its optimizer never moves it).
+    A run that kept an EMA of G gives that, the generator its samples came from."""
     from ..run import load_run
 
     stacked = base_generator(G)
+    if not (Path(run_dir) / "config.yaml").is_file():
+        raise ConfigError(f"model.stage1_run {run_dir} is not a trained run; train stage 1 there first (e.g. "
+                          f"ganforge train --preset shapes-tags --out {run_dir}), point model.stage1_run at another "
+                          f"run, or set it to '' to train both stages end to end")
     run = load_run(run_dir, device=device)
-    source = getattr(run.generator, "generator", run.generator)  # a conditional run's G sits in FromPrior
+    source = getattr(run.sampler, "generator", run.sampler)  # a conditional run's G sits in FromPrior
     source = getattr(source, "base", source)
     try:
         stacked.stage1.load_state_dict(source.state_dict())
@@ -122,8 +127,8 @@ def load_stage1(G: nn.Module, run_dir: str | Path, frozen: bool, device) -> str:
         raise ConfigError(f"model.stage1_run {run_dir} does not fit stage 1 ({str(err).splitlines()[0]}); "
                           f"train it with the same model.* settings at resolution "
                           f"{stacked.stage1.plan[-1]}") from None
-    if getattr(G, "embed", None) is not None and hasattr(run.generator, "generator"):
-        G.embed.load_state_dict(run.generator.generator.embed.state_dict())
+    if getattr(G, "embed", None) is not None and hasattr(run.sampler, "generator"):
+        G.embed.load_state_dict(run.sampler.generator.embed.state_dict())
     if frozen:
         stacked.stage1.requires_grad_(False)
         if getattr(G, "embed", None) is not None:
