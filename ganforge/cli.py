@@ -107,10 +107,17 @@ def cmd_sample(args) -> int:
     run = load_run(args.run, checkpoint=args.checkpoint, device=device)
     z = torch.randn(args.n, run.z_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
     y = _requested_condition(run, args)
-    with torch.no_grad():
-        out = run.sampler(z) if y is None else run.sampler(z, y.expand(args.n, *y.shape).to(device))
+    if y is not None:
+        y = y.expand(args.n, *y.shape).to(device)
+    if args.stages:
+        out = _stage_rows(run, z, y, args)
+    else:
+        with torch.no_grad():
+            out = run.sampler(z) if y is None else run.sampler(z, y)
     target = Path(args.out) if args.out else run.path / "samples" / f"sample-step{run.step}-seed{args.seed}.png"
     as_folder = str(args.out or "").endswith(("/", "\\")) or target.is_dir()
+    if args.stages and as_folder:
+        raise ConfigError("--stages writes one grid image: give --out FILE.png")
     if run.info["data_kind"] == "points":
         if as_folder or target.suffix.lower() not in (".png", ".csv"):
             raise ConfigError("a 2-D point run samples to one file: give --out FILE.png (scatter) or FILE.csv")
@@ -130,9 +137,38 @@ def cmd_sample(args) -> int:
             raise ConfigError(f"--out {target} needs an image extension (.png) for one grid, "
                               "or a trailing / for one PNG per sample")
         target.parent.mkdir(parents=True, exist_ok=True)
-        save_grid(to_uint8(out), target, nrow=args.nrow)
+        save_grid(out if args.stages else to_uint8(out), target, nrow=args.nrow)
     print(f"wrote {args.n} samples of {run.path} (step {run.step}, seed {args.seed}) to {target}")
     return 0
+
+
+def _stage_rows(run, z, y, args):
+    """uint8 images of a two-stage run, each row of stage-1 samples (scaled up, nearest) above the same
+    samples' stage-2 row, so what the refiner did shows at a glance."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from .models.stacked import stage_images
+    from .report.grids import to_uint8
+
+    G = getattr(run.sampler, "generator", run.sampler)  # a conditional G inside its prior-drawing wrapper
+    if y is None and run.conditions:
+        y = run.conditions.prior(len(z), torch.Generator().manual_seed(args.seed)).to(z.device)
+    stages = stage_images(G, z, y)
+    if stages is None:
+        raise ConfigError(f"--stages needs a two-stage run (model.arch=stacked); {run.path} has one stage")
+    stage2 = to_uint8(stages[1])
+    stage1 = to_uint8(F.interpolate(stages[0], size=stage2.shape[-2:], mode="nearest"))
+    args.nrow = args.nrow or math.ceil(math.sqrt(len(z)))
+    rows = []
+    for start in range(0, len(z), args.nrow):
+        for images in (stage1, stage2):
+            row = images[start:start + args.nrow]
+            blank = row.new_zeros((args.nrow - len(row), *row.shape[1:]))
+            rows.append(torch.cat((row, blank)))
+    return torch.cat(rows)
 
 
 def cmd_data_inspect(args) -> int:
@@ -203,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nrow", type=int, help="images per grid row (default: square)")
     p.add_argument("--checkpoint", default="latest", help="'latest' or a step number")
     p.add_argument("--device", default="auto")
+    p.add_argument("--stages", action="store_true",
+                   help="two-stage runs: each row of stage-1 images above the same samples' stage-2 row")
     ask = p.add_mutually_exclusive_group()
     ask.add_argument("--class", dest="class_", metavar="NAME", help="class-conditional runs: a class name or index")
     ask.add_argument("--tags", help="tag-conditional runs: 'red, star, yellow background' or weighted "

@@ -68,3 +68,36 @@ def test_missing_stage1_run_says_how_to_make_it(tmp_path):
     with pytest.raises(ConfigError, match=r"nowhere is not a trained run; train stage 1 there first .*end to end"):
         Trainer(cfg, cfg.out, echo=lambda *a: None)
     assert not (tmp_path / "s2").exists()  # nothing written before the error
+
+
+def test_sample_stages_puts_stage1_above_stage2(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from ganforge import load_run
+    from ganforge.cli import main
+    from ganforge.report.grids import to_uint8
+
+    cfg = from_dict({"data": "shapes", "resolution": 64, "steps": 2, "batch_size": 8, "dataset": {"size": 16},
+                     "condition": "tags", "out": str(tmp_path / "run"), "train": {"quiet": True},
+                     "model": {"width": 8, "z_dim": 16, "arch": "stacked", "stage1_resolution": 32}})
+    train(cfg, echo=lambda *a: None)
+    out = tmp_path / "stages.png"
+    assert main(["sample", cfg.out, "--stages", "--n", "3", "--nrow", "2", "--seed", "5", "--out", str(out)]) == 0
+    grid = np.asarray(Image.open(out))
+    assert grid.shape == (2 + 4 * 66, 2 + 2 * 66, 3)  # 2 columns; 2 chunks × (stage 1 row, stage 2 row)
+
+    run = load_run(cfg.out)
+    z = torch.randn(3, 16, generator=torch.Generator().manual_seed(5))
+    y = run.conditions.prior(3, torch.Generator().manual_seed(5))
+    low, high = stage_images(run.sampler.generator, z, y)
+    tile = lambda row, col: grid[2 + 66 * row: 66 * (row + 1), 2 + 66 * col: 66 * (col + 1)].transpose(2, 0, 1)
+    upscaled = to_uint8(torch.nn.functional.interpolate(low, size=(64, 64), mode="nearest"))
+    assert np.array_equal(tile(0, 1), upscaled[1].numpy()) and np.array_equal(tile(1, 1), to_uint8(high)[1].numpy())
+    assert np.array_equal(tile(2, 0), upscaled[2].numpy()) and not tile(3, 1).any()  # the short last row is padded
+
+    unstacked = from_dict({**cfg.to_dict(), "resolution": 32, "out": str(tmp_path / "flat"),
+                           "model": {"width": 8, "z_dim": 16}})
+    train(unstacked, echo=lambda *a: None)
+    assert main(["sample", unstacked.out, "--stages", "--out", str(tmp_path / "x.png")]) != 0
+    assert "--stages needs a two-stage run" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
