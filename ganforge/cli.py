@@ -161,7 +161,7 @@ def _stage_rows(run, z, y, args):
         raise ConfigError(f"--stages needs a two-stage run (model.arch=stacked); {run.path} has one stage")
     stage2 = to_uint8(stages[1])
     stage1 = to_uint8(F.interpolate(stages[0], size=stage2.shape[-2:], mode="nearest"))
-    args.nrow = args.nrow or math.ceil(math.sqrt(len(z)))
+    args.nrow = args.nrow or math.ceil(math.sqrt(len(z)))  # fixed here: the saved grid must pair the rows
     rows = []
     for start in range(0, len(z), args.nrow):
         for images in (stage1, stage2):

@@ -38,9 +38,9 @@ class CriticSchedule:
 class LearningRateSchedule:
     """Scales both optimizers' learning rates by a factor of the step (optim.lr_decay).
 
-    A GAN's samples keep moving around the equilibrium at a constant learning rate; decaying it to
-    zero over the last part of the run lets G settle, which is what fine details (thin edges, exact
-    colours) need. The factor depends only on the step, so resuming recomputes it exactly.
+    At a constant rate a GAN's samples keep moving around the equilibrium; decaying the rates lets
+    them settle, though D may pull ahead as they fall (on shapes-tags it did: see the README). The
+    factor depends only on the step, so resuming recomputes it exactly.
     """
 
     def __init__(self, kind: str, steps: int, start: float, optimizers_and_base_lrs: list):
