@@ -106,6 +106,10 @@ def cmd_sample(args) -> int:
     device = pick_device(args.device)
     run = load_run(args.run, checkpoint=args.checkpoint, device=device)
     z = torch.randn(args.n, run.z_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
+    target = Path(args.out) if args.out else run.path / "samples" / f"sample-step{run.step}-seed{args.seed}.png"
+    as_folder = str(args.out or "").endswith(("/", "\\")) or target.is_dir()
+    if args.stages and as_folder:
+        raise ConfigError("--stages writes one grid image: give --out FILE.png")
     y = _requested_condition(run, args)
     if y is not None:
         y = y.expand(args.n, *y.shape).to(device)
@@ -114,10 +118,6 @@ def cmd_sample(args) -> int:
     else:
         with torch.no_grad():
             out = run.sampler(z) if y is None else run.sampler(z, y)
-    target = Path(args.out) if args.out else run.path / "samples" / f"sample-step{run.step}-seed{args.seed}.png"
-    as_folder = str(args.out or "").endswith(("/", "\\")) or target.is_dir()
-    if args.stages and as_folder:
-        raise ConfigError("--stages writes one grid image: give --out FILE.png")
     if run.info["data_kind"] == "points":
         if as_folder or target.suffix.lower() not in (".png", ".csv"):
             raise ConfigError("a 2-D point run samples to one file: give --out FILE.png (scatter) or FILE.csv")

@@ -96,6 +96,9 @@ def test_sample_stages_puts_stage1_above_stage2(tmp_path, capsys):
     assert np.array_equal(tile(0, 1), upscaled[1].numpy()) and np.array_equal(tile(1, 1), to_uint8(high)[1].numpy())
     assert np.array_equal(tile(2, 0), upscaled[2].numpy()) and not tile(3, 1).any()  # the short last row is padded
 
+    assert main(["sample", cfg.out, "--stages", "--out", f"{tmp_path / 'each'}/"]) != 0
+    assert "--stages writes one grid image" in capsys.readouterr().err and not (tmp_path / "each").exists()
+
     unstacked = from_dict({**cfg.to_dict(), "resolution": 32, "out": str(tmp_path / "flat"),
                            "model": {"width": 8, "z_dim": 16}})
     train(unstacked, echo=lambda *a: None)

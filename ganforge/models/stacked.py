@@ -111,10 +111,10 @@ def base_generator(G: nn.Module) -> nn.Module:
 def load_stage1(G: nn.Module, run_dir: str | Path, frozen: bool, device) -> str:
     """Copy a trained run's G into stage 1 (frozen: no gradients, so its optimizer never moves it).
     A run that kept an EMA of G gives that, the generator its samples came from."""
-    from ..run import load_run
+    from ..run import RunPaths, load_run
 
     stacked = base_generator(G)
-    if not (Path(run_dir) / "config.yaml").is_file():
+    if not RunPaths(Path(run_dir)).config.is_file():
         raise ConfigError(f"model.stage1_run {run_dir} is not a trained run; train stage 1 there first (e.g. "
                           f"ganforge train --preset shapes-tags --out {run_dir}), point model.stage1_run at another "
                           f"run, or set it to '' to train both stages end to end")
