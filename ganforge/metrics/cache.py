@@ -2,19 +2,18 @@
 expensive feature pass.
 
 One .npz per key; the key hashes the reference images' bytes (content, count and resolution),
-the extractor's identity (network and weights hash) and CACHE_VERSION. Files are written to a
-temporary name and renamed, so a cache file is always complete.
+the extractor's identity (network and weights hash) and CACHE_VERSION. Files are written atomically,
+so a cache file is always complete.
 """
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..fileio import atomic_path
 from .collect import Collected
 
 # Bump when what is stored, or how features are computed, changes: old entries are then ignored.
@@ -39,12 +38,5 @@ def load_reference(path: Path) -> Collected | None:
 
 
 def save_reference(path: Path, collected: Collected) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, n=collected.n, **collected.arrays())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, n=collected.n, **collected.arrays())

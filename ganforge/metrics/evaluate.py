@@ -4,9 +4,11 @@ A source is a run directory (its generator, and by default its training data as 
 generator module, a dataset spec or image folder, or a uint8 N×C×H×W tensor. Reference statistics
 are cached on disk (cache.py). Results are one flat dict, ready for JSON and metrics.jsonl:
 
-    fid · kid, kid_std · is, is_std · precision, recall · coverage, classes, class_kl ·
-    modes, modes_kl (Stacked MNIST) · modes, high_quality (2-D mixtures)
-    plus n, n_ref, features, ref, ref_cache ("hit" | "miss"), step (runs)
+    fid · fid_inf, fid_inf_slope, fid_at_n · kid, kid_std · is, is_std · precision, recall ·
+    coverage, classes, class_kl · modes, modes_kl (Stacked MNIST) · modes, high_quality (2-D mixtures)
+    plus the protocol every figure needs beside it: n (generated or used), n_ref, ref (which data and
+    split), ref_total (images it has), features, weights_sha256, ref_cache ("hit" | "miss"), step (runs);
+    with floor=True, ref_floor_fid (and source_floor_fid for real images) with their half sizes.
 """
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ class Settings:
     kid_subset_size: int = 1000
     pr_k: int = 3
     is_splits: int = 10
+    fid_inf_points: int = 10           # Chong & Forsyth fit 15 points from 5k to 50k; a tenth of that range
+    fid_inf_smallest: float = 0.2      # ... and here from 20% of the samples to all of them
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,25 @@ def _needs_classes(extractor, metric: str):
 
 def _fid(gen, ref, settings, extractor):
     return {"fid": frechet_distance(gen.mean, gen.cov, ref.mean, ref.cov)}
+
+
+def _fid_inf(gen, ref, settings, extractor):
+    """FID∞ (Chong & Forsyth, CVPR 2020): FID is close to linear in 1/n, so fit FID at several n and
+    extrapolate to infinitely many samples, the figure free of the sample-size bias."""
+    sizes = np.unique(np.linspace(settings.fid_inf_smallest * gen.n, gen.n, settings.fid_inf_points).astype(int))
+    if sizes[0] < 2 or len(sizes) < 2:
+        raise MetricError(f"fid_inf fits FID at several sample counts; {gen.n} samples are too few, use --n 500 or more")
+    rng = np.random.default_rng(0)  # fixed: the same subsets of the same features, the same figure
+    fids = [frechet_distance(*_stats(gen.features[rng.choice(gen.n, size, replace=False)]), ref.mean, ref.cov)
+            for size in sizes]
+    slope, intercept = np.polyfit(1.0 / sizes, fids, 1)
+    return {"fid_inf": float(intercept), "fid_inf_slope": float(slope),
+            "fid_at_n": {int(size): fid for size, fid in zip(sizes, fids)}}
+
+
+def _stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    features = features.astype(np.float64)
+    return features.mean(0), np.cov(features, rowvar=False)
 
 
 def _kid(gen, ref, settings, extractor):
@@ -100,6 +123,7 @@ def _modes(gen, ref, settings, extractor):
 
 
 metric_registry.register("fid")(Metric(frozenset({"stats"}), True, _fid))
+metric_registry.register("fid_inf")(Metric(frozenset({"features", "stats"}), True, _fid_inf))
 metric_registry.register("kid")(Metric(frozenset({"features"}), True, _kid))
 metric_registry.register("is")(Metric(frozenset({"logits"}), False, _is))
 metric_registry.register("pr")(Metric(frozenset({"features"}), True, _pr))
@@ -118,15 +142,17 @@ class Images:
     shape: tuple[int, int, int]                # C, H, W
     batches: Callable[[int], Iterator[torch.Tensor]]
     tensor: torch.Tensor | None = None         # held for real data (hashed for the cache)
+    total: int | None = None                   # real data: images the source has (count is all or a seeded subset)
 
 
 def _from_tensor(images: torch.Tensor, n: int | None, seed: int, description: str) -> Images:
     if images.dtype != torch.uint8 or images.ndim != 4:
         raise MetricError(f"{description}: images must be uint8 N×C×H×W, got {images.dtype} {tuple(images.shape)}")
-    if n is not None and len(images) > n:  # a seeded subset, not the first n (folders are sorted by name)
-        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
+    total = len(images)
+    if n is not None and total > n:  # a seeded subset, not the first n (folders are sorted by name)
+        images = images[torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]]
     return Images(description, len(images), tuple(images.shape[1:]),
-                  lambda size: (images[i:i + size] for i in range(0, len(images), size)), images)
+                  lambda size: (images[i:i + size] for i in range(0, len(images), size)), images, total)
 
 
 def _from_generator(generator: torch.nn.Module, n: int, seed: int, device: torch.device, description: str) -> Images:
@@ -165,7 +191,8 @@ def _load_images(spec: str, resolution: int | None, channels: int, options: Data
     dataset: Dataset = load_dataset(spec, resolution, channels, options, seed)
     if dataset.kind != "image":
         raise MetricError(f"'{spec}' holds 2-D points, not images; evaluate a run trained on it for mode coverage")
-    return _from_tensor(dataset.data, n, seed, spec)
+    split = dataset.info.get("split")  # which part of a data set with splits (MNIST's train or test files)
+    return _from_tensor(dataset.data, n, seed, f"{spec} ({split} set)" if split else spec)
 
 
 def _is_run(source) -> bool:
@@ -179,10 +206,13 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
              features: str = "inception", n_ref: int | None = None, batch_size: int = 64, device="auto",
              seed: int = 0, checkpoint: str = "latest", resolution: int | None = None,
              cache_dir: str | Path | None = None, weights_path: str | Path | None = None,
-             progress: bool = True, settings: Settings = Settings()) -> dict:
+             progress: bool = True, settings: Settings = Settings(), floor: bool = False,
+             ref_name: str = "reference") -> dict:
     """Metrics of `source` (a run directory or Run, a generator with `z_dim`, a dataset spec or image
-    folder, or a uint8 tensor) against `ref` (a dataset spec, folder or uint8 tensor; default: a run's
-    training data). n: generated (or used) images; n_ref: reference images (default n)."""
+    folder, or a uint8 tensor) against `ref` (a dataset spec, folder or uint8 tensor named `ref_name`;
+    default: a run's training data). n: generated (or used) images; n_ref: reference images (default n).
+    floor: also the FID between two disjoint halves of the reference (and of real source images), the
+    figure no generator can beat at that sample count."""
     from ..run import load_run
     from ..training.device import pick_device
 
@@ -198,24 +228,72 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
         if run.info["data_kind"] == "points":
             return {**result, **_evaluate_points(run, names, n, seed, device, options)}
 
-    uses_ref = [name for name, metric in chosen.items() if metric.uses_ref]
+    uses_ref = [name for name, metric in chosen.items() if metric.uses_ref] + (["--floor"] if floor else [])
     if uses_ref and ref is None and not isinstance(run, Run):
         raise MetricError(f"{', '.join(uses_ref)} compare with real data: give --ref FOLDER or a dataset spec")
     gen = _source_images(run, n, seed, device, resolution, options)
     extractor = build_extractor(features, device, weights_path)
+    _check_outputs(chosen, extractor)
     needs = set().union(*(m.needs for m in chosen.values()))
-    result.update(n=gen.count, features=extractor.name)
-    generated = collect(gen.batches(batch_size), gen.count, extractor, needs, device,
-                        f"{gen.description} → {features}", progress)
+    result.update(n=gen.count, features=extractor.name, weights_sha256=extractor.weights_sha256)
+    if gen.total is not None:
+        result["source_total"] = gen.total
+    floor_needs = {"features"} if floor else set()
+    if gen.tensor is None:
+        generated = collect(gen.batches(batch_size), gen.count, extractor, needs, device,
+                            f"{gen.description} → {features}", progress)
+    else:  # real images: their features are cached as a reference's are
+        generated, result["source_cache"] = _real_features(gen, extractor, needs | floor_needs, device, batch_size,
+                                                           options, progress)
 
     reference = None
     if uses_ref:
-        real = _reference_images(ref, run, gen, n_ref or n, seed, options)
-        reference, status = _reference(real, extractor, needs - {"channel_classes"}, device, batch_size, options,
-                                       progress)
-        result.update(n_ref=real.count, ref=real.description, ref_cache=status)
+        real = _reference_images(ref, ref_name, run, gen, n_ref or n, seed, options)
+        reference, status = _real_features(real, extractor, (needs | floor_needs) - {"channel_classes"}, device,
+                                           batch_size, options, progress)
+        result.update(n_ref=real.count, ref=real.description, ref_total=real.total, ref_cache=status)
     for metric in chosen.values():
         result.update(metric.compute(generated, reference, settings, extractor))
+    if floor:
+        result.update(_floors(reference, generated if gen.tensor is not None else None, seed))
+    return result
+
+
+def protocol(result: dict) -> str:
+    """The line every printed FID/KID stands beside: sample counts, reference and weights."""
+    parts = [f"{result['n']:,} {'images' if 'source_total' in result else 'generated'}"]
+    if "n_ref" in result:
+        total = result.get("ref_total")
+        of = f" of {total:,}" if total and total != result["n_ref"] else ""
+        subset = "seeded subset" if of else "all"
+        parts.append(f"vs {result['n_ref']:,}{of} reference images of {result['ref']} ({subset})")
+    parts.append(f"{result['features']} features, weights SHA-256 {result['weights_sha256'][:16]}…")
+    return "; ".join(parts)
+
+
+def _check_outputs(chosen: dict[str, Metric], extractor) -> None:
+    """Refuse, before any image is processed, a metric the feature network cannot feed."""
+    for name, metric in chosen.items():
+        if "logits" in metric.needs and "logits" not in extractor.outputs:
+            raise MetricError(f"'{name}' needs the Inception classifier layer, which these weights "
+                              f"({extractor.network.weights_source}) do not have; drop '{name}' from --metrics, or "
+                              f"convert pytorch-fid's pt_inception-2015-12-05-6726825d.pth with "
+                              f"`ganforge fetch-weights inception --from FILE`")
+
+
+def _floors(reference: Collected, source: Collected | None, seed: int) -> dict:
+    """FID between two disjoint random halves of each real image set: the data's own floor at that n."""
+    result = {}
+    for prefix, collected in (("ref", reference), ("source", source)):
+        if collected is None:
+            continue
+        half = collected.n // 2
+        if half < 2:
+            raise MetricError(f"--floor splits the {prefix} images in two halves; {collected.n} images are too few")
+        order = np.random.default_rng(seed).permutation(collected.n)
+        first, second = collected.features[order[:half]], collected.features[order[half:2 * half]]
+        result[f"{prefix}_floor_fid"] = frechet_distance(*_stats(first), *_stats(second))
+        result[f"{prefix}_floor_n"] = half
     return result
 
 
@@ -229,19 +307,20 @@ def _source_images(source, n: int, seed: int, device, resolution: int | None, op
     return _load_images(str(source), resolution, 3, options, n, seed)
 
 
-def _reference_images(ref, run, gen: Images, n_ref: int, seed: int, options: DatasetOptions) -> Images:
+def _reference_images(ref, ref_name: str, run, gen: Images, n_ref: int, seed: int,
+                      options: DatasetOptions) -> Images:
     """`ref` as images at the generated images' size, or else the run's training data."""
     if isinstance(ref, torch.Tensor):
-        return _from_tensor(ref, n_ref, seed, "reference")
+        return _from_tensor(ref, n_ref, seed, ref_name)
     if ref is not None:
         return _load_images(str(ref), gen.shape[1], gen.shape[0], options, n_ref, seed)
     cfg = run.config
     return _load_images(cfg.data, cfg.resolution, cfg.channels, options, n_ref, cfg.seed)
 
 
-def _reference(real: Images, extractor, needs: set[str], device, batch_size: int, options: DatasetOptions,
-               progress: bool) -> tuple[Collected, str]:
-    """Reference features from the cache when an entry holds everything needed, else computed and stored."""
+def _real_features(real: Images, extractor, needs: set[str], device, batch_size: int, options: DatasetOptions,
+                   progress: bool) -> tuple[Collected, str]:
+    """Features of real images from the cache when an entry holds everything needed, else computed and stored."""
     path = cache_root(options) / "eval" / f"{reference_key(real.tensor, extractor.identity)}.npz"
     cached = load_reference(path)
     if cached is not None and cached.has(needs):
@@ -249,7 +328,7 @@ def _reference(real: Images, extractor, needs: set[str], device, batch_size: int
     if cached is not None:  # keep what the old entry had too, so alternating metrics stop missing
         needs = needs | {k for k in ("stats", "features", "logits") if cached.has({k})}
     collected = collect(real.batches(batch_size), real.count, extractor, needs, device,
-                        f"{real.description} → {extractor.name} (reference)", progress)
+                        f"{real.description} → {extractor.name}", progress)
     save_reference(path, collected)
     return collected, "miss"
 

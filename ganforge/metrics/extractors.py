@@ -5,7 +5,8 @@
                        class logits, and each channel's class for Stacked MNIST)
 
 An extractor returns, for the outputs asked of it, a dict of N×… tensors: "features", "logits",
-"channel_classes". `identity` names the network and its weights exactly, for cache keys.
+"channel_classes". `identity` names the network and its weights exactly, for cache keys;
+`weights_sha256` is the SHA-256 of its weights file, written beside every result.
 """
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ from .weights import sha256_of
 
 class InceptionExtractor:
     name = "inception"
-    outputs = frozenset({"features", "logits"})
     classes = None
 
     def __init__(self, device: torch.device, weights_path: str | Path | None = None):
         self.network = InceptionV3(weights_path).to(device)
-        self.identity = f"inception-2015-12-05-{sha256_of(self.network.weights_file)[:16]}-tf1resize"
+        self.weights_sha256 = self.network.weights_sha256
+        self.identity = f"inception-2015-12-05-{self.weights_sha256[:16]}-tf1resize"
+        # Weights without the classifier layer give no logits, so nothing that needs them can run.
+        self.outputs = frozenset({"features", "logits"} if self.network.has_classifier else {"features"})
 
     def __call__(self, images: torch.Tensor, wanted: frozenset) -> dict[str, torch.Tensor]:
         pool3, logits = self.network(images)
@@ -41,7 +44,8 @@ class ClassifierExtractor:
         self.network = load_classifier(path, device)
         self.name = f"classifier:{path}"
         self.classes = self.network.classes
-        self.identity = f"classifier-{sha256_of(Path(path).expanduser())[:16]}"
+        self.weights_sha256 = sha256_of(Path(path).expanduser())
+        self.identity = f"classifier-{self.weights_sha256[:16]}"
 
     def __call__(self, images: torch.Tensor, wanted: frozenset) -> dict[str, torch.Tensor]:
         out = {}

@@ -8,6 +8,8 @@ loads with strict=True. The graph differs from torchvision's in what the FID imp
   - the pool branch of Mixed_5b–5d (A), 6b–6e (C) and 7b (first E) averages without the padding
     (count_include_pad=False); the pool branch of Mixed_7c is a 3×3 stride-1 max pool.
 Input: uint8 images, TF-1.x bilinear resize to 299 (resize.py), then (x − 128) / 128 as torch-fidelity.
+Weights: the safetensors file that `ganforge fetch-weights inception` converts (weights.py); a file
+without the classifier gives pool3 features and no logits, so Inception Score cannot be faked.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from torch import nn
 from ..errors import GanforgeError
 from .errors import WeightsError
 from .resize import resize_bilinear_tf1
-from .weights import INCEPTION_FILE, find_inception_weights
+from .weights import converted_facts, find_inception_weights, sha256_of
 
 INPUT_SIZE = 299
 
@@ -149,7 +151,8 @@ class InceptionE(nn.Module):  # 8×8 with split 3×3: Mixed_7b (avg pool branch)
 
 
 class InceptionV3(nn.Module):
-    """uint8 N×3×H×W (any H, W; 1 channel is repeated) → (pool3 N×2048, logits_unbiased N×1008), float32.
+    """uint8 N×3×H×W (any H, W; 1 channel is repeated) → (pool3 N×2048, logits_unbiased N×1008 or None
+    when the weights have no classifier), float32.
 
     Weights: `weights_path`, else $GANFORGE_INCEPTION_WEIGHTS, else the cache folder (see weights.py);
     none found is an error that says how to get them. `pretrained=False` builds random weights, for
@@ -174,8 +177,10 @@ class InceptionV3(nn.Module):
         self.Mixed_7a = InceptionD(768)
         self.Mixed_7b = InceptionE(1280, pool="avg")
         self.Mixed_7c = InceptionE(2048, pool="max")
-        self.fc = nn.Linear(2048, 1008)
+        self.fc: nn.Linear | None = nn.Linear(2048, 1008)
         self.weights_file: Path | None = None
+        self.weights_sha256: str | None = None
+        self.weights_source = "random (architecture tests only)"
         if pretrained:
             self.weights_file = find_inception_weights(weights_path)
             self.load_weights(self.weights_file)
@@ -183,26 +188,50 @@ class InceptionV3(nn.Module):
         self.requires_grad_(False).eval().to(memory_format=torch.channels_last)
 
     def load_weights(self, path: str | Path) -> None:
+        """Load a converted file strictly: every tensor of the network, the classifier all or nothing."""
+        from safetensors import SafetensorError, safe_open
+
+        convert = "convert the published weights again with `ganforge fetch-weights inception --from FILE`"
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch reports damaged files through many exception types
-            raise WeightsError(f"cannot read Inception weights {path} ({type(err).__name__}); "
-                               f"run `ganforge fetch-weights inception` to get a verified copy") from None
-        if not isinstance(state, dict):
-            raise WeightsError(f"{path} holds a {type(state).__name__}, not a state dict; give {INCEPTION_FILE}")
+            with safe_open(str(path), framework="pt") as f:
+                metadata = f.metadata() or {}
+                state = {key: f.get_tensor(key) for key in f.keys()}
+        except (SafetensorError, OSError, ValueError) as err:
+            raise WeightsError(f"cannot read Inception weights {path} ({str(err)[:80]}); {convert}") from None
+        facts = converted_facts(metadata)
+        if facts is None:
+            raise WeightsError(f"{path} was not written by `ganforge fetch-weights inception`; {convert}")
+        if "fc.weight" not in state:
+            self.fc = None
         try:
-            self.load_state_dict(state, strict=True)
-        except RuntimeError as err:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as err:  # a shape mismatch
             first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-            raise WeightsError(f"{path} is not the FID Inception state dict ({first[:160]}); "
-                               f"give {INCEPTION_FILE}") from None
+            raise WeightsError(f"{path} does not fit the FID Inception ({first[:160]}); {convert}") from None
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            wrong = f"{missing[0]} missing" if missing else f"{unexpected[0]} unexpected"
+            raise WeightsError(f"{path} does not fit the FID Inception ({wrong}); {convert}")
+        self.weights_sha256 = sha256_of(Path(path))
+        self.weights_source = facts.get("source", "unknown")
+
+    @property
+    def has_classifier(self) -> bool:
+        return self.fc is not None
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
             raise GanforgeError(f"InceptionV3 takes uint8 N×3×H×W images, got {images.dtype} "
                                 f"{tuple(images.shape)}; convert generator output with ganforge.report.grids.to_uint8")
-        x = resize_bilinear_tf1(images.to(self.fc.weight.device).expand(-1, 3, -1, -1), (INPUT_SIZE, INPUT_SIZE))
-        x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)
+        x = resize_bilinear_tf1(images.to(self.Conv2d_1a_3x3.conv.weight.device).expand(-1, 3, -1, -1),
+                                (INPUT_SIZE, INPUT_SIZE))
+        pool3 = self.pool3((x - 128) / 128)
+        # Logits without the fc bias: what the IS of the original TF code (and torch-fidelity) softmaxes.
+        return pool3, (pool3 @ self.fc.weight.T if self.fc is not None else None)
+
+    def pool3(self, x: torch.Tensor) -> torch.Tensor:
+        """N×3×299×299 floats already scaled to [-1, 1] (the TF graph's own input) → N×2048 pool3 features."""
+        x = x.contiguous(memory_format=torch.channels_last)
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
@@ -210,6 +239,4 @@ class InceptionV3(nn.Module):
         for block in (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c,
                       self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
             x = block(x)
-        pool3 = x.mean(dim=(2, 3))
-        # Logits without the fc bias: what the IS of the original TF code (and torch-fidelity) softmaxes.
-        return pool3, pool3 @ self.fc.weight.T
+        return x.mean(dim=(2, 3))

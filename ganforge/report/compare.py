@@ -43,9 +43,11 @@ _NOT_VARIABLE = {"out": "the study gives each member its own run directory",
 
 # Final-evaluation numbers and which way is better; evaluate() also returns bookkeeping
 # (n, features, ...) and estimator spreads (*_std) that are not compared.
-LOWER_IS_BETTER = frozenset({"fid", "kid", "class_kl", "modes_kl"})
+LOWER_IS_BETTER = frozenset({"fid", "fid_inf", "kid", "class_kl", "modes_kl"})
 HIGHER_IS_BETTER = frozenset({"is", "modes", "high_quality", "precision", "recall", "coverage"})
-_BOOKKEEPING = frozenset({"n", "n_ref", "step", "classes", "features", "ref", "ref_cache"})
+_BOOKKEEPING = frozenset({"n", "n_ref", "step", "classes", "features", "ref", "ref_cache", "ref_total",
+                          "source_total", "source_cache", "fid_inf_slope", "ref_floor_fid", "ref_floor_n",
+                          "source_floor_fid", "source_floor_n"})
 
 
 def metric_direction(name: str) -> str | None:
@@ -64,13 +66,16 @@ def metric_values(result: dict) -> dict[str, float]:
 
 def default_metrics(data_kind: str, features: str, data_info: dict) -> list[str]:
     """What a study measures when --metrics is not given; every one computable offline except
-    Inception-based ones without weights, which then fail alone, in the report."""
+    Inception-based ones without weights, which then fail alone, in the report. Inception Score only
+    where the weights have the classifier layer it needs."""
     if data_kind == "points":
         return ["modes"]
     if features.startswith("classifier:"):
         # Data with countable modes (Stacked MNIST) are measured by the digits in each channel.
         return ["modes"] if data_info.get("modes") else ["fid", "kid", "is", "coverage"]
-    return ["fid", "kid", "is", "pr"]
+    from ..metrics.weights import lacks_classifier
+
+    return ["fid", "kid", "pr"] if lacks_classifier() else ["fid", "kid", "is", "pr"]
 
 
 # ------------------------------------------------------------------------------------------- the plan

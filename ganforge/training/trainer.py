@@ -365,7 +365,7 @@ class Trainer:
             else:
                 from ..metrics import evaluate
 
-                result = evaluate(G, ref=self.dataset.data, metrics=cfg.eval.metrics, n=cfg.eval.n,
+                result = evaluate(G, ref=self.dataset.data, ref_name=cfg.data, metrics=cfg.eval.metrics, n=cfg.eval.n,
                                   features=cfg.eval.features, device=self.device, seed=cfg.seed,
                                   cache_dir=cfg.dataset.cache_dir or None, progress=False)
         finally:
