@@ -27,7 +27,7 @@ FIELDS = ("run", "run_path", "step", "generator_sha256", "request", "index", "st
 
 def make_recipe(explorer: Explorer, request_dict: dict, index: int, stage: int) -> dict:
     run = explorer.run
-    return {"format": FORMAT, "run": run.path.name, "run_path": str(run.path.resolve()), "step": run.step,
+    return {"format": FORMAT, "run": run.path.name, "run_path": explorer.run_path, "step": run.step,
             "generator_sha256": explorer.digest, "request": request_dict, "index": index, "stage": stage}
 
 
@@ -37,7 +37,8 @@ def png_bytes(image: torch.Tensor, recipe: dict | None = None) -> bytes:
     if recipe is not None:
         info.add_text(KEY, json.dumps(recipe, sort_keys=True))
     out = io.BytesIO()
-    image_grid(image[None], nrow=1, padding=0).save(out, format="PNG", pnginfo=info)
+    # zlib level 1: small generated images barely compress further, and level 6 took most of a request's encoding time
+    image_grid(image[None], nrow=1, padding=0).save(out, format="PNG", pnginfo=info, compress_level=1)
     return out.getvalue()
 
 

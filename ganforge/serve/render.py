@@ -63,6 +63,7 @@ class Explorer:
         if run.info.get("data_kind") == "points":
             raise GanforgeError(f"{run.path} is a 2-D point run; the explorer shows image runs")
         self.run = run
+        self.run_path = str(run.path.resolve())
         self.generator = getattr(run.sampler, "generator", run.sampler)  # the conditional G inside FromPrior
         self.generator.eval()
         self.digest = weights_digest(self.generator)
