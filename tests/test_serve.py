@@ -264,3 +264,35 @@ def test_text_run(tmp_path):
     texts = tiny_run(tmp_path, "text")
     rendered = texts.render(parse_request({"seed": 1, "count": 2, "condition": {"text": "a small red star"}}))
     assert rendered.images.shape == (2, 3, 32, 32) and all(label for label in rendered.labels)
+
+
+def test_serve_command_warns_off_loopback_and_names_a_busy_port(tmp_path_factory, monkeypatch, capsys):
+    import socket
+
+    import ganforge.serve.server as server_module
+
+    run = tag_run(tmp_path_factory)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(run), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "choose another --port" in err and err.count("\n") == 1
+
+    class Bound:  # stands in for the real server: the test must not listen off loopback
+        runs, server_address = {"run": None}, ("0.0.0.0", 7860)
+
+        def __init__(self, *args):
+            pass
+
+        def serve_forever(self):
+            pass
+
+        def server_close(self):
+            pass
+
+    monkeypatch.setattr(server_module, "ExplorerServer", Bound)
+    assert main(["serve", str(run), "--host", "0.0.0.0"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: listening on 0.0.0.0" in captured.err and "http://0.0.0.0:7860/" in captured.out
