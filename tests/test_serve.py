@@ -122,7 +122,8 @@ def test_interpolation_ends_are_the_endpoints(served):
 def test_slerp_keeps_the_norm_of_equal_norm_ends():
     a, b = torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 3.0]])
     middle = slerp(a, b, torch.tensor([0.5]))
-    assert torch.allclose(middle.norm(), torch.tensor(3.0)) and torch.allclose(middle, torch.tensor([[2.1213, 2.1213]]), atol=1e-4)
+    assert torch.allclose(middle.norm(), torch.tensor(3.0))
+    assert torch.allclose(middle, torch.tensor([[2.1213, 2.1213]]), atol=1e-4)
     same = slerp(a, a, torch.tensor([0.3]))  # parallel ends: a straight line, no division by zero
     assert torch.equal(same, a)
 
@@ -171,7 +172,7 @@ def test_nearest_training_images(served):
     assert status == 200 and len(found["images"]) == 4 and found["distances"] == sorted(found["distances"])
     assert found["yardstick"] > 0 and pixels(found["images"][0]).shape == (32, 32, 3)
     status, data = call(url, "/api/nearest", {"run": "run", "request": request, "index": 2})
-    assert status == 400 and "index must be a whole number up to 1" in data["error"]
+    assert status == 400 and "index must be from 0 to 1, got 2" in data["error"]
 
 
 def save_download(data, index, path):
@@ -225,8 +226,9 @@ def test_load_eight_clients(served):
 
 
 def tiny_run(tmp_path, condition, resolution=32, **model):
-    cfg = from_dict({"data": "shapes", "resolution": resolution, "steps": 2, "batch_size": 8, "dataset": {"size": 16}, "condition": condition,
-                     "out": str(tmp_path / condition), "train": {"quiet": True}, "model": {"width": 8, "z_dim": 16, **model}})
+    cfg = from_dict({"data": "shapes", "resolution": resolution, "steps": 2, "batch_size": 8, "dataset": {"size": 16},
+                     "condition": condition, "out": str(tmp_path / condition), "train": {"quiet": True},
+                     "model": {"width": 8, "z_dim": 16, **model}})
     train(cfg, echo=lambda *a: None)
     return Explorer(load_run(cfg.out))
 
@@ -254,11 +256,13 @@ def test_two_stage_run_gives_both_stages(tmp_path):
     assert rendered.images.shape == (3, 3, 64, 64) and rendered.stage1.shape == (3, 3, 32, 32)
     G = stacked.generator
     z = torch.randn(1, 16, generator=torch.Generator().manual_seed(2))
-    low, high = G.base.stages(torch.cat((z, G.embed(torch.tensor([[1.0 if n == "red" else 0.0 for n in stacked.run.conditions.names]]))), 1))
+    red = torch.tensor([[1.0 if name == "red" else 0.0 for name in stacked.run.conditions.names]])
+    low, high = G.base.stages(torch.cat((z, G.embed(red)), 1))
     close = lambda a, b: (a.int() - b.int()).abs().max() <= 1  # a batch of 1 against one of 3: rounding may differ
     assert close(to_uint8(high)[0], rendered.images[1]) and close(to_uint8(low)[0], rendered.stage1[1])
 
 
+@pytest.mark.slow  # loading the sentence encoder takes 10-20 s here
 def test_text_run(tmp_path):
     pytest.importorskip("sentence_transformers", reason="the ganforge[text] extra is not installed")
     texts = tiny_run(tmp_path, "text")

@@ -35,7 +35,8 @@ class TrainingImages:
                 try:
                     dataset = load_dataset(config.data, config.resolution, config.channels, config.dataset, config.seed)
                 except GanforgeError as err:
-                    raise GanforgeError(f"the training data of run '{self.run.path.name}' cannot be loaded here ({err})") from None
+                    raise GanforgeError(f"the training data of run '{self.run.path.name}' cannot be loaded "
+                                        f"here ({err})") from None
                 self._images = dataset.data
             return self._images
 

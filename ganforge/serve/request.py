@@ -27,7 +27,7 @@ class RequestError(GanforgeError):
     """A request the server refuses (HTTP 400); the message names the field and what it accepts."""
 
 
-def _integer(value, name: str, low: int, high: int) -> int:
+def integer(value, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise RequestError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
     if not low <= value <= high:
@@ -35,7 +35,7 @@ def _integer(value, name: str, low: int, high: int) -> int:
     return value
 
 
-def _number(value, name: str, low: float, high: float) -> float:
+def number(value, name: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise RequestError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
     if not low <= value <= high:
@@ -63,7 +63,7 @@ def parse_condition(value, name: str = "condition") -> dict | None:
         for tag, weight in asked.items():
             if not tag.strip() or any(c in tag for c in ",=:\t\n"):
                 raise RequestError(f"{name}.tags has a malformed tag name {tag[:40]!r}")
-            tags[tag.strip()] = _number(weight, f"the weight of tag '{tag}'", 0.0, MAX_TAG_WEIGHT)
+            tags[tag.strip()] = number(weight, f"the weight of tag '{tag}'", 0.0, MAX_TAG_WEIGHT)
         if not any(tags.values()):
             raise RequestError(f"{name}.tags gives every tag weight 0; raise one, or ask for no condition")
         return {"tags": tags}
@@ -107,12 +107,12 @@ def parse_request(body) -> Request:
     unknown = set(body) - FIELDS
     if unknown:
         raise RequestError(f"unknown field(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(FIELDS))}")
-    seed = _integer(body.get("seed", 0), "seed", 0, MAX_SEED)
-    psi = _number(body.get("psi", 1.0), "psi (truncation ψ)", 0.0, MAX_PSI)
+    seed = integer(body.get("seed", 0), "seed", 0, MAX_SEED)
+    psi = number(body.get("psi", 1.0), "psi (truncation ψ)", 0.0, MAX_PSI)
     condition = parse_condition(body.get("condition"))
     between = body.get("interpolate")
     if between is None:
-        count = _integer(body.get("count", 1), "count", 1, MAX_COUNT)
+        count = integer(body.get("count", 1), "count", 1, MAX_COUNT)
         if seed + count - 1 > MAX_SEED:
             raise RequestError(f"seed + count must stay below {MAX_SEED + 1}")
         return Request(seed, count, psi, condition)
@@ -121,10 +121,10 @@ def parse_request(body) -> Request:
     ts = between.get("ts")
     if not isinstance(ts, list) or not 1 <= len(ts) <= MAX_COUNT:
         raise RequestError(f"interpolate.ts must be a list of 1 to {MAX_COUNT} positions from 0 to 1")
-    ts = tuple(_number(t, "each interpolate.ts position", 0.0, 1.0) for t in ts)
+    ts = tuple(number(t, "each interpolate.ts position", 0.0, 1.0) for t in ts)
     if "count" in body and body["count"] != len(ts):
         raise RequestError(f"count ({body['count']!r}) must equal the number of interpolate.ts ({len(ts)}), or be left out")
-    end = Interpolation(_integer(between.get("seed", seed), "interpolate.seed", 0, MAX_SEED),
+    end = Interpolation(integer(between.get("seed", seed), "interpolate.seed", 0, MAX_SEED),
                         parse_condition(between.get("condition"), "interpolate.condition"), ts)
     return Request(seed, len(ts), psi, condition, end)
 

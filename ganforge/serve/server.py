@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import sys
 import time
 from http import HTTPStatus
@@ -28,7 +27,7 @@ from ..run import RunPaths, load_run
 from .nearest import TrainingImages
 from .recipe import make_recipe, png_bytes
 from .render import Explorer
-from .request import MAX_COUNT, RequestError, parse_request
+from .request import MAX_COUNT, RequestError, integer, parse_request
 
 STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8"}
@@ -36,7 +35,6 @@ MAX_BODY = 64 * 1024
 MAX_NEAREST = 16
 HISTORY_POINTS = 400
 LOOPBACK = ("127.0.0.1", "localhost")
-_SAMPLE_GRID = re.compile(r"^step-(\d+)\.png$")
 
 
 class ServedRun:
@@ -48,11 +46,6 @@ class ServedRun:
     @property
     def run(self):
         return self.explorer.run
-
-    def sample_grids(self) -> dict[int, Path]:
-        folder = RunPaths(self.run.path).samples
-        found = (_SAMPLE_GRID.match(p.name) for p in folder.iterdir()) if folder.is_dir() else ()
-        return {int(m.group(1)): folder / m.group(0) for m in found if m}
 
     def summary(self) -> dict:
         run, conditions = self.run, self.run.conditions
@@ -68,7 +61,8 @@ class ServedRun:
                   for row in self.run.history if "d_loss" in row and "g_loss" in row and "step" in row]
         stride = max(1, len(losses) // HISTORY_POINTS)
         evals = [{"step": row.get("step"), **row["eval"]} for row in self.run.history if isinstance(row.get("eval"), dict)]
-        return {**self.summary(), "losses": losses[::stride], "evals": evals, "sample_steps": sorted(self.sample_grids())}
+        return {**self.summary(), "losses": losses[::stride], "evals": evals,
+                "sample_steps": sorted(RunPaths(self.run.path).sample_grids())}
 
 
 class ExplorerServer(ThreadingHTTPServer):
@@ -116,10 +110,8 @@ def nearest(served: ServedRun, body: dict) -> dict:
     if unknown:
         raise RequestError(f"unknown field(s) {', '.join(sorted(unknown))}; valid: run, request, index, k")
     request = parse_request(body.get("request"))
-    index, k = body.get("index", 0), body.get("k", 6)
-    for name, value, high in (("index", index, request.count - 1), ("k", k, MAX_NEAREST)):
-        if isinstance(value, bool) or not isinstance(value, int) or not (0 if name == "index" else 1) <= value <= high:
-            raise RequestError(f"{name} must be a whole number up to {high}, got {value!r}")
+    index = integer(body.get("index", 0), "index", 0, request.count - 1)
+    k = integer(body.get("k", 6), "k", 1, MAX_NEAREST)
     image = served.explorer.render(request).images[index]
     found, distances = served.training.nearest(image, k)
     return {"distances": [round(d, 3) for d in distances], "yardstick": round(served.training.yardstick(), 3),
@@ -183,7 +175,7 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) == 3 and parts[:2] == ["api", "runs"]:
             return self._json(HTTPStatus.OK, self.server.served(parts[2]).details())
         if len(parts) == 5 and parts[:2] == ["api", "runs"] and parts[3] == "samples" and parts[4].isdigit():
-            grid = self.server.served(parts[2]).sample_grids().get(int(parts[4]))
+            grid = RunPaths(self.server.served(parts[2]).run.path).sample_grids().get(int(parts[4]))
             if grid is None:
                 raise LookupError(f"run '{parts[2]}' has no sample grid at step {parts[4]}")
             return self._send(HTTPStatus.OK, grid.read_bytes(), "image/png")

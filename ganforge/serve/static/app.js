@@ -132,10 +132,13 @@ function card(data, image) {
   pics.append(el("img", { src: image.png, alt: `seed ${seed}`, title: image.stage1 ? "stage 2" : `seed ${seed}`, className: "sample" }));
   const download = el("a", { href: image.png, download: fileName(data, image, 2), textContent: "⤓ png", className: "download",
                              title: "PNG with its recipe: ganforge sample --recipe FILE.png regenerates it" });
+  const stage1 = image.stage1 ? [el("a", { href: image.stage1, download: fileName(data, image, 1), textContent: "⤓ stage 1",
+                                            title: "stage 1 as a PNG with its recipe" })] : [];
   const node = el("div", { className: "card" }, [pics,
     el("div", { className: "label", textContent: `seed ${seed}${image.label ? " · " + image.label : ""}`, title: image.label }),
     el("div", { className: "actions" }, [
       download,
+      ...stage1,
       el("button", { type: "button", textContent: "↻", title: "re-roll this image with a new seed", className: "reroll",
                      onclick: () => act(() => reroll(node, data)) }),
       el("button", { type: "button", textContent: "A", title: "start of the interpolation", onclick: () => setEnd("a", data, image) }),
