@@ -120,7 +120,7 @@ class Explorer:
         ea, eb = self.generator.embed(ya), self.generator.embed(yb)
         e = torch.lerp(ea.expand(len(t), -1), eb.expand(len(t), -1), t[:, None])
         a, b = conditions.describe(ya[0]), conditions.describe(yb[0])
-        return z, e, [a if s == 0 else b if s == 1 else f"{1 - s:.2f}·({a}) + {s:.2f}·({b})" for s in end.ts]
+        return z, e, [a if s == 0 or a == b else b if s == 1 else f"{1 - s:.2f}·({a}) + {s:.2f}·({b})" for s in end.ts]
 
     def render(self, request: Request) -> Rendered:
         with torch.no_grad():
