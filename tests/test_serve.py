@@ -84,6 +84,10 @@ def test_no_request_names_a_file(served):
                  "/api/runs/run/samples/7", "/etc/passwd"):
         status, data = call(url, path)
         assert status == 404 and "error" in data, path
+    rebound = urllib.request.Request(url + "/api/runs", headers={"Host": f"evil.example:{served[0].server_address[1]}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(rebound)
+    assert refused.value.code == 403 and "answers requests to 127.0.0.1:" in json.loads(refused.value.read())["error"]
     assert call(url, "/api/generate", raw=b"{not json")[0] == 400
     status, data = call(url, "/api/generate", raw=b"[1, 2]")
     assert status == 400 and "JSON object" in data["error"]

@@ -1,6 +1,6 @@
 """The explorer page in a real headless Chromium: load, generate with weighted tags, re-roll,
 interpolate (strip and slider), download a PNG and regenerate it from its recipe, nearest training
-images, bad input shown as a message. A screenshot of each state goes to tests/artifacts/serve/.
+images, bad input shown as a message, and a class-conditional two-stage run (stage 1 beside stage 2). A screenshot of each state goes to tests/artifacts/serve/.
 
 Needs the `playwright` Python package (driving an installed Chromium through executable_path; it
 downloads nothing) and a Chromium binary: $GANFORGE_CHROMIUM, or `chromium` on the PATH (Debian's
@@ -18,6 +18,8 @@ import pytest
 from PIL import Image
 
 from ganforge.cli import main
+from ganforge.config import from_dict
+from ganforge.training.trainer import train
 from serve_helpers import running_server, tag_run
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
@@ -34,8 +36,13 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def page(tmp_path_factory):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     run = tag_run(tmp_path_factory)
+    stacked = tmp_path_factory.mktemp("stacked") / "class-stacked"
+    train(from_dict({"data": "shapes", "resolution": 64, "steps": 2, "batch_size": 8, "dataset": {"size": 16},
+                     "condition": "class", "out": str(stacked), "train": {"quiet": True},
+                     "model": {"width": 8, "z_dim": 16, "arch": "stacked", "stage1_resolution": 32}}),
+          echo=lambda *a: None)
     profile = tmp_path_factory.mktemp("chromium-profile")
-    with running_server([run]) as (_, url), sync_api.sync_playwright() as playwright:
+    with running_server([run, stacked]) as (_, url), sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=CHROMIUM, args=FLAGS, headless=True, accept_downloads=True,
             viewport={"width": 1400, "height": 1000})
@@ -153,3 +160,18 @@ def test_6_bad_input_is_shown_as_a_message(page):
     page.click("#generate")
     sync_api.expect(message(page)).to_be_hidden()
     sync_api.expect(page.locator("#results .card")).to_have_count(4)
+
+
+def test_7_class_conditional_two_stage_run(page):
+    page.select_option("#run-select", "class-stacked")
+    sync_api.expect(page.locator("#run-info")).to_contain_text("condition: class, two stages")
+    assert page.locator("#condition-tags").is_hidden() and page.locator("#condition-class").is_visible()
+    page.select_option("#class-select", "star")
+    page.fill("#seed", "0")
+    page.click("#generate")
+    sync_api.expect(page.locator("#results .card")).to_have_count(4)
+    assert page.locator("#results .card .label").all_inner_texts() == [f"seed {i} · star" for i in range(4)]
+    low = pixels(page.locator("#results .card img.stage1").first.get_attribute("src"))
+    high = pixels(page.locator("#results .card img.sample").first.get_attribute("src"))
+    assert low.shape == (32, 32, 3) and high.shape == (64, 64, 3)
+    shot(page, "06-two-stage-class")

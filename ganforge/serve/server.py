@@ -78,6 +78,10 @@ class ExplorerServer(ThreadingHTTPServer):
             self.runs[run_id] = ServedRun(run_id, Path(path))
         self.verbose = verbose
         super().__init__((host, port), Handler)
+        port = self.server_address[1]
+        # On loopback, answer only requests addressed to loopback: a web page elsewhere that rebinds its
+        # own DNS name to 127.0.0.1 would otherwise read this server's answers.
+        self.allowed_hosts = {f"{name}:{port}" for name in LOOPBACK} if host in LOOPBACK else None
 
     def served(self, run_id) -> ServedRun:
         if not isinstance(run_id, str) or run_id not in self.runs:
@@ -146,7 +150,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _guarded(self, action) -> None:
         try:
+            allowed = self.server.allowed_hosts
+            if allowed is not None and self.headers.get("Host") not in allowed:
+                raise PermissionError(f"this server answers requests to {' or '.join(sorted(allowed))} only")
             action()
+        except PermissionError as err:
+            self._error(HTTPStatus.FORBIDDEN, str(err))
         except LookupError as err:
             self._error(HTTPStatus.NOT_FOUND, str(err.args[0]))
         except GanforgeError as err:

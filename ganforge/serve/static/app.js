@@ -59,7 +59,10 @@ async function selectRun(id) {
   $("results").replaceChildren();
   $("strip").replaceChildren();
   $("interp-view").replaceChildren();
+  $("interp-t").value = 0;
+  $("interp-t-value").textContent = "0.00";
   $("nearest").replaceChildren();
+  $("focus").replaceChildren(el("p", { className: "hint", textContent: "Click an image to look at it here." }));
   drawLosses(run.losses);
   drawEvals(run.evals);
   setupHistory(run);
