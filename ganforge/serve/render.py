@@ -83,7 +83,7 @@ class Explorer:
             raise RequestError(f"run '{self.run.path.name}' was trained with condition={conditions.kind}; "
                                f"ask with {conditions.kind}, not {kind}")
         if kind == "tags":
-            asked = ", ".join(f"{tag}={weight!r}" for tag, weight in asked.items() if weight > 0)
+            asked = ", ".join(f"{tag}={weight!r}" for tag, weight in asked.items())
         try:
             return conditions.encode(asked)
         except GanforgeError as err:

@@ -18,7 +18,6 @@ from ..errors import GanforgeError
 MAX_COUNT = 64
 MAX_SEED = 2 ** 53 - 1  # what a browser's numbers hold exactly
 MAX_PSI = 2.0
-MAX_TAG_WEIGHT = 10.0
 MAX_TEXT = 300
 MAX_TAGS = 64
 
@@ -63,9 +62,11 @@ def parse_condition(value, name: str = "condition") -> dict | None:
         for tag, weight in asked.items():
             if not tag.strip() or any(c in tag for c in ",=:\t\n"):
                 raise RequestError(f"{name}.tags has a malformed tag name {tag[:40]!r}")
-            tags[tag.strip()] = number(weight, f"the weight of tag '{tag}'", 0.0, MAX_TAG_WEIGHT)
-        if not any(tags.values()):
-            raise RequestError(f"{name}.tags gives every tag weight 0; raise one, or ask for no condition")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+                raise RequestError(f"the weight of tag '{tag}' must be a number, got {weight!r}")
+            tags[tag.strip()] = float(weight)  # its range is the tag syntax's, checked when the run encodes it
+        if not any(weight > 0 for weight in tags.values()):
+            raise RequestError(f"{name}.tags gives no tag a weight above 0; raise one, or ask for no condition")
         return {"tags": tags}
     if kind == "text":
         if not isinstance(asked, str) or not asked.strip() or len(asked) > MAX_TEXT:
