@@ -4,6 +4,7 @@ load test with concurrent clients."""
 import base64
 import io
 import json
+import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -195,6 +196,10 @@ def test_recipe_regenerates_exactly_and_refuses_other_weights(served, tmp_path, 
     again = tmp_path / "image-regenerated.png"
     assert np.array_equal(np.asarray(Image.open(image)), np.asarray(Image.open(again)))
     assert "regenerated image 3 of seed 21" in capsys.readouterr().out
+    moved = tmp_path / "moved-run"
+    shutil.copytree(served[0].runs["run"].run.path, moved)
+    assert main(["sample", "--recipe", str(image), "--run", str(moved), "--out", str(tmp_path / "moved.png")]) == 0
+    assert np.array_equal(np.asarray(Image.open(image)), np.asarray(Image.open(tmp_path / "moved.png")))
 
     recipe = json.loads(Image.open(image).text[KEY])
     recipe["generator_sha256"] = "0" * 64
@@ -210,6 +215,8 @@ def test_recipe_regenerates_exactly_and_refuses_other_weights(served, tmp_path, 
     assert "carries no ganforge recipe" in capsys.readouterr().err
     assert main(["sample", "--recipe", str(image), "--tags", "red"]) == 2
     assert "drop --tags" in capsys.readouterr().err
+    assert main(["sample"]) == 2
+    assert "give the run directory to sample from" in capsys.readouterr().err
 
 
 def test_load_eight_clients(served):
