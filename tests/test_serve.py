@@ -18,7 +18,7 @@ from ganforge.cli import main
 from ganforge.config import from_dict
 from ganforge.report.grids import to_uint8
 from ganforge.run import load_run
-from ganforge.serve.recipe import KEY
+from ganforge.serve.recipe import KEY, make_recipe, regenerate
 from ganforge.serve.render import Explorer, slerp
 from ganforge.serve.request import parse_request
 from ganforge.training.trainer import train
@@ -273,6 +273,9 @@ def test_two_stage_run_gives_both_stages(tmp_path):
     low, high = G.base.stages(torch.cat((z, G.embed(red)), 1))
     close = lambda a, b: (a.int() - b.int()).abs().max() <= 1  # a batch of 1 against one of 3: rounding may differ
     assert close(to_uint8(high)[0], rendered.images[1]) and close(to_uint8(low)[0], rendered.stage1[1])
+    for stage, images in ((1, rendered.stage1), (2, rendered.images)):  # each stage's recipe gives that stage back
+        recipe = make_recipe(stacked, request.to_dict(), 2, stage)
+        assert torch.equal(regenerate(recipe), images[2])
 
 
 @pytest.mark.slow  # loading the sentence encoder takes 10-20 s here
