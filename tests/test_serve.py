@@ -172,6 +172,17 @@ def test_run_details_history_and_sample_grids(served):
     assert "/static/app.js" in page and "http" not in page.replace("http-equiv", "")  # nothing from elsewhere
 
 
+def test_history_with_non_finite_values_is_still_json(tmp_path):
+    from ganforge.serve.server import ServedRun
+
+    served = ServedRun("x", tiny_run(tmp_path, "none").run.path)
+    served.run.history += [{"step": 3, "d_loss": float("nan"), "g_loss": 1.0},
+                           {"step": 3, "eval": {"fid": float("inf"), "kid": 0.5, "features": "inception"}}]
+    details = json.loads(json.dumps(served.details(), allow_nan=False))
+    assert all(row["step"] != 3 for row in details["losses"])
+    assert details["evals"] == [{"step": 3, "fid": None, "kid": 0.5, "features": "inception"}]
+
+
 def test_nearest_training_images(served):
     url = served[1]
     request = generate(url, seed=4, count=2, condition=RED_STAR)["request"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import sys
 import time
 from http import HTTPStatus
@@ -35,6 +36,10 @@ MAX_BODY = 64 * 1024
 MAX_NEAREST = 16
 HISTORY_POINTS = 400
 LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class ServedRun:
@@ -58,9 +63,13 @@ class ServedRun:
 
     def details(self) -> dict:
         losses = [{"step": row["step"], "d_loss": row["d_loss"], "g_loss": row["g_loss"]}
-                  for row in self.run.history if "d_loss" in row and "g_loss" in row and "step" in row]
+                  for row in self.run.history
+                  if "step" in row and _finite(row.get("d_loss")) and _finite(row.get("g_loss"))]
         stride = max(1, len(losses) // HISTORY_POINTS)
-        evals = [{"step": row.get("step"), **row["eval"]} for row in self.run.history if isinstance(row.get("eval"), dict)]
+        # JSON has no NaN: a metric that came out non-finite shows as an empty cell
+        evals = [{key: value if _finite(value) or not isinstance(value, float) else None
+                  for key, value in {"step": row.get("step"), **row["eval"]}.items()}
+                 for row in self.run.history if isinstance(row.get("eval"), dict)]
         return {**self.summary(), "losses": losses[::stride], "evals": evals,
                 "sample_steps": sorted(RunPaths(self.run.path).sample_grids())}
 
@@ -200,7 +209,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(self.rfile.read(length))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise RequestError(f"the request body is not valid JSON ({err.msg if hasattr(err, 'msg') else err})") from None
+            raise RequestError(f"the request body is not valid JSON ({err})") from None
         if not isinstance(body, dict):
             raise RequestError("the request body must be a JSON object")
         self._json(HTTPStatus.OK, route(self.server.served(body.get("run")), body))
