@@ -228,5 +228,7 @@ def serve(run_dirs: list[str | Path], host: str = "127.0.0.1", port: int = 7860,
     print(f"ganforge serve: {len(server.runs)} run(s) at http://{host}:{server.server_address[1]}/  (Ctrl-C stops)")
     try:
         server.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C is how a page server ends: not an error
+        print("ganforge serve: stopped")
     finally:
         server.server_close()
