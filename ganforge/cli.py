@@ -170,7 +170,7 @@ def _sample_recipe(args) -> int:
 def cmd_serve(args) -> int:
     from .serve import serve
 
-    serve(args.runs, host=args.host, port=args.port, verbose=args.verbose)
+    serve(args.runs, host=args.host, port=args.port, verbose=args.verbose, features=args.features)
     return 0
 
 
@@ -289,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free one)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this computer only; another prints a warning)")
+    p.add_argument("--features", default="pixels", help="where nearest training images are searched: pixels "
+                                                        "(default), inception, or classifier:PATH")
     p.add_argument("--verbose", action="store_true", help="log every HTTP request")
     p.set_defaults(func=cmd_serve)
 

@@ -173,9 +173,10 @@ def test_run_details_history_and_sample_grids(served):
 
 
 def test_history_with_non_finite_values_is_still_json(tmp_path):
+    from ganforge.serve.nearest import FeatureSpace
     from ganforge.serve.server import ServedRun
 
-    served = ServedRun("x", tiny_run(tmp_path, "none").run.path)
+    served = ServedRun("x", tiny_run(tmp_path, "none").run.path, FeatureSpace())
     served.run.history += [{"step": 3, "d_loss": float("nan"), "g_loss": 1.0},
                            {"step": 3, "eval": {"fid": float("inf"), "kid": 0.5, "features": "inception"}}]
     details = json.loads(json.dumps(served.details(), allow_nan=False))
@@ -188,7 +189,10 @@ def test_nearest_training_images(served):
     request = generate(url, seed=4, count=2, condition=RED_STAR)["request"]
     status, found = call(url, "/api/nearest", {"run": "run", "request": request, "index": 1, "k": 4})
     assert status == 200 and len(found["images"]) == 4 and found["distances"] == sorted(found["distances"])
-    assert found["yardstick"] > 0 and pixels(found["images"][0]).shape == (32, 32, 3)
+    assert found["yardstick"] > 0 and pixels(found["images"][0]).shape == (32, 32, 3) and found["features"] == "pixels"
+    generated = pixels(generate(url, seed=5, condition=RED_STAR)["images"][0]["png"]).astype(np.float64)
+    rms = [np.sqrt(((pixels(image) - generated) ** 2).mean()) for image in found["images"]]
+    assert np.allclose(rms, found["distances"], atol=1e-2)  # what the page reports is the RMS pixel distance
     status, data = call(url, "/api/nearest", {"run": "run", "request": request, "index": 2})
     assert status == 400 and "index must be from 0 to 1, got 2" in data["error"]
 
@@ -327,3 +331,26 @@ def test_serve_command_warns_off_loopback_and_names_a_busy_port(tmp_path_factory
     assert main(["serve", str(run), "--host", "0.0.0.0"]) == 0
     captured = capsys.readouterr()
     assert "warning: listening on 0.0.0.0" in captured.err and "http://0.0.0.0:7860/" in captured.out
+
+
+def test_nearest_in_classifier_features(tmp_path_factory, tmp_path, capsys):
+    from ganforge.metrics.classifier import ClassifierNet, load_classifier, save_classifier
+    from ganforge.serve.nearest import FeatureSpace
+    from ganforge.serve.server import ServedRun, nearest
+
+    torch.manual_seed(0)
+    path = tmp_path / "clf.safetensors"
+    save_classifier(ClassifierNet(["a", "b"], channels=3, input_size=16, widths=(4, 8, 8), feature_dim=16).eval(), path)
+    served = ServedRun("run", tag_run(tmp_path_factory), FeatureSpace(f"classifier:{path}"))
+    request = {"seed": 1, "count": 1, "condition": RED_STAR}
+    found = nearest(served, {"run": "run", "request": request, "k": 3})
+    assert found["features"] == f"classifier:{path}" and found["distances"] == sorted(found["distances"])
+    network = load_classifier(path)
+    with torch.no_grad():
+        generated = network(served.explorer.render(parse_request(request)).images)[0]
+        neighbours = network(torch.from_numpy(np.stack([pixels(x) for x in found["images"]])).permute(0, 3, 1, 2))[0]
+    assert torch.allclose(torch.cdist(generated, neighbours)[0], torch.tensor(found["distances"]), atol=1e-2)
+
+    assert main(["serve", str(tag_run(tmp_path_factory)), "--features", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "bogus" in err and err.count("\n") == 1

@@ -1,9 +1,11 @@
-"""Nearest training images of a generated one, in pixel space: does the generator copy its data?
+"""Nearest training images of a generated one: does the generator copy its data?
 
-Distances are root-mean-square differences of uint8 pixel values (0-255). Beside them stands a
-yardstick from the data itself: the median distance from a training image to its nearest other
-training image (over a fixed sample of them). A generated image much closer to a training image than
-training images are to each other looks memorised.
+Images are compared in pixel space by default (root-mean-square difference of uint8 values, 0-255),
+or in the features of an extractor from ganforge.metrics (`ganforge serve --features inception` or
+`classifier:PATH`: Euclidean distance between feature vectors), chosen when the server starts.
+Beside the distances stands a yardstick from the data itself: the median distance from a training
+image to its nearest other training image (over a fixed sample of them). A generated image much
+closer to a training image than training images are to each other looks memorised.
 """
 from __future__ import annotations
 
@@ -15,16 +17,42 @@ from ..data import load_dataset
 from ..errors import GanforgeError
 from ..run import Run
 
+PIXELS = "pixels"
 CHUNK = 4096
+BATCH = 256
 YARDSTICK_SAMPLE = 200
 
 
-class TrainingImages:
-    """A run's training images, loaded on first use (as training loaded them) and kept."""
+class FeatureSpace:
+    """uint8 images → float vectors whose Euclidean distance is what nearest() ranks by."""
 
-    def __init__(self, run: Run):
-        self.run = run
+    def __init__(self, spec: str = PIXELS):
+        self.name = spec
+        self.extractor = None
+        if spec != PIXELS:
+            from ..metrics.extractors import build_extractor
+
+            try:
+                self.extractor = build_extractor(spec, torch.device("cpu"))
+            except GanforgeError as err:
+                raise GanforgeError(f"--features {spec}: {err} (or {PIXELS}, the default)") from None
+        self._lock = threading.Lock()  # one network, many request threads
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.extractor is None:
+            return images.flatten(1).float() / images[0].numel() ** 0.5  # Euclidean / √D = RMS difference
+        with self._lock, torch.no_grad():
+            return torch.cat([self.extractor(images[i:i + BATCH], frozenset({"features"}))["features"].float()
+                              for i in range(0, len(images), BATCH)])
+
+
+class TrainingImages:
+    """A run's training images (loaded as training loaded them, on first use) and their features."""
+
+    def __init__(self, run: Run, space: FeatureSpace):
+        self.run, self.space = run, space
         self._images: torch.Tensor | None = None
+        self._bank: torch.Tensor | None = None  # extractor features of every training image
         self._yardstick: float | None = None
         self._lock = threading.Lock()
 
@@ -38,17 +66,19 @@ class TrainingImages:
                     raise GanforgeError(f"the training data of run '{self.run.path.name}' cannot be loaded "
                                         f"here ({err})") from None
                 self._images = dataset.data
+            if self.space.extractor is not None and self._bank is None:
+                self._bank = self.space(self._images)
             return self._images
 
     def _distances(self, queries: torch.Tensor) -> torch.Tensor:
-        """RMS pixel distances (Q, N) from uint8 queries (Q, C, H, W) to every training image."""
+        """Distances (Q, N) from uint8 queries (Q, C, H, W) to every training image."""
         data = self.images()
-        q = queries.flatten(1).float()
+        q = self.space(queries)
         parts = []
-        for start in range(0, len(data), CHUNK):
-            chunk = data[start:start + CHUNK].flatten(1).float()
-            parts.append(torch.cdist(q, chunk))
-        return torch.cat(parts, 1) / q.shape[1] ** 0.5
+        for start in range(0, len(data), CHUNK):  # pixel vectors are made chunk by chunk: 4 bytes a value
+            bank = self._bank[start:start + CHUNK] if self._bank is not None else self.space(data[start:start + CHUNK])
+            parts.append(torch.cdist(q, bank))
+        return torch.cat(parts, 1)
 
     def nearest(self, image: torch.Tensor, k: int) -> tuple[torch.Tensor, list[float]]:
         """The k nearest training images (uint8) of a uint8 (C, H, W) image and their distances."""

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import GanforgeError
 from ..run import RunPaths, load_run
-from .nearest import TrainingImages
+from .nearest import PIXELS, FeatureSpace, TrainingImages
 from .recipe import make_recipe, png_bytes
 from .render import Explorer
 from .request import MAX_COUNT, RequestError, integer, parse_request
@@ -43,10 +43,10 @@ def _finite(value) -> bool:
 
 
 class ServedRun:
-    def __init__(self, run_id: str, path: Path):
+    def __init__(self, run_id: str, path: Path, space: FeatureSpace):
         self.id = run_id
         self.explorer = Explorer(load_run(path))
-        self.training = TrainingImages(self.explorer.run)
+        self.training = TrainingImages(self.explorer.run, space)
 
     @property
     def run(self):
@@ -77,14 +77,16 @@ class ServedRun:
 class ExplorerServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, run_dirs: list[str | Path], host: str = "127.0.0.1", port: int = 7860, verbose: bool = False):
+    def __init__(self, run_dirs: list[str | Path], host: str = "127.0.0.1", port: int = 7860, verbose: bool = False,
+                 features: str = PIXELS):
+        space = FeatureSpace(features)
         self.runs: dict[str, ServedRun] = {}
         for path in run_dirs:
             base = Path(path).resolve().name
             run_id, n = base, 2
             while run_id in self.runs:
                 run_id, n = f"{base}-{n}", n + 1
-            self.runs[run_id] = ServedRun(run_id, Path(path))
+            self.runs[run_id] = ServedRun(run_id, Path(path), space)
         self.verbose = verbose
         super().__init__((host, port), Handler)
         port = self.server_address[1]
@@ -128,7 +130,7 @@ def nearest(served: ServedRun, body: dict) -> dict:
     image = served.explorer.render(request).images[index]
     found, distances = served.training.nearest(image, k)
     return {"distances": [round(d, 3) for d in distances], "yardstick": round(served.training.yardstick(), 3),
-            "images": [_data_url(png_bytes(x)) for x in found]}
+            "features": served.training.space.name, "images": [_data_url(png_bytes(x)) for x in found]}
 
 
 POST_ROUTES = {"/api/generate": generate, "/api/nearest": nearest}
@@ -215,14 +217,15 @@ class Handler(BaseHTTPRequestHandler):
         self._json(HTTPStatus.OK, route(self.server.served(body.get("run")), body))
 
 
-def serve(run_dirs: list[str | Path], host: str = "127.0.0.1", port: int = 7860, verbose: bool = False) -> None:
+def serve(run_dirs: list[str | Path], host: str = "127.0.0.1", port: int = 7860, verbose: bool = False,
+          features: str = PIXELS) -> None:
     """Serve the explorer page until Ctrl-C."""
     if host not in LOOPBACK:
         print(f"ganforge serve: warning: listening on {host}, so other machines can reach this page and make "
               f"this computer generate images; there is no login. Use the default 127.0.0.1 unless you mean it.",
               file=sys.stderr)
     try:
-        server = ExplorerServer(run_dirs, host, port, verbose)
+        server = ExplorerServer(run_dirs, host, port, verbose, features)
     except OSError as err:
         raise GanforgeError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port") from None
     print(f"ganforge serve: {len(server.runs)} run(s) at http://{host}:{server.server_address[1]}/  (Ctrl-C stops)")

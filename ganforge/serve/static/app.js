@@ -225,7 +225,7 @@ async function showNearest(data, image) {
   const verdict = closest < 0.5 * found.yardstick ? "much closer than training images are to each other: may be memorised"
     : "no closer than training images are to each other";
   $("nearest").replaceChildren(
-    el("h3", { textContent: "Nearest training images (RMS pixel distance)" }),
+    el("h3", { textContent: `Nearest training images (${found.features === "pixels" ? "RMS pixel distance" : `distance in ${found.features} features`})` }),
     el("p", { className: "hint", textContent: `nearest ${closest.toFixed(1)}; training images' own nearest neighbours: median ${found.yardstick.toFixed(1)} — ${verdict}` }),
     el("div", { className: "nearest" }, [el("figure", {}, [el("img", { src: image.png, alt: "generated" }), el("figcaption", { textContent: "generated" })]),
       ...found.images.map((src, i) => el("figure", {}, [el("img", { src, alt: `training image ${i + 1}` }),
