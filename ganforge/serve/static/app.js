@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { runs: [], run: null, last: null, ends: { a: null, b: null }, slider: { busy: false, wanted: null } };
+const state = { run: null, ends: { a: null, b: null }, slider: { busy: false, wanted: null } };
 
 function showError(text) {
   const box = $("message");
@@ -38,7 +38,7 @@ function el(tag, props = {}, children = []) {
 // ---- run and its condition controls -------------------------------------------------------------
 async function loadRuns() {
   const data = await api("/api/runs");
-  state.runs = data.runs;
+  $("count").max = data.max_count;  // the spinner's bound; typed values still go to the server, which checks them
   $("run-select").replaceChildren(...data.runs.map((r) => el("option", { value: r.id, textContent: r.name })));
   await selectRun(data.runs[0].id);
 }
@@ -114,7 +114,6 @@ async function generate(seed) {
   const request = { run: state.run.id, seed: asNumber(String(seed ?? $("seed").value)), count: asNumber($("count").value),
                     psi: Number($("psi").value), condition: formCondition() };
   const data = await api("/api/generate", request);
-  state.last = data;
   $("timing").textContent = `${data.images.length} images in ${(data.seconds * 1000).toFixed(0)} ms`;
   $("results").replaceChildren(...data.images.map((image) => card(data, image)));
 }
