@@ -98,6 +98,7 @@ def _requested_condition(run, args):
 def cmd_sample(args) -> int:
     import torch
 
+    args.run = args.run or args.run_flag
     if args.recipe:
         return _sample_recipe(args)
     if args.run is None:
@@ -156,7 +157,7 @@ def _sample_recipe(args) -> int:
     if ignored:
         raise ConfigError(f"--recipe replays the image's own request; drop {', '.join(ignored)}")
     recipe = read_recipe(args.recipe)
-    image = regenerate(recipe, args.run_flag or args.run)
+    image = regenerate(recipe, args.run)
     target = Path(args.out) if args.out else Path(args.recipe).with_name(Path(args.recipe).stem + "-regenerated.png")
     if target.suffix.lower() != ".png":
         raise ConfigError(f"--out {target} must be a .png (the recipe is written into it)")
@@ -266,8 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", nargs="?", help="run directory")
     p.add_argument("--recipe", metavar="IMAGE.png",
                    help="regenerate a PNG downloaded from `ganforge serve` exactly, from the recipe inside it")
-    p.add_argument("--run", dest="run_flag", metavar="RUN", help="with --recipe: where the run is now, "
-                                                                  "if not where it was served from")
+    p.add_argument("--run", dest="run_flag", metavar="RUN", help="the run directory, as RUN; with --recipe: where "
+                                                                  "the run is now, if not where it was served from")
     p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
     p.add_argument("--out", help="grid.png for one grid, DIR/ for one PNG per sample "
