@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/ganforge train
 
 test: $(STAMP)
+	sh scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -98,6 +98,12 @@ def _requested_condition(run, args):
 def cmd_sample(args) -> int:
     import torch
 
+    args.run = args.run or args.run_flag
+    if args.recipe:
+        return _sample_recipe(args)
+    if args.run is None:
+        raise ConfigError("give the run directory to sample from (ganforge sample RUN), or --recipe IMAGE.png")
+
     from .report import save_grid, save_points
     from .report.grids import to_uint8
     from .run import load_run
@@ -139,6 +145,33 @@ def cmd_sample(args) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         save_grid(out if args.stages else to_uint8(out), target, nrow=args.nrow)
     print(f"wrote {args.n} samples of {run.path} (step {run.step}, seed {args.seed}) to {target}")
+    return 0
+
+
+def _sample_recipe(args) -> int:
+    """Regenerate an image downloaded from `ganforge serve` from the recipe inside it."""
+    from .serve.recipe import png_bytes, read_recipe, regenerate
+
+    ignored = [flag for flag, value in (("--class", args.class_), ("--tags", args.tags), ("--text", args.text),
+                                        ("--stages", args.stages or None)) if value is not None]
+    if ignored:
+        raise ConfigError(f"--recipe replays the image's own request; drop {', '.join(ignored)}")
+    recipe = read_recipe(args.recipe)
+    image = regenerate(recipe, args.run)
+    target = Path(args.out) if args.out else Path(args.recipe).with_name(Path(args.recipe).stem + "-regenerated.png")
+    if target.suffix.lower() != ".png":
+        raise ConfigError(f"--out {target} must be a .png (the recipe is written into it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(png_bytes(image, recipe))
+    print(f"regenerated image {recipe['index']} of seed {recipe['request']['seed']} from {recipe['run']} "
+          f"(step {recipe['step']}) to {target}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+
+    serve(args.runs, host=args.host, port=args.port, verbose=args.verbose, features=args.features)
     return 0
 
 
@@ -231,7 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate images from a trained run")
-    p.add_argument("run", help="run directory")
+    p.add_argument("run", nargs="?", help="run directory")
+    p.add_argument("--recipe", metavar="IMAGE.png",
+                   help="regenerate a PNG downloaded from `ganforge serve` exactly, from the recipe inside it")
+    p.add_argument("--run", dest="run_flag", metavar="RUN", help="the run directory, as RUN; with --recipe: where "
+                                                                  "the run is now, if not where it was served from")
     p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
     p.add_argument("--out", help="grid.png for one grid, DIR/ for one PNG per sample "
@@ -247,6 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
                                     "'mountain=0.6, lake=0.3'; empty: tags drawn like the training data's")
     ask.add_argument("--text", help="text-conditional runs: a prompt, e.g. 'a small blue circle'")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("serve", help="a local web page to explore trained runs")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories to serve")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, this computer only; another prints a warning)")
+    p.add_argument("--features", default="pixels", help="where nearest training images are searched: pixels "
+                                                        "(default), inception, or classifier:PATH")
+    p.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("data", help="look at a dataset")
     data_sub = p.add_subparsers(dest="data_command", required=True)

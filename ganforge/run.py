@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,11 @@ class RunPaths:
     @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
+
+    def sample_grids(self) -> dict[int, Path]:
+        """The training sample grids (samples/step-NNNNNN.png) by step."""
+        found = (re.match(r"^step-(\d+)\.png$", p.name) for p in self.samples.iterdir()) if self.samples.is_dir() else ()
+        return {int(m.group(1)): self.samples / m.group(0) for m in found if m}
 
 
 def read_history(path: Path) -> list[dict]:

@@ -1,0 +1,135 @@
+"""Images of one run from a checked Request: latents, truncation, conditions, interpolation, stages.
+
+Every image owns its randomness: image i of a plain request is drawn from a torch.Generator seeded
+with seed + i (z ~ N(0, I), then — for a conditional run asked for nothing — a condition drawn like
+the training data's), so a seed gives the same image whatever else the batch holds, and nothing
+touches the global RNG (requests from several tabs cannot mix). Truncation ψ scales z towards the
+prior's mean 0: z ← ψ·z (ψ = 1: untouched; ψ = 0: the mean image of each condition).
+
+Interpolation walks z along the great circle between the two seeds' latents (slerp keeps the norm
+that a Gaussian z of this width has, where a straight line would pass through atypically short z)
+and the condition along a straight line between the two conditions' learned embeddings, so class,
+tag and text runs all interpolate the same way.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import GanforgeError
+from ..models.stacked import base_generator
+from ..report.grids import to_uint8
+from ..run import Run
+from .request import Request, RequestError
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of a network's weights and buffers (names, dtypes, shapes and bytes): what a recipe pins."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Rows of a and b (N, D) joined along great circles at fractions t (N,); a straight line where
+    the two are (anti-)parallel."""
+    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
+    omega = cos.clamp(-1, 1).acos()
+    sin = omega.sin()
+    straight = sin.abs() < 1e-6
+    safe = torch.where(straight, torch.ones_like(sin), sin)
+    wa = torch.where(straight, 1 - t, ((1 - t) * omega).sin() / safe)
+    wb = torch.where(straight, t, (t * omega).sin() / safe)
+    return wa[:, None] * a + wb[:, None] * b
+
+
+@dataclass
+class Rendered:
+    images: torch.Tensor               # uint8 (N, C, H, W): what the run samples (stage 2 of a stacked run)
+    stage1: torch.Tensor | None        # uint8 (N, C, h, w): stage 1 of a two-stage run
+    labels: list[str]                  # each image's condition as words ("" for an unconditional run)
+
+
+class Explorer:
+    """One loaded run, rendering checked requests; forwards are serialised per run (one model, many tabs)."""
+
+    def __init__(self, run: Run):
+        if run.info.get("data_kind") == "points":
+            raise GanforgeError(f"{run.path} is a 2-D point run; the explorer shows image runs")
+        self.run = run
+        self.run_path = str(run.path.resolve())
+        self.generator = getattr(run.sampler, "generator", run.sampler)  # the conditional G inside FromPrior
+        self.generator.eval()
+        self.digest = weights_digest(self.generator)
+        self.two_stage = hasattr(base_generator(self.generator), "stages")
+        self._lock = threading.Lock()
+
+    # -- conditions ------------------------------------------------------------------------------
+    def condition_value(self, condition: dict | None) -> torch.Tensor | None:
+        """The run's encoding of a checked condition; RequestError when the run cannot take it."""
+        conditions = self.run.conditions
+        if condition is None:
+            return None
+        (kind, asked), = condition.items()
+        if conditions is None:
+            raise RequestError(f"run '{self.run.path.name}' was trained without a condition; ask for none")
+        if kind != conditions.kind:
+            raise RequestError(f"run '{self.run.path.name}' was trained with condition={conditions.kind}; "
+                               f"ask with {conditions.kind}, not {kind}")
+        if kind == "tags":
+            asked = ", ".join(f"{tag}={weight!r}" for tag, weight in asked.items())
+        try:
+            return conditions.encode(asked)
+        except GanforgeError as err:
+            raise RequestError(str(err)) from None
+
+    # -- rendering -------------------------------------------------------------------------------
+    def _draw(self, seed: int, condition: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z (1, z_dim) and condition of one seed, from a generator of that seed alone."""
+        rng = torch.Generator().manual_seed(seed)
+        z = torch.randn(1, self.run.z_dim, generator=rng)
+        if self.run.conditions is None:
+            return z, None
+        y = condition[None] if condition is not None else self.run.conditions.prior(1, rng)
+        return z, y
+
+    def _inputs(self, request: Request) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+        """G's latents, condition embeddings and condition labels for every image of the request."""
+        conditions = self.run.conditions
+        first = self.condition_value(request.condition)
+        if request.interpolate is None:
+            draws = [self._draw(request.seed + i, first) for i in range(request.count)]
+            z = torch.cat([d[0] for d in draws]) * request.psi
+            if conditions is None:
+                return z, None, [""] * request.count
+            y = torch.cat([d[1] for d in draws])
+            return z, self.generator.embed(y), [conditions.describe(row) for row in y]
+        end = request.interpolate
+        za, ya = self._draw(request.seed, first)
+        zb, yb = self._draw(end.seed, self.condition_value(end.condition))
+        t = torch.tensor(end.ts)
+        z = slerp(za.expand(len(t), -1), zb.expand(len(t), -1), t) * request.psi
+        if conditions is None:
+            return z, None, [""] * len(t)
+        ea, eb = self.generator.embed(ya), self.generator.embed(yb)
+        e = torch.lerp(ea.expand(len(t), -1), eb.expand(len(t), -1), t[:, None])
+        a, b = conditions.describe(ya[0]), conditions.describe(yb[0])
+        return z, e, [a if s == 0 or a == b else b if s == 1 else f"{1 - s:.2f}·({a}) + {s:.2f}·({b})" for s in end.ts]
+
+    def render(self, request: Request) -> Rendered:
+        with torch.no_grad():
+            z, e, labels = self._inputs(request)
+            w = z if e is None else torch.cat((z, e), 1)
+            G = base_generator(self.generator) if e is not None else self.generator
+            with self._lock:
+                if self.two_stage:
+                    low, high = G.stages(w)
+                else:
+                    low, high = None, G(w)
+        return Rendered(to_uint8(high), None if low is None else to_uint8(low), labels)
