@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..config import Config
+from ..metrics.evaluate import protocol
 from .compare import MemberResult, StudyResults, Summary, metric_direction, metric_values
 from .published import PUBLISHED, UNITS, benchmark_of, columns
 
@@ -187,7 +188,8 @@ def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
     study, members = results.study, results.members
     seeds = study.seeds
     # Feature networks measure images; 2-D points are measured directly.
-    features = f" ({study.features} features)" if any("features" in r.eval for r in members) else ""
+    measured = next((r.eval for r in members if "weights_sha256" in r.eval), None)
+    features = f" ({protocol(measured)})" if measured else ""
     states: dict[str, int] = {}
     for r in members:
         states[r.state] = states.get(r.state, 0) + 1
