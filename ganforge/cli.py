@@ -75,7 +75,7 @@ def cmd_train(args) -> int:
         result = train(from_dict(data), Path(args.resume), resume=True)
     else:
         result = train(config_from_args(args))
-    return 130 if result.interrupted else 0
+    return 128 + result.stop_signal if result.interrupted else 0  # the shell's code for death by that signal
 
 
 def _requested_condition(run, args):
