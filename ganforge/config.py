@@ -38,6 +38,14 @@ class DatasetOptions:
     tags_top: int = _f(0, "keep only the this-many most frequent tags (0: all)", minimum=0)
     tags_keep: str = _f("", "comma-separated tags to keep (empty: all); applied before tags_top")
     tags_lowercase: bool = _f(True, "lower-case tags and merge spelling variants (blue_hair, Blue-Hair → blue hair)")
+    max_tags: int = _f(10000, "most distinct tags a run may condition on (after tags_keep / tags_top); more stops "
+                              "with an error, since each tag widens both networks", minimum=1)
+    max_tags_per_image: int = _f(1000, "most tags one image (a CSV line or sidecar) may carry; more stops with an "
+                                       "error naming the line", minimum=1)
+    max_image_pixels: int = _f(50_000_000, "image folders: images whose header declares more pixels are skipped "
+                                           "and counted, before any decoding", minimum=1)
+    max_decompressed_mb: int = _f(1024, "mnist: most MB of data an IDX file may declare, checked from its header "
+                                        "before it is read or gunzipped", minimum=1)
 
 
 @dataclass
