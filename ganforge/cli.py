@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections import Counter
 from pathlib import Path
@@ -15,6 +16,14 @@ from .errors import ConfigError, GanforgeError
 _CONFIG_FLAGS = {
     "data": "data", "objective": "objective", "resolution": "resolution", "steps": "steps",
     "batch_size": "batch_size", "seed": "seed", "device": "device", "out": "out", "name": "name",
+}
+# File-system errors a user fixes, and how; any other OSError is a bug and keeps its traceback.
+_FILE_SYSTEM_FIXES = {
+    errno.ENOSPC: "free disk space",
+    errno.EDQUOT: "free space within your disk quota",
+    errno.EROFS: "the file system is read-only: write elsewhere (--out) or remount it writable",
+    errno.EACCES: "make it writable (or readable) for this user, or write elsewhere (--out)",
+    errno.EPERM: "make it writable (or readable) for this user, or write elsewhere (--out)",
 }
 # What a resumed run may change: how long and where it runs, not what it is.
 _RESUMABLE = {"steps", "device", "train"}
@@ -284,6 +293,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        if err.errno not in _FILE_SYSTEM_FIXES:
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        print(f"ganforge: error: cannot use{where} ({err.strerror}); {_FILE_SYSTEM_FIXES[err.errno]}, then run the "
+              f"command again — files already written are kept (a run continues with ganforge train --resume RUN)",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -143,6 +143,13 @@ class TrainConfig:
     keep_checkpoints: int = _f(3, "most recent checkpoints kept", minimum=1)
     sample_count: int = _f(64, "images in each sample grid (fixed z)", minimum=1)
     quiet: bool = _f(False, "no progress bar: one plain line per log row")
+    on_diverge: str = _f("stop", "when losses, gradient norms or optimizer moments turn NaN/Inf: stop (the last "
+                                 "good checkpoint stays), or roll back to the newest intact checkpoint with lower "
+                                 "learning rates", choices=("stop", "rollback"))
+    rollback_lr_scale: float = _f(0.5, "on_diverge=rollback: learning rates are multiplied by this at each rollback",
+                                  minimum=0.0)
+    max_rollbacks: int = _f(3, "on_diverge=rollback: rollbacks before the run stops as with on_diverge=stop",
+                            minimum=1)
 
 
 @dataclass

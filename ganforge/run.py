@@ -64,8 +64,8 @@ class RunPaths:
         return self.root / "run.lock"
 
     def history_backup(self, step: int) -> Path:
-        """Where resuming from `step` keeps the history as it was before dropping the rows past it."""
-        return self.root / f"metrics.before-resume-step{step:06d}.jsonl"
+        """Where the history is kept as it was before a resume or rollback to `step` drops the rows past it."""
+        return self.root / f"metrics.before-step{step:06d}.jsonl"
 
 
 def read_history(path: Path) -> list[dict]:

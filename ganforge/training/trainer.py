@@ -53,7 +53,9 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 
 
 class TrainingDiverged(GanforgeError):
-    pass
+    def __init__(self, message: str, step: int, what: str):
+        super().__init__(message)
+        self.step, self.what = step, what
 
 
 @dataclass
@@ -190,6 +192,8 @@ class Trainer:
                                                 [(opt_d, cfg.optim.lr_d), (opt_g, cfg.optim.lr_g)])
         self.balance = build_balance(cfg.balance, self.schedule)  # asks the schedule when balancing is off
         self.state.balance = self.balance  # checkpoints carry its plan
+        self.state.lr_schedule = self.lr_schedule  # and the learning-rate scale of any rollback
+        self.rollbacks = 0
         echo(describe(G, D))
 
         # One fixed z, independent of the training RNG, so grids over time are comparable.
@@ -460,7 +464,26 @@ class Trainer:
             kept = f"the last good checkpoint is {good[-1][1]}" if good else "no checkpoint had been written yet"
             raise TrainingDiverged(
                 f"{_DIVERGED[code]} became NaN/Inf at step {bad_step}; training stopped and {kept} — "
-                f"lower the learning rates (optim.lr_d, optim.lr_g) or try another objective")
+                f"lower the learning rates (optim.lr_d, optim.lr_g), try another objective, or set "
+                f"train.on_diverge=rollback", bad_step, _DIVERGED[code])
+
+    def _roll_back(self, diverged: TrainingDiverged) -> bool:
+        """train.on_diverge=rollback: back to the newest intact checkpoint with the learning rates scaled
+        down, at most train.max_rollbacks times; False when that is not possible (the error stands)."""
+        tc = self.config.train
+        if tc.on_diverge != "rollback" or self.rollbacks >= tc.max_rollbacks or not list_checkpoints(self.paths.root):
+            return False
+        checkpoint = find_checkpoint(self.paths.root)
+        self.state.load(checkpoint, self.device)
+        self.lr_schedule.scale *= tc.rollback_lr_scale
+        self.lr_schedule.apply(self.state.step)
+        self.rollbacks += 1
+        self.history = [row for row in self.history if row["step"] <= self.state.step]
+        if self.world.main:
+            self._rewrite_history()
+        self.echo(f"{diverged.what} became NaN/Inf at step {diverged.step}: rolled back to {checkpoint.name} with "
+                  f"learning rates × {self.lr_schedule.scale:g} (rollback {self.rollbacks} of {tc.max_rollbacks})")
+        return True
 
     def _write_rows(self, pending: list) -> None:
         rows = []
@@ -484,6 +507,14 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def train(self) -> TrainResult:
+        while True:
+            try:
+                return self._train_to_the_end()
+            except TrainingDiverged as diverged:
+                if not self._roll_back(diverged):
+                    raise
+
+    def _train_to_the_end(self) -> TrainResult:
         cfg, st, tc = self.config, self.state, self.config.train
         if st.step >= cfg.steps:
             self.echo(f"{self.paths.root} is already at step {st.step} ≥ steps = {cfg.steps}; "
