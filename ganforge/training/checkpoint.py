@@ -145,7 +145,10 @@ def verify_checkpoint(folder: Path) -> None:
 def _verify_unhashed(folder: Path) -> None:
     """A checkpoint from before manifests: accepted when its files are present and parse."""
     try:
-        json.loads((folder / "state.json").read_text())["step"]
+        meta = json.loads((folder / "state.json").read_text())
+        meta["step"]
+        if "manifest" in meta:
+            raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({MANIFEST} is missing)")
         for name in FILES[:2]:
             with safe_open(str(folder / name), framework="pt") as f:
                 f.keys()
@@ -203,13 +206,15 @@ def save_checkpoint(run_dir: Path, step: int, modules: dict[str, torch.nn.Module
     try:
         save_file(weights, tmp / "model.safetensors")
         save_file({k: v.cpu() for k, v in tensors.items()}, tmp / "state.safetensors")
-        (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "step": step, "optimizers": opt_meta, **extra},
-                                                   indent=1))
+        # "manifest" marks a checkpoint that had one: deleting it then reads as damage, not as an old checkpoint.
+        (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "step": step, "manifest": MANIFEST,
+                                                    "optimizers": opt_meta, **extra}, indent=1))
         _write_manifest(tmp)
-    except OSError as err:
+    except (OSError, SafetensorError) as err:  # safetensors reports a full disk as its own error
         shutil.rmtree(tmp, ignore_errors=True)  # free what the partial write took
         kept = [p.name for _, p in list_checkpoints(run_dir)]
-        raise GanforgeError(f"cannot write checkpoint {final} ({err.strerror or err}); the earlier checkpoints "
+        reason = getattr(err, "strerror", None) or str(err).rsplit(": ", 1)[-1]
+        raise GanforgeError(f"cannot write checkpoint {final} ({reason}); the earlier checkpoints "
                             f"({', '.join(kept) or 'none yet'}) and metrics.jsonl are intact — free space or make "
                             f"{folder} writable, then continue with ganforge train --resume {run_dir}") from None
 
