@@ -262,7 +262,7 @@ def main() -> None:
     else:
         survived = sum(s["survived"] for s in full.values())
         print(f"disk full on a 16 MB tmpfs: survived {survived}, lost {len(full) - survived} "
-              f"({', '.join(f'{k}: {v}' for k, v in full.items())})")
+              f"({', '.join(f'{k}: {'survived' if v['survived'] else v}' for k, v in full.items())})")
     d = result["damaged_checkpoint"]
     print(f"damaged latest checkpoint (4 files × 5 damages): survived {d['survived']}, lost {d['lost']}, "
           f"silently wrong {d['silently_wrong']}")
