@@ -261,8 +261,8 @@ def main() -> None:
         print(f"disk full: skipped ({full['skipped']})")
     else:
         survived = sum(s["survived"] for s in full.values())
-        print(f"disk full on a 16 MB tmpfs: survived {survived}, lost {len(full) - survived} "
-              f"({', '.join(f'{k}: {'survived' if v['survived'] else v}' for k, v in full.items())})")
+        outcomes = ", ".join(f"{name}: {'survived' if s['survived'] else s}" for name, s in full.items())
+        print(f"disk full on a 16 MB tmpfs: survived {survived}, lost {len(full) - survived} ({outcomes})")
     d = result["damaged_checkpoint"]
     print(f"damaged latest checkpoint (4 files × 5 damages): survived {d['survived']}, lost {d['lost']}, "
           f"silently wrong {d['silently_wrong']}")
