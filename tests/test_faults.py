@@ -108,6 +108,37 @@ def test_sigterm_and_sighup_checkpoint_and_exit_like_ctrl_c(tmp_path, capsys, si
     assert load_run(out).step == step + 4
 
 
+def _rank_of(pid: int) -> int | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return next((int(v[5:]) for v in environ if v.startswith(b"RANK=")), None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or not torch.distributed.is_available(),
+                    reason="needs Linux /proc and torch.distributed")
+def test_sigterm_to_one_rank_under_torchrun_stops_every_rank_with_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganforge",
+           "train", *A, "--set", "model.width=8", "--set", "model.z_dim=16", "--set", "train.log_every=2",
+           "--set", "train.checkpoint_every=100000", "--set", "train.sample_every=100000", "--device", "cpu",
+           "--set", f"dataset.cache_dir={tmp_path / 'cache'}", "--steps", "100000", "--out", str(out)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    _wait_for_first_row(proc, out)
+    workers = [int(c) for t in Path(f"/proc/{proc.pid}/task").iterdir()
+               for c in (t / "children").read_text().split()]
+    rank1 = next(pid for pid in workers if _rank_of(pid) == 1)
+    os.kill(rank1, signal.SIGTERM)  # rank 0 gets no signal: it must still stop, at the same step
+    output, _ = proc.communicate(timeout=180)
+    stopped = [line for line in output.splitlines() if "interrupted at step" in line]
+    assert len(stopped) == 1 and "(SIGTERM): checkpoint written" in stopped[0], output[-3000:]
+    step = int(stopped[0].split("interrupted at step ")[1].split()[0])
+    assert load_run(out).step == step and step % 2 == 0  # at a log step, which the ranks agree on
+
+
 def test_a_run_that_stopped_before_its_first_checkpoint_restarts_in_place(tmp_path, capsys):
     from ganforge.config import build_config, parse_override
     from ganforge.training.trainer import Trainer
