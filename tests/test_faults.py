@@ -383,6 +383,15 @@ def test_a_locked_run_is_refused_with_the_holders_pid(run, capsys):
     assert code == 0, err
 
 
+def test_a_refused_start_leaves_no_lock_file_behind(tmp_path, capsys):
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    code, _, err = run_cli(capsys, *train_args(folder, tmp_path / "cache"))
+    assert code == 2 and "already exists and is not empty" in one_line_error(err)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
 def test_a_stale_lock_file_from_a_killed_process_does_not_block(run, capsys):
     (run / "run.lock").write_text("999999\n")  # what kill -9 leaves: the file, but no flock
     code, _, err = run_cli(capsys, "train", "--resume", run, "--steps", 25)

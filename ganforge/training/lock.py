@@ -22,10 +22,10 @@ except ImportError:  # Windows has no flock: runs are not locked there
 
 @contextmanager
 def hold_run_lock(root: Path):
-    """Lock `root` (made if missing) for the duration; a folder this call made and nothing filled is
-    removed again, so a start that fails before writing leaves no empty run behind."""
+    """Lock `root` (made if missing) for the duration. Where no run came of it (no config.yaml), the lock
+    file and a folder this call made are removed again: a failed start leaves no litter."""
     paths = RunPaths(Path(root))
-    created = not paths.root.exists()
+    created, lock_existed = not paths.root.exists(), paths.lock.exists()
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -37,9 +37,10 @@ def hold_run_lock(root: Path):
         yield
     finally:
         os.close(fd)  # releases the lock
-        if created and [p.name for p in paths.root.iterdir()] == [paths.lock.name]:
-            paths.lock.unlink()
-            paths.root.rmdir()
+        if not lock_existed and not paths.config.exists():  # no run came of it: leave the folder as found
+            paths.lock.unlink(missing_ok=True)
+            if created and not any(paths.root.iterdir()):
+                paths.root.rmdir()
 
 
 def _acquire(fd: int, root: Path) -> None:

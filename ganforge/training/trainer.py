@@ -447,8 +447,10 @@ class Trainer:
     def _watch_optimizers(self, first_bad: torch.Tensor, step: int) -> torch.Tensor:
         """Mark `step` as diverged (code 3) when any optimizer moment is NaN/Inf, unless something was
         already marked. Stays on the device; called once per log row and before each checkpoint."""
+        # "step" is left out: a count, and on the CPU even when the moments are on a GPU.
         moments = [value for opt in (self.state.opt_d, self.state.opt_g) for entry in opt.state.values()
-                   for value in entry.values() if torch.is_tensor(value) and value.is_floating_point()]
+                   for key, value in entry.items() if key != "step" and torch.is_tensor(value)
+                   and value.is_floating_point()]
         if not moments:
             return first_bad
         largest = torch.stack(torch._foreach_norm(moments, ord=math.inf))  # NaN propagates, Inf stays Inf
