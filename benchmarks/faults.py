@@ -1,10 +1,11 @@
 """What a run survives: random kill -9 / SIGTERM cycles, a full disk, a damaged latest checkpoint.
 
 1. Cycles: one run (the issue's command shape: shapes, 32×32, batch 16, 2,000 images; width 8,
-   a checkpoint every 10 steps) is started, stopped by SIGKILL or SIGTERM (chosen at random) after a
-   random 0-3 s after its first progress row, and continued with `train --resume`, `--cycles` times. A cycle is survived when the
-   next command continues the run; SIGTERM should lose no step (a checkpoint at the stop), kill -9
-   the steps since the last checkpoint. At the end the run is trained to a fixed step and its weights
+   a checkpoint every 10 steps) is started, stopped by SIGKILL or SIGTERM (chosen at random) a
+   random 0-3 s after its first progress row, and continued with `train --resume`, `--cycles`
+   times. A cycle is survived when its command continued the run (no error) and nothing already
+   checkpointed was lost; SIGTERM should lose no step (a checkpoint at the stop), kill -9 the steps
+   since the last checkpoint. At the end the run is trained to a fixed step and its weights
    are compared with an uninterrupted run's: on a CPU they must be bit-identical.
 2. Disk full (where this machine lets us mount a small tmpfs): a run on a nearly full tmpfs, first
    at a later checkpoint, then at its very first one; survived = one-line error, earlier checkpoint
@@ -113,9 +114,9 @@ def cycles(work: Path, count: int, rng: random.Random, cache: Path) -> dict:
         else:
             trained = max(rows, default=0)  # a lower bound of the step it reached
             tally["kill9_steps_redone"].append(max(0, trained - after))
-        ok = after >= before  # nothing already checkpointed was lost
+        ok = proc.returncode != 2 and after >= before  # continued, and nothing checkpointed was lost
         tally["survived" if ok else "lost"] += 1
-        log(f"cycle {i + 1}/{count}: {sig.name} after start → rc {proc.returncode}, checkpoint step {before} → {after}")
+        log(f"cycle {i + 1}/{count}: {sig.name} → rc {proc.returncode}, checkpoint step {before} → {after}")
 
     final = intact_step(run) + 20
     resumed = ganforge("train", "--resume", run, "--steps", final)
@@ -162,7 +163,8 @@ def disk_full(work: Path, cache: Path) -> dict:
     try:
         # A later checkpoint does not fit: the one before it and the history must stay.
         run = mount / "later"
-        assert ganforge("train", *SHAPE, "--set", f"dataset.cache_dir={cache}", "--steps", 10, "--out", run).returncode == 0
+        first = ganforge("train", *SHAPE, "--set", f"dataset.cache_dir={cache}", "--steps", 10, "--out", run)
+        assert first.returncode == 0, first.stderr
         history = RunPaths(run).metrics.read_text()
         filler = fill(mount, leave=8_000)
         stopped = ganforge("train", "--resume", run, "--steps", 30)
@@ -212,7 +214,8 @@ DAMAGES = {
 
 def damaged(work: Path, cache: Path) -> dict:
     base = work / "damaged-base"
-    assert ganforge("train", *SHAPE, "--set", f"dataset.cache_dir={cache}", "--steps", 20, "--out", base).returncode == 0
+    trained = ganforge("train", *SHAPE, "--set", f"dataset.cache_dir={cache}", "--steps", 20, "--out", base)
+    assert trained.returncode == 0, trained.stderr
     tally = {"cases": 0, "survived": 0, "lost": 0, "silently_wrong": 0}
     for name in ("model.safetensors", "state.safetensors", "state.json", "manifest.json"):
         for damage, apply in DAMAGES.items():

@@ -297,9 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         if err.errno not in _FILE_SYSTEM_FIXES:
             raise
         where = f" {err.filename}" if err.filename else ""
-        print(f"ganforge: error: cannot read or write{where} ({err.strerror}); {_FILE_SYSTEM_FIXES[err.errno]}, then run the "
-              f"command again — files already written are kept (a run continues with ganforge train --resume RUN)",
-              file=sys.stderr)
+        print(f"ganforge: error: cannot read or write{where} ({err.strerror}); {_FILE_SYSTEM_FIXES[err.errno]}, "
+              f"then run the command again — files already written are kept (a run continues with "
+              f"ganforge train --resume RUN)", file=sys.stderr)
         return 2
 
 

@@ -444,7 +444,10 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_history(run,
 def test_a_full_disk_at_the_first_checkpoint_leaves_a_restartable_run(tmp_path, capsys, monkeypatch):
     import ganforge.training.checkpoint as checkpoint
 
-    monkeypatch.setattr(checkpoint, "save_file", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", disk_full)
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, *train_args(out, tmp_path / "cache"))
     assert code == 2 and "none yet" in one_line_error(err)

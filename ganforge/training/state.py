@@ -43,7 +43,7 @@ class TrainState:
         for key, part in (("scaler", self.scaler), ("balance", self.balance), ("ema", self.ema)):
             if part is not None:
                 state[key] = part.state_dict()
-        if self.lr_schedule is not None and self.lr_schedule.scale != 1.0:  # checkpoints of other runs stay as they were
+        if self.lr_schedule is not None and self.lr_schedule.scale != 1.0:  # other runs' checkpoints stay as they were
             state["lr_schedule"] = self.lr_schedule.state_dict()
         return state
 

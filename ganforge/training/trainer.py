@@ -548,9 +548,10 @@ class Trainer:
                 d_steps_in_interval += n_d
                 batches_in_interval += max(n_d, 1)  # a step whose D sits out still draws one batch
                 # Losses (code 1) every step; gradient norms (code 2) enter acc only at log steps.
-                code = torch.where(torch.isfinite(acc[:5].sum()), torch.where(torch.isfinite(acc[watched].sum()), 0, 2), 1)
-                first_bad = torch.where((code > 0) & (first_bad[0] < 0), torch.stack([torch.full_like(code, done), code]),
-                                        first_bad)
+                norms_code = torch.where(torch.isfinite(acc[watched].sum()), 0, 2)
+                code = torch.where(torch.isfinite(acc[:5].sum()), norms_code, 1)
+                first = (code > 0) & (first_bad[0] < 0)
+                first_bad = torch.where(first, torch.stack([torch.full_like(code, done), code]), first_bad)
 
                 if log_now:
                     first_bad = self._watch_optimizers(first_bad, done)
