@@ -257,7 +257,8 @@ def main() -> None:
     print(f"kill -9 / SIGTERM cycles: {c['cycles']} ({c['SIGKILL']} SIGKILL, {c['SIGTERM']} SIGTERM): "
           f"survived {c['survived']}, lost {c['lost']}; SIGTERM checkpointed at the stop step "
           f"{c['sigterm_checkpoint_at_stop']} times ({c['sigterm_before_training']} arrived before training began); "
-          f"kill -9 redid {c['kill9_mean_steps_redone']} steps on average; final weights bit-identical to an "
+          f"kill -9 redid at least {c['kill9_mean_steps_redone']} steps on average (a lower bound: rows are written "
+          f"a log interval late); final weights bit-identical to an "
           f"uninterrupted run: {'yes' if c['identical_to_uninterrupted'] else 'NO'}")
     full = result["disk_full"]
     if "skipped" in full:
