@@ -205,7 +205,11 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_yaml())
+        """Written atomically: a crash leaves the old file or the new one, never a valid-looking prefix."""
+        from .data.cache import _write_atomic  # late import: the data package imports this module
+
+        text = self.to_yaml().encode()
+        _write_atomic(Path(path), lambda f: f.write(text))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -252,8 +252,7 @@ class Trainer:
             raise GanforgeError(f"run directory {root} already exists and is not empty; "
                                 f"continue it with --resume {root} or choose another --out")
         self.paths.samples.mkdir(parents=True, exist_ok=True)
-        config_text = self.config.to_yaml().encode()
-        cache._write_atomic(self.paths.config, lambda f: f.write(config_text))
+        self.config.save(self.paths.config)
         info = {
             "ganforge_version": __version__,
             "created": datetime.now().isoformat(timespec="seconds"),
@@ -263,7 +262,7 @@ class Trainer:
             "parameters": {"G": count_parameters(self.state.G), "D": count_parameters(self.state.D)},
             "device": str(self.device),
             "world_size": self.world.size,
-            "config_sha256": config_digest(config_text),  # so a config.yaml cut short is noticed
+            "config_sha256": config_digest(self.paths.config.read_bytes()),  # a config.yaml cut short shows
         }
         if self.conditions:
             info["condition"] = {"kind": self.conditions.kind, "dim": self.conditions.dim}
