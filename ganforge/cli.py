@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections import Counter
 from pathlib import Path
@@ -15,6 +16,14 @@ from .errors import ConfigError, GanforgeError
 _CONFIG_FLAGS = {
     "data": "data", "objective": "objective", "resolution": "resolution", "steps": "steps",
     "batch_size": "batch_size", "seed": "seed", "device": "device", "out": "out", "name": "name",
+}
+# File-system errors a user fixes, and how; any other OSError is a bug and keeps its traceback.
+_FILE_SYSTEM_FIXES = {
+    errno.ENOSPC: "free disk space",
+    errno.EDQUOT: "free space within your disk quota",
+    errno.EROFS: "the file system is read-only: write elsewhere (--out) or remount it writable",
+    errno.EACCES: "make it writable (or readable) for this user, or write elsewhere (--out)",
+    errno.EPERM: "make it writable (or readable) for this user, or write elsewhere (--out)",
 }
 # What a resumed run may change: how long and where it runs, not what it is.
 _RESUMABLE = {"steps", "device", "train"}
@@ -75,7 +84,7 @@ def cmd_train(args) -> int:
         result = train(from_dict(data), Path(args.resume), resume=True)
     else:
         result = train(config_from_args(args))
-    return 130 if result.interrupted else 0
+    return 128 + result.stop_signal if result.interrupted else 0  # the shell's code for death by that signal
 
 
 def _requested_condition(run, args):
@@ -331,6 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:
+        if err.errno not in _FILE_SYSTEM_FIXES:
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        print(f"ganforge: error: cannot read or write{where} ({err.strerror}); {_FILE_SYSTEM_FIXES[err.errno]}, "
+              f"then run the command again — files already written are kept (a run continues with "
+              f"ganforge train --resume RUN)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 DEFAULT_METRICS = "fid"
@@ -19,11 +20,6 @@ def cmd_eval(args) -> int:
                       checkpoint=args.checkpoint, resolution=args.resolution, cache_dir=args.cache_dir,
                       weights_path=args.weights, progress=not args.quiet, floor=args.floor,
                       settings=Settings(kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size))
-    if "step" in result:  # a run: keep the result in its directory (the run directory is the interface)
-        extractor = args.features.partition(":")[0]
-        out = Path(args.source) / "eval" / f"step-{result['step']:06d}-{extractor}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=1) + "\n")
     if args.json:
         print(json.dumps(result))
     else:
@@ -31,6 +27,15 @@ def cmd_eval(args) -> int:
             print(f"{key:15s} {value:.6g}" if isinstance(value, float) else f"{key:15s} {value}")
         if "weights_sha256" in result:
             print(f"protocol        {protocol(result)}")
+    if "step" in result:  # a run: keep the result in its directory (the run directory is the interface)
+        extractor = args.features.partition(":")[0]
+        out = Path(args.source) / "eval" / f"step-{result['step']:06d}-{extractor}.json"
+        try:  # after printing: a run directory that cannot be written must not cost the result
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result, indent=1) + "\n")
+        except OSError as err:
+            print(f"ganforge: warning: the result above is not kept in {out.parent} ({err.strerror}); "
+                  f"make the run directory writable to keep it", file=sys.stderr)
     return 0
 
 

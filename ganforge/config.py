@@ -38,6 +38,14 @@ class DatasetOptions:
     tags_top: int = _f(0, "keep only the this-many most frequent tags (0: all)", minimum=0)
     tags_keep: str = _f("", "comma-separated tags to keep (empty: all); applied before tags_top")
     tags_lowercase: bool = _f(True, "lower-case tags and merge spelling variants (blue_hair, Blue-Hair → blue hair)")
+    max_tags: int = _f(10000, "most distinct tags a run may condition on (after tags_keep / tags_top); more stops "
+                              "with an error, since each tag widens both networks", minimum=1)
+    max_tags_per_image: int = _f(1000, "most tags one image (a CSV line or sidecar) may carry; more stops with an "
+                                       "error naming the line", minimum=1)
+    max_image_pixels: int = _f(50_000_000, "image folders: images whose header declares more pixels are skipped "
+                                           "and counted, before any decoding", minimum=1)
+    max_decompressed_mb: int = _f(1024, "mnist: most MB of data an IDX file may declare, checked from its header "
+                                        "before it is read or gunzipped", minimum=1)
 
 
 @dataclass
@@ -135,6 +143,13 @@ class TrainConfig:
     keep_checkpoints: int = _f(3, "most recent checkpoints kept", minimum=1)
     sample_count: int = _f(64, "images in each sample grid (fixed z)", minimum=1)
     quiet: bool = _f(False, "no progress bar: one plain line per log row")
+    on_diverge: str = _f("stop", "when losses, gradient norms or optimizer moments turn NaN/Inf: stop (the last "
+                                 "good checkpoint stays), or roll back to the newest intact checkpoint with lower "
+                                 "learning rates", choices=("stop", "rollback"))
+    rollback_lr_scale: float = _f(0.5, "on_diverge=rollback: learning rates are multiplied by this at each rollback",
+                                  minimum=0.0)
+    max_rollbacks: int = _f(3, "on_diverge=rollback: rollbacks before the run stops as with on_diverge=stop",
+                            minimum=1)
 
 
 @dataclass
@@ -190,7 +205,11 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_yaml())
+        """Written atomically: a crash leaves the old file or the new one, never a valid-looking prefix."""
+        from .data.cache import _write_atomic  # late import: the data package imports this module
+
+        text = self.to_yaml().encode()
+        _write_atomic(Path(path), lambda f: f.write(text))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,8 +57,10 @@ def test_only_the_last_k_are_kept_and_no_temporaries_remain(tmp_path):
 def test_checkpoint_holds_no_pickle(tmp_path):
     net, adam, _ = _parts(0)
     path = save_checkpoint(tmp_path, 1, {"D": net}, {"d": adam}, extra={}, keep=1)
-    assert sorted(p.name for p in path.iterdir()) == ["model.safetensors", "state.json", "state.safetensors"]
+    assert sorted(p.name for p in path.iterdir()) == ["manifest.json", "model.safetensors", "state.json",
+                                                     "state.safetensors"]
     json.loads((path / "state.json").read_text())
+    json.loads((path / "manifest.json").read_text())
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):

@@ -1,7 +1,9 @@
 """Image folders: every image under a folder, decoded once into a square uint8 cache.
 
-Files that cannot be used are skipped and counted by reason ("broken", "empty", "not images"),
-never fatal. Hidden files and folders (names starting with ".") are ignored altogether.
+Files that cannot be used are skipped and counted by reason ("broken", "empty", "not images", links
+that dangle or loop, files that resolve outside the folder, images over dataset.max_image_pixels —
+checked from the header, before decoding), never fatal. Hidden files and folders (names starting with
+".") are ignored altogether.
 Conditions: images that all sit in first-level sub-folders, two or more, are classes (cats/, dogs/ →
 labels in sorted name order); tags come from tags.csv or .txt sidecars (see tags.py). Tags are re-read
 on every load, so editing them never needs a cache rebuild; tag files are not part of the image cache key.
@@ -31,8 +33,9 @@ SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptions) -> Dataset:
     folder = Path(spec).expanduser()
-    files = _without_tag_files(_list_files(folder), find_tag_file(folder, options))
-    key = cache.fingerprint([_signature(folder, files), resolution, channels, LOADER_VERSION])
+    listed, unusable = _list_files(folder)
+    files = _without_tag_files(listed, find_tag_file(folder, options))
+    key = cache.fingerprint([_signature(folder, files), resolution, channels, LOADER_VERSION, options.max_image_pixels])
     # Caches of one folder share a prefix, so a rebuild can delete the outdated ones.
     prefix = f"{folder.resolve().name[:40] or 'root'}-{cache.fingerprint(str(folder.resolve()))[:8]}-"
     cache_path = cache.cache_root(options) / "folders" / f"{prefix}{key}.npy"
@@ -42,9 +45,9 @@ def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptio
         array, meta = cached
         images, skipped, loaded, status = torch.from_numpy(np.array(array)), meta["skipped"], meta["files"], "hit"
     else:
-        array, skipped, used = _decode_all(files, resolution, channels)
+        array, skipped, used = _decode_all(files, resolution, channels, options.max_image_pixels)
         if len(array) == 0:
-            raise DataError(_nothing_usable(spec, len(files), skipped))
+            raise DataError(_nothing_usable(spec, len(files) + sum(unusable.values()), {**skipped, **unusable}))
         loaded = [path.relative_to(folder).as_posix() for path in used]
         try:
             cache.save(cache_path, array, {"skipped": skipped, "files": loaded})
@@ -54,6 +57,7 @@ def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptio
         cache.remove_stale(cache_path.parent, prefix, keep=cache_path)
         images, status = torch.from_numpy(array), "built"
 
+    skipped = {**skipped, **unusable}  # the listing's skips are re-counted on every load, cached or not
     summary = f"{spec}: {len(images)} images loaded"
     if skipped:
         reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()))
@@ -81,11 +85,16 @@ def class_folders(images: list[str]) -> tuple[torch.Tensor, list[str]] | None:
     parts = [image.split("/") for image in images]
     if any(len(p) < 2 for p in parts):
         return None  # images at the top level: the sub-folders are just storage
-    names = sorted({p[0] for p in parts})
+    names = sorted({_printable(p[0]) for p in parts})
     if len(names) < 2:
         return None  # one sub-folder holding everything is not a class
     index = {name: i for i, name in enumerate(names)}
-    return torch.tensor([index[p[0]] for p in parts], dtype=torch.int64), names
+    return torch.tensor([index[_printable(p[0])] for p in parts], dtype=torch.int64), names
+
+
+def _printable(name: str) -> str:
+    """A folder name as text: bytes that are not UTF-8 (kept by the OS as surrogates) shown as \ufffd."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _attach_tags(dataset: Dataset, tagged: FolderTags) -> None:
@@ -105,12 +114,29 @@ def _same_file(path: Path, other: Path | None) -> bool:
     return other is not None and path.name == other.name and path.resolve() == other.resolve()
 
 
-def _list_files(folder: Path) -> list[Path]:
-    files = []
+def _list_files(folder: Path) -> tuple[list[Path], dict[str, int]]:
+    """The regular files under `folder` that stay inside it (links followed), and the others counted by reason."""
+    files, unusable = [], Counter()
+    inside = folder.resolve()
     for root, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        files += [Path(root) / n for n in names if not n.startswith(".")]
-    return sorted(files)
+        for name in sorted(n for n in names if not n.startswith(".")):
+            reason = _unusable(Path(root) / name, inside)
+            if reason:
+                unusable[reason] += 1
+            else:
+                files.append(Path(root) / name)
+    return sorted(files), dict(unusable)
+
+
+def _unusable(path: Path, folder: Path) -> str | None:
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # dangling link, or a loop (RuntimeError before Python 3.13)
+        return "broken links"
+    if not target.is_relative_to(folder):
+        return "outside the folder"
+    return None if target.is_file() else "not regular files"
 
 
 def _signature(folder: Path, files: list[Path]) -> list:
@@ -122,14 +148,15 @@ def _signature(folder: Path, files: list[Path]) -> list:
     return signature
 
 
-def _decode_all(files: list[Path], resolution: int, channels: int) -> tuple[np.ndarray, dict[str, int], list[Path]]:
+def _decode_all(files: list[Path], resolution: int, channels: int,
+                max_pixels: int) -> tuple[np.ndarray, dict[str, int], list[Path]]:
     """The decoded images, the skip counts by reason, and the files the images came from."""
     images = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
     skipped: Counter = Counter()
     used = []
     # PIL releases the GIL while decoding and resizing, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for path, result in zip(files, pool.map(lambda p: decode(p, resolution, channels), files)):
+        for path, result in zip(files, pool.map(lambda p: decode(p, resolution, channels, max_pixels), files)):
             if isinstance(result, str):
                 skipped[result] += 1
             else:
@@ -138,14 +165,17 @@ def _decode_all(files: list[Path], resolution: int, channels: int) -> tuple[np.n
     return images[:len(used)], dict(skipped), used
 
 
-def decode(path: Path, resolution: int, channels: int) -> np.ndarray | str:
+def decode(path: Path, resolution: int, channels: int, max_pixels: int | None = None) -> np.ndarray | str:
     """One file → uint8 C×resolution×resolution, or the reason it was skipped."""
     if path.suffix.lower() not in EXTENSIONS:
         return "not images"
     if path.stat().st_size == 0:
         return "empty"
+    max_pixels = DatasetOptions().max_image_pixels if max_pixels is None else max_pixels
     try:
-        with Image.open(path) as img:
+        with Image.open(path) as img:  # reads the header only
+            if img.width * img.height > max_pixels:
+                return "over dataset.max_image_pixels"
             img.draft(None, (resolution, resolution))  # JPEG only: decode at a reduced scale ≥ resolution
             img = ImageOps.exif_transpose(img)          # a copy: loads the pixels, first frame of a GIF
             img = _flatten(img, "L" if channels == 1 else "RGB")

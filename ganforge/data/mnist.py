@@ -26,27 +26,37 @@ MIRRORS = [
 TRAIN_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """An IDX file (raw or gzip) → numpy array of its dims; DataError if the header does not fit."""
+def read_idx(path: str | Path, limit_mb: int | None = None) -> np.ndarray:
+    """An IDX file (raw or gzip) → numpy array of its dims; DataError if the header does not fit, or if
+    it declares more than `limit_mb` MB of data (dataset.max_decompressed_mb), checked from the header
+    before anything past it is read or decompressed."""
     path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as err:
-            raise DataError(f"{path} is a damaged gzip file ({err}); download it again") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in IDX_TYPES:
-        raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()}); "
-                        f"give MNIST's *-idx3-ubyte / *-idx1-ubyte files")
-    dtype, header = np.dtype(IDX_TYPES[raw[2]]), 4 + 4 * raw[3]
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated inside its header; download it again")
-    dims = tuple(int(d) for d in np.frombuffer(raw[4:header], dtype=">u4"))
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(raw) - header != expected:
+    limit_mb = DatasetOptions().max_decompressed_mb if limit_mb is None else limit_mb
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    try:
+        with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as stream:
+            magic = stream.read(4)
+            if not magic:
+                raise DataError(f"{path} is empty; download it again (or remove it)")
+            if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in IDX_TYPES:
+                raise DataError(f"{path} is not an IDX file (bad magic number {magic.hex()}); "
+                                f"give MNIST's *-idx3-ubyte / *-idx1-ubyte files")
+            dtype, head = np.dtype(IDX_TYPES[magic[2]]), stream.read(4 * magic[3])
+            if len(head) < 4 * magic[3]:
+                raise DataError(f"{path} is truncated inside its header; download it again")
+            dims = tuple(int(d) for d in np.frombuffer(head, dtype=">u4"))
+            expected = int(np.prod(dims, dtype=np.float64)) * dtype.itemsize
+            if expected > limit_mb * 2**20:
+                raise DataError(f"{path} declares {expected / 2**20:.0f} MB of data {dims}, over "
+                                f"dataset.max_decompressed_mb = {limit_mb}; raise that limit if the file is genuine")
+            body = stream.read(expected + 1)  # one byte more reveals trailing data
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path} is a damaged{' gzip' if gzipped else ''} file ({err}); download it again") from None
+    if len(body) != expected:
         raise DataError(f"{path} is truncated or damaged: its header promises {expected} bytes of data "
-                        f"but it holds {len(raw) - header}; download it again")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+                        f"but it holds {len(body)}{' or more' if len(body) > expected else ''}; download it again")
+    return np.frombuffer(body, dtype=dtype).reshape(dims)
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -102,10 +112,15 @@ def load_mnist(argument: str, resolution: int, channels: int, options: DatasetOp
         raise DataError(f"no MNIST files in {path}: expected train-images-idx3-ubyte[.gz] and "
                         f"train-labels-idx1-ubyte[.gz] (or t10k-*); add --set dataset.download=true to fetch them")
     images_file, labels_file, split = found
-    images, labels = read_idx(images_file), read_idx(labels_file)
+    images, labels = (read_idx(f, options.max_decompressed_mb) for f in (images_file, labels_file))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(f"{images_file} ({images.shape}) and {labels_file} ({labels.shape}) do not match; "
                         f"give N×H×W images and N labels from the same split")
+    if len(images) == 0 or 0 in images.shape[1:]:
+        raise DataError(f"{images_file} holds no images (shape {images.shape}); download it again")
+    if labels.min() < 0 or labels.max() >= 10:
+        raise DataError(f"{labels_file} has labels outside 0-9 (e.g. {int(labels[(labels < 0) | (labels >= 10)][0])}); "
+                        f"it is not an MNIST digits file: download it again")
     if images.shape[1:] != (resolution, resolution):
         images = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8))
                                       .resize((resolution, resolution), Image.Resampling.BILINEAR))

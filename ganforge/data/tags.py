@@ -12,7 +12,9 @@ A suffix that is not a number is part of the tag (`re:zero`). A tag given twice 
 The CSV: one line per image, `id,tags` (the id ends at the first comma or tab; a first line whose
 tags read `tags` is a header). An id is the image's file name without extension (`0` for 0.jpg), or
 its relative path with or without extension (`cats/0`). Images without tags and ids without images
-are counted, not fatal; a file that names no image at all is.
+are counted, not fatal; a file that names no image at all is. A sidecar that resolves outside the data
+folder (a symlink to /etc/passwd, say) is not read: it is skipped and counted. dataset.max_tags and
+dataset.max_tags_per_image bound what a hostile file can make the networks grow to.
 """
 from __future__ import annotations
 
@@ -40,10 +42,14 @@ def normalise(tag: str, lowercase: bool) -> str:
     return " ".join(tag.split())
 
 
-def parse_tags(text: str, lowercase: bool, where: str) -> Tags:
-    """'blue hair:3, lake=0.3' → {'blue hair': 1.0, 'lake': 0.3}; `where` starts error messages."""
+def parse_tags(text: str, lowercase: bool, where: str, limit: int = 0) -> Tags:
+    """'blue hair:3, lake=0.3' → {'blue hair': 1.0, 'lake': 0.3}; `where` starts error messages; more
+    than `limit` tags (0: no limit) is an error."""
     tags: Tags = {}
     for token in SEPARATORS.split(text):
+        if limit and len(tags) > limit:
+            raise DataError(f"{where}: more than {limit} tags for one image; raise dataset.max_tags_per_image "
+                            f"if that is meant, or fix the file")
         token = token.strip().strip('"').strip()
         if not token:
             continue
@@ -86,7 +92,7 @@ def find_tag_file(folder: Path, options: DatasetOptions) -> Path | None:
                     f"fix dataset.tags_file, or leave it empty to use {folder / DEFAULT_FILE} or .txt sidecars")
 
 
-def read_tag_file(path: Path, lowercase: bool) -> list[tuple[int, str, Tags]]:
+def read_tag_file(path: Path, lowercase: bool, limit: int = 0) -> list[tuple[int, str, Tags]]:
     """The CSV's (line number, id, tags) rows."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # -sig: spreadsheets often start CSVs with a BOM
@@ -107,7 +113,7 @@ def read_tag_file(path: Path, lowercase: bool) -> list[tuple[int, str, Tags]]:
             continue  # the header
         if not image_id:
             raise DataError(f"tags file {path} line {number}: no image id before the tags; each line is 'id,tags'")
-        rows.append((number, image_id, parse_tags(rest, lowercase, f"tags file {path} line {number}")))
+        rows.append((number, image_id, parse_tags(rest, lowercase, f"tags file {path} line {number}", limit)))
     return rows
 
 
@@ -119,6 +125,7 @@ class FolderTags:
     untagged: int                       # images with no tag (after tags_keep / tags_top)
     unknown_ids: list[str] = field(default_factory=list)  # ids in the tags file that name no image
     vocabulary_before: int = 0          # distinct tags before tags_keep / tags_top
+    outside: int = 0                    # sidecars not read: they resolve outside the data folder
 
     def summary(self) -> str:
         distinct = len({tag for tags in self.tags for tag in tags})
@@ -126,29 +133,50 @@ class FolderTags:
         text = f"{kept} tags from {self.source} (untagged images: {self.untagged}"
         if self.unknown_ids:
             text += f", ids without an image: {len(self.unknown_ids)}"
+        if self.outside:
+            text += f", sidecars outside the folder skipped: {self.outside}"
         return text + ")"
 
     def info(self) -> dict:
-        return {"source": self.source, "untagged": self.untagged, "unknown_ids": len(self.unknown_ids),
+        info = {"source": self.source, "untagged": self.untagged, "unknown_ids": len(self.unknown_ids),
                 "unknown_id_examples": self.unknown_ids[:5]}
+        return {**info, "sidecars_outside": self.outside} if self.outside else info
 
 
 def load_folder_tags(folder: Path, images: list[str], options: DatasetOptions) -> FolderTags | None:
     """Tags for `images` (relative paths of the loaded images); None when the folder has no tags."""
     tag_file = find_tag_file(folder, options)
+    outside = 0
     if tag_file is not None:
-        per_image, unknown = _match_ids(tag_file, images, read_tag_file(tag_file, options.tags_lowercase))
+        rows = read_tag_file(tag_file, options.tags_lowercase, options.max_tags_per_image)
+        per_image, unknown = _match_ids(tag_file, images, rows)
         source = str(tag_file)
     else:
         sidecars = [(folder / image).with_suffix(SIDECAR_SUFFIX) for image in images]
         if not any(path.is_file() for path in sidecars):
             return None
-        per_image = [_read_sidecar(path, options.tags_lowercase) for path in sidecars]
+        inside = [_inside(path, folder) for path in sidecars]
+        outside = sum(path.is_file() and not ok for path, ok in zip(sidecars, inside))
+        per_image = [_read_sidecar(path, options.tags_lowercase, options.max_tags_per_image) if ok else {}
+                     for path, ok in zip(sidecars, inside)]
         unknown, source = [], "sidecar .txt files"
     before = len({tag for tags in per_image for tag in tags})
     per_image = select(per_image, options.tags_keep, options.tags_top, options.tags_lowercase)
+    kept = len({tag for tags in per_image for tag in tags})
+    if kept > options.max_tags:
+        raise DataError(f"{source} holds {kept} distinct tags, over dataset.max_tags = {options.max_tags} (each "
+                        f"tag widens both networks); keep the most frequent with dataset.tags_top=N, or raise "
+                        f"dataset.max_tags")
     return FolderTags(source=source, tags=per_image, untagged=sum(not tags for tags in per_image),
-                      unknown_ids=unknown, vocabulary_before=before)
+                      unknown_ids=unknown, vocabulary_before=before, outside=outside)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, links followed, stays inside `folder` (a missing path counts as inside: nothing to read)."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
 
 
 def select(per_image: list[Tags], keep: str, top: int, lowercase: bool) -> list[Tags]:
@@ -176,11 +204,11 @@ def closest_hint(tag: str, known: list[str], lowercase: bool = True) -> str:
     return "see the tag vocabulary with `ganforge data inspect`"
 
 
-def _read_sidecar(path: Path, lowercase: bool) -> Tags:
+def _read_sidecar(path: Path, lowercase: bool, limit: int = 0) -> Tags:
     if not path.is_file():
         return {}
     try:
-        return parse_tags(path.read_text(encoding="utf-8-sig"), lowercase, f"tag sidecar {path}")
+        return parse_tags(path.read_text(encoding="utf-8-sig"), lowercase, f"tag sidecar {path}", limit)
     except UnicodeDecodeError:
         raise DataError(f"tag sidecar {path} is not UTF-8 text; save it as UTF-8 or remove it") from None
     except OSError as err:

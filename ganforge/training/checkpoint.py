@@ -4,24 +4,42 @@ One folder per checkpoint, `checkpoints/step-NNNNNN/`:
   model.safetensors   network weights and buffers, keys "G.<name>", "D.<name>"
   state.safetensors   every other tensor: optimizer moments, RNG states
   state.json          everything else: step, optimizer hyper-parameters, data cursor
-The folder is written under a temporary name and renamed into place, so a crash or Ctrl-C during a
-save leaves the previous checkpoints intact.
+  manifest.json       SHA-256 and size of each file above, written last
+The folder is written under a temporary name and renamed into place, so a crash, Ctrl-C or a full
+disk during a save leaves the previous checkpoints intact. Loading verifies the manifest, so a
+truncated, zeroed or bit-flipped file is noticed; 'latest' is the newest checkpoint that verifies
+(each damaged newer one is reported in one line on stderr). A checkpoint written before manifests
+existed cannot be verified bit for bit: it is accepted when its three files are present and parse.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import GanforgeError
 
 FORMAT = 1
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
+FILES = ("model.safetensors", "state.safetensors", "state.json")
+MANIFEST = "manifest.json"
+
+
+class DamagedCheckpoint(GanforgeError):
+    """A checkpoint folder whose files are missing, cut short or altered since they were written."""
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (stdout may be a pipe of results)."""
+    print(f"ganforge: warning: {message}", file=sys.stderr, flush=True)
 
 
 def step_dir_name(step: int) -> str:
@@ -36,24 +54,108 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def find_checkpoint(run_dir: Path, which: str = "latest") -> Path:
-    """'latest', 'best' (by FID, when the run evaluated during training), a step number, or a folder name."""
+def find_checkpoint(run_dir: Path, which: str = "latest", on_damaged=warn) -> Path:
+    """'latest' (the newest intact one), 'best' (by FID, when the run evaluated during training), a step
+    number, or a folder name. Every checkpoint returned has verified; a named one that does not is an
+    error (never silently another), while 'latest' reports each damaged newer one via `on_damaged`."""
     if which == "best":
         best = Path(run_dir) / "checkpoints" / "best"
         if not best.is_dir():
             raise GanforgeError(f"{run_dir} has no best checkpoint; it is kept when training evaluates FID "
                                 "(set eval.every)")
-        return best
+        return _verified(best, f"choose another with --checkpoint (e.g. latest)")
     found = list_checkpoints(run_dir)
     if not found:
-        raise GanforgeError(f"{run_dir} has no checkpoint; train it first (ganforge train --out {run_dir})")
+        raise GanforgeError(f"{run_dir} has no checkpoint; train it first (ganforge train --out {run_dir}, "
+                            f"or ganforge train --resume {run_dir} to start it again with its own config)")
     if which == "latest":
-        return found[-1][1]
+        return newest_intact(run_dir, found, on_damaged)
     for step, path in found:
         if which in (str(step), path.name):
-            return path
+            return _verified(path, "choose another step with --checkpoint (or latest)")
     steps = ", ".join(str(s) for s, _ in found)
     raise GanforgeError(f"{run_dir} has no checkpoint '{which}'; available steps: {steps}")
+
+
+def newest_intact(run_dir: Path, found: list[tuple[int, Path]], on_damaged=warn) -> Path:
+    """The newest of `found` that verifies; each newer damaged one is reported in one line."""
+    damaged = []
+    for _, path in reversed(found):
+        try:
+            verify_checkpoint(path)
+        except DamagedCheckpoint as err:
+            damaged.append(str(err))
+            continue
+        for message in damaged:
+            on_damaged(f"{message}; using {path.name}, the newest intact checkpoint")
+        return path
+    raise DamagedCheckpoint(f"every checkpoint of {run_dir} is damaged (newest: {damaged[0]}); restore "
+                            f"checkpoints/ from a backup, or start the run again with ganforge train --resume "
+                            f"{run_dir} after removing {Path(run_dir) / 'checkpoints'}")
+
+
+def _verified(path: Path, fix: str) -> Path:
+    try:
+        verify_checkpoint(path)
+    except DamagedCheckpoint as err:
+        raise DamagedCheckpoint(f"{err}; {fix}") from None
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_manifest(folder: Path) -> None:
+    files = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(folder.iterdir())}
+    (folder / MANIFEST).write_text(json.dumps({"format": FORMAT, "files": files}, indent=1))
+
+
+def verify_checkpoint(folder: Path) -> None:
+    """Raise DamagedCheckpoint (naming the folder and what is wrong) unless every file is as written."""
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        return _verify_unhashed(folder)
+    try:
+        listed = json.loads(manifest_path.read_text())["files"]
+        listed = {str(name): (str(entry["sha256"]), int(entry["bytes"])) for name, entry in listed.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({MANIFEST} is unreadable)") from None
+    for name in FILES:
+        if name not in listed:
+            raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({MANIFEST} does not list {name})")
+    for name, (sha256, size) in listed.items():
+        path = folder / name
+        try:
+            actual_size = path.stat().st_size
+            if actual_size != size:
+                raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({name} has {actual_size} bytes, "
+                                        f"{size} were written)")
+            if _sha256(path) != sha256:
+                raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({name} differs from what was written)")
+        except OSError as err:
+            raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({name}: {err.strerror})") from None
+
+
+def _verify_unhashed(folder: Path) -> None:
+    """A checkpoint from before manifests: accepted when its files are present and parse."""
+    try:
+        meta = json.loads((folder / "state.json").read_text())
+        meta["step"]
+        if "manifest" in meta:
+            raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({MANIFEST} is missing)")
+        for name in FILES[:2]:
+            with safe_open(str(folder / name), framework="pt") as f:
+                f.keys()
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as err:
+        reason = getattr(err, "strerror", None) or str(err).splitlines()[0][:120] or type(err).__name__
+        raise DamagedCheckpoint(f"checkpoint {folder} is damaged (it has no {MANIFEST} and does not parse: "
+                                f"{reason})") from None
 
 
 def _flatten_optimizer(prefix: str, state_dict: dict, tensors: dict) -> dict:
@@ -95,15 +197,26 @@ def save_checkpoint(run_dir: Path, step: int, modules: dict[str, torch.nn.Module
 
     weights = {f"{name}.{key}": value.detach().contiguous().cpu()
                for name, module in modules.items() for key, value in module.state_dict().items()}
-    save_file(weights, tmp / "model.safetensors")
 
     tensors: dict[str, torch.Tensor] = {"rng.cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda{i}"] = s
     opt_meta = {name: _flatten_optimizer(f"opt.{name}", opt.state_dict(), tensors) for name, opt in optimizers.items()}
-    save_file({k: v.cpu() for k, v in tensors.items()}, tmp / "state.safetensors")
-    (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "step": step, "optimizers": opt_meta, **extra}, indent=1))
+    try:
+        save_file(weights, tmp / "model.safetensors")
+        save_file({k: v.cpu() for k, v in tensors.items()}, tmp / "state.safetensors")
+        # "manifest" marks a checkpoint that had one: deleting it then reads as damage, not as an old checkpoint.
+        (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "step": step, "manifest": MANIFEST,
+                                                    "optimizers": opt_meta, **extra}, indent=1))
+        _write_manifest(tmp)
+    except (OSError, SafetensorError) as err:  # safetensors reports a full disk as its own error
+        shutil.rmtree(tmp, ignore_errors=True)  # free what the partial write took
+        kept = [p.name for _, p in list_checkpoints(run_dir)]
+        reason = getattr(err, "strerror", None) or str(err).rsplit(": ", 1)[-1]
+        raise GanforgeError(f"cannot write checkpoint {final} ({reason}); the earlier checkpoints "
+                            f"({', '.join(kept) or 'none yet'}) and metrics.jsonl are intact — free space or make "
+                            f"{folder} writable, then continue with ganforge train --resume {run_dir}") from None
 
     if final.exists():  # saving the same step again (e.g. a resumed run that ends where it began)
         shutil.rmtree(final)
@@ -113,14 +226,27 @@ def save_checkpoint(run_dir: Path, step: int, modules: dict[str, torch.nn.Module
     return final
 
 
+def _read_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path, device=str(device))
+    except (OSError, SafetensorError) as err:
+        raise DamagedCheckpoint(f"{path} is not a readable safetensors file ({str(err).splitlines()[0][:120]}); "
+                                f"choose another checkpoint with --checkpoint") from None
+
+
 def load_weights(checkpoint: Path, modules: dict[str, torch.nn.Module], device: torch.device | str = "cpu") -> None:
-    weights = load_file(Path(checkpoint) / "model.safetensors", device=str(device))
+    weights = _read_tensors(Path(checkpoint) / "model.safetensors", device)
     for name, module in modules.items():
         prefix = name + "."
         own = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
         if not own:
             raise GanforgeError(f"checkpoint {checkpoint} holds no weights for '{name}'")
-        module.load_state_dict(own)
+        try:
+            module.load_state_dict(own)
+        except RuntimeError as err:
+            detail = " ".join(str(err).split())[:160]
+            raise GanforgeError(f"checkpoint {checkpoint}'s weights for '{name}' do not fit the run's network "
+                                f"({detail}); it belongs to another run or config") from None
 
 
 def load_checkpoint(checkpoint: Path, modules: dict[str, torch.nn.Module],
@@ -131,7 +257,7 @@ def load_checkpoint(checkpoint: Path, modules: dict[str, torch.nn.Module],
     if meta.get("format") != FORMAT:
         raise GanforgeError(f"checkpoint {checkpoint} has format {meta.get('format')}, this ganforge reads {FORMAT}")
     load_weights(checkpoint, modules, device)
-    tensors = load_file(checkpoint / "state.safetensors")
+    tensors = _read_tensors(checkpoint / "state.safetensors")
     for name, opt in optimizers.items():
         opt.load_state_dict(_unflatten_optimizer(f"opt.{name}", meta["optimizers"][name], tensors))
     torch.set_rng_state(tensors["rng.cpu"])

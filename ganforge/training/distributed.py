@@ -38,12 +38,17 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def launch_rank() -> int:
+    """This process's global rank as torchrun set it (0 without torchrun), before the group is joined."""
+    return int(os.environ["RANK"]) if launched_by_torchrun() else 0
+
+
 def init_world(device_name: str) -> tuple[World, str]:
     """Join the process group torchrun set up (NCCL on GPUs, gloo on CPU); returns the world and the
     device this rank trains on (cuda:LOCAL_RANK when the config asks for a GPU)."""
     if not launched_by_torchrun():
         return World(), device_name
-    rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    rank, size = launch_rank(), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
     if use_cuda:

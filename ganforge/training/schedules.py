@@ -50,6 +50,7 @@ class LearningRateSchedule:
             raise ConfigError(f"optim.lr_decay = {kind!r} is not valid; choose one of: none, linear, cosine")
         self.kind, self.steps, self.start = kind, steps, start
         self.targets = optimizers_and_base_lrs
+        self.scale = 1.0  # lowered by each divergence rollback (train.on_diverge=rollback)
 
     def factor(self, step: int) -> float:
         """Multiplier for the update that takes the run from `step` to `step + 1`."""
@@ -61,9 +62,15 @@ class LearningRateSchedule:
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def apply(self, step: int) -> None:
-        if self.kind == "none":
+        if self.kind == "none" and self.scale == 1.0:
             return
-        f = self.factor(step)
+        f = self.factor(step) * self.scale
         for optimizer, base_lr in self.targets:
             for group in optimizer.param_groups:
                 group["lr"] = base_lr * f
+
+    def state_dict(self) -> dict:
+        return {"scale": self.scale}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scale = state.get("scale", 1.0)

@@ -10,6 +10,7 @@ from ..data import BatchSampler
 from ..models.ema import EMA
 from .balance import BalancePolicy
 from .checkpoint import load_checkpoint, save_checkpoint
+from .schedules import LearningRateSchedule
 
 
 @dataclass
@@ -23,6 +24,7 @@ class TrainState:
     scaler: torch.amp.GradScaler | None = None  # fp16 mixed precision only
     balance: BalancePolicy | None = None  # the D/G balance policy (its plan survives a resume)
     ema: EMA | None = None  # the moving average of G's weights (model.ema_decay > 0)
+    lr_schedule: LearningRateSchedule | None = None  # its scale, lowered by divergence rollbacks
 
     def _parts(self):
         modules = {"G": self.G, "D": self.D}
@@ -41,6 +43,8 @@ class TrainState:
         for key, part in (("scaler", self.scaler), ("balance", self.balance), ("ema", self.ema)):
             if part is not None:
                 state[key] = part.state_dict()
+        if self.lr_schedule is not None and self.lr_schedule.scale != 1.0:  # other runs' checkpoints stay as they were
+            state["lr_schedule"] = self.lr_schedule.state_dict()
         return state
 
     def load(self, checkpoint: Path, device: torch.device) -> None:
@@ -54,3 +58,5 @@ class TrainState:
             self.balance.load_state_dict(meta.get("balance", {}))
         if self.ema is not None:
             self.ema.load_state_dict(meta["ema"])
+        if self.lr_schedule is not None:  # after a rollback: the lowered rates; else (and before rollbacks existed) 1
+            self.lr_schedule.load_state_dict(meta.get("lr_schedule", {}))

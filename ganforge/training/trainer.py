@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import signal
+import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +23,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import Config, resolve
-from ..data import BatchSampler, Dataset, load_dataset, mode_coverage
+from ..data import BatchSampler, Dataset, cache, load_dataset, mode_coverage
 from ..data.conditions import Conditions, build_conditions
 from ..errors import GanforgeError
 from ..losses import build_objective, objective_class
@@ -30,10 +33,11 @@ from ..models.ema import build_ema
 from ..models.stacked import load_stage1, stage_images
 from ..report import plot_losses, save_grid, save_points
 from ..report.grids import to_uint8
-from ..run import RunPaths, drawing_from_prior, read_history
+from ..run import RunPaths, config_digest, drawing_from_prior, read_history
 from . import distributed
 from .balance import build_balance
 from .checkpoint import find_checkpoint, list_checkpoints
+from .lock import hold_run_lock
 from .augment import DiffAugment
 from .device import pick_device, resolve_acceleration
 from .optim import build_optimizers
@@ -42,10 +46,16 @@ from .state import TrainState
 
 SCALARS = ("d_loss", "d_real", "d_fake", "d_penalty", "g_loss", "d_grad_norm", "g_grad_norm", "d_accuracy")
 _PER_STEP = [0, 1, 2, 3, 4, 7]  # summed every step and averaged per row; grad norms are taken once per row
+# What went non-finite first (the code kept beside the step): checked for on the device, read at flushes.
+_DIVERGED = {1: "losses", 2: "gradient norms", 3: "the optimizer state (Adam/RMSprop moments)"}
+# The signals that stop a run gracefully: Ctrl-C, and what Slurm, Kubernetes and a closed terminal send.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class TrainingDiverged(GanforgeError):
-    pass
+    def __init__(self, message: str, step: int, what: str):
+        super().__init__(message)
+        self.step, self.what = step, what
 
 
 @dataclass
@@ -53,6 +63,7 @@ class TrainResult:
     run_dir: Path
     step: int
     interrupted: bool = False
+    stop_signal: int = 0  # the signal that stopped it (SIGINT for Ctrl-C); the CLI exits with 128 + it
 
 
 def default_run_dir(config: Config) -> Path:
@@ -76,22 +87,40 @@ def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
 
 @contextmanager
 def _graceful_interrupt():
-    """The first Ctrl-C asks the loop to stop at the next step boundary; a second one aborts."""
-    flag = {"stop": False}
+    """The first Ctrl-C, SIGTERM or SIGHUP asks the loop to stop at the next step boundary (flag["signal"]
+    names it); a second one aborts as the signal does by default."""
+    flag = {"signal": 0}
 
     def handler(signum, frame):
-        flag["stop"] = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        flag["signal"] = flag["signal"] or signum
+        if signum == getattr(signal, "SIGHUP", None):
+            _detach_from_closed_terminal()
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
 
     try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: no handler, Ctrl-C behaves as usual
+        previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    except ValueError:  # not the main thread: no handler, signals behave as usual
         yield flag
         return
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _detach_from_closed_terminal() -> None:
+    """After SIGHUP the terminal is gone and writing to it fails: send terminal output to /dev/null so the
+    checkpoint still gets written (output to files and pipes is kept)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream.isatty():
+                os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass
+    os.close(devnull)
 
 
 def _compiled(module: torch.nn.Module) -> torch.nn.Module:
@@ -110,6 +139,10 @@ class Trainer:
         self.echo = echo if self.world.main else (lambda *args, **kwargs: None)
         echo = self.echo
         self.paths = RunPaths(Path(run_dir))
+        if resume and not list_checkpoints(self.paths.root):
+            echo(f"{self.paths.root} has no checkpoint (it stopped before its first); starting it again from "
+                 f"step 0 with its own config")
+            resume = False
         self.config = config if resume else resolve(config)
         cfg = self.config
         self.device = pick_device(device_name)
@@ -159,6 +192,8 @@ class Trainer:
                                                 [(opt_d, cfg.optim.lr_d), (opt_g, cfg.optim.lr_g)])
         self.balance = build_balance(cfg.balance, self.schedule)  # asks the schedule when balancing is off
         self.state.balance = self.balance  # checkpoints carry its plan
+        self.state.lr_schedule = self.lr_schedule  # and the learning-rate scale of any rollback
+        self.rollbacks = 0
         echo(describe(G, D))
 
         # One fixed z, independent of the training RNG, so grids over time are comparable.
@@ -180,7 +215,7 @@ class Trainer:
             best = self.paths.checkpoints / "best" / "state.json"
             if best.is_file():
                 self.best_fid = json.loads(best.read_text())["best"]["fid"]
-            checkpoint = find_checkpoint(self.paths.root)
+            checkpoint = find_checkpoint(self.paths.root)  # the newest intact one, as sample and eval use
             self.state.load(checkpoint, self.device)
             echo(f"resumed {self.paths.root} from {checkpoint.name}")
             self.history = [row for row in read_history(self.paths.metrics) if row["step"] <= self.state.step]
@@ -207,7 +242,13 @@ class Trainer:
 
     def _create_run_dir(self) -> None:
         root = self.paths.root
-        if root.exists() and any(root.iterdir()):
+        contents = [p for p in root.iterdir() if p != self.paths.lock] if root.exists() else []
+        if contents and self.paths.config.is_file() and not list_checkpoints(root):
+            # A start that stopped before its first checkpoint left nothing to continue from: start again.
+            self.echo(f"{root} holds a run that stopped before its first checkpoint; starting it again in place")
+            for path in contents:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        elif contents:
             raise GanforgeError(f"run directory {root} already exists and is not empty; "
                                 f"continue it with --resume {root} or choose another --out")
         self.paths.samples.mkdir(parents=True, exist_ok=True)
@@ -221,17 +262,28 @@ class Trainer:
             "parameters": {"G": count_parameters(self.state.G), "D": count_parameters(self.state.D)},
             "device": str(self.device),
             "world_size": self.world.size,
+            "config_sha256": config_digest(self.paths.config.read_bytes()),  # a config.yaml cut short shows
         }
         if self.conditions:
             info["condition"] = {"kind": self.conditions.kind, "dim": self.conditions.dim}
             self.conditions.save(root)
-        self.paths.info.write_text(json.dumps(info, indent=1))
+        cache._write_atomic(self.paths.info, lambda f: f.write(json.dumps(info, indent=1).encode()))
 
     def _rewrite_history(self) -> None:
-        """On resume, drop rows past the checkpoint: those steps are about to be trained again."""
-        tmp = self.paths.metrics.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in self.history))
-        tmp.replace(self.paths.metrics)
+        """On resume, drop rows past the checkpoint (those steps are about to be trained again) and
+        damaged lines — after keeping the file as it was, so nothing written is lost."""
+        metrics = self.paths.metrics
+        if not metrics.is_file():
+            return
+        lines = [line for line in metrics.read_text(errors="replace").splitlines() if line.strip()]
+        if len(lines) == len(self.history):
+            return
+        backup = self.paths.history_backup(self.state.step)
+        shutil.copy2(metrics, backup)
+        text = "".join(json.dumps(row) + "\n" for row in self.history).encode()
+        cache._write_atomic(metrics, lambda f: f.write(text))
+        self.echo(f"metrics.jsonl: kept the {len(self.history)} rows up to step {self.state.step}, dropped "
+                  f"{len(lines) - len(self.history)} (past it, or damaged); the file as it was is {backup.name}")
 
     # ------------------------------------------------------------------ one generator step
 
@@ -391,16 +443,48 @@ class Trainer:
             return G
         return drawing_from_prior(G, self.conditions, self.config.seed)
 
+    def _watch_optimizers(self, first_bad: torch.Tensor, step: int) -> torch.Tensor:
+        """Mark `step` as diverged (code 3) when any optimizer moment is NaN/Inf, unless something was
+        already marked. Stays on the device; called once per log row and before each checkpoint."""
+        # "step" is left out: a count, and on the CPU even when the moments are on a GPU.
+        moments = [value for opt in (self.state.opt_d, self.state.opt_g) for entry in opt.state.values()
+                   for key, value in entry.items() if key != "step" and torch.is_tensor(value)
+                   and value.is_floating_point()]
+        if not moments:
+            return first_bad
+        largest = torch.stack(torch._foreach_norm(moments, ord=math.inf))  # NaN propagates, Inf stays Inf
+        bad = ~torch.isfinite(largest).all() & (first_bad[0] < 0)
+        return torch.where(bad, torch.tensor([step, 3], device=first_bad.device), first_bad)
+
     def _check_finite(self, first_bad: torch.Tensor) -> None:
         if self.world.parallel:  # every rank must stop together, or the others wait forever
             torch.distributed.all_reduce(first_bad, torch.distributed.ReduceOp.MAX)
-        bad_step = int(first_bad)
+        bad_step, code = first_bad.tolist()
         if bad_step >= 0:
             good = list_checkpoints(self.paths.root)
             kept = f"the last good checkpoint is {good[-1][1]}" if good else "no checkpoint had been written yet"
             raise TrainingDiverged(
-                f"losses became NaN/Inf at step {bad_step}; training stopped and {kept} — "
-                f"lower the learning rates (optim.lr_d, optim.lr_g) or try another objective")
+                f"{_DIVERGED[code]} became NaN/Inf at step {bad_step}; training stopped and {kept} — "
+                f"lower the learning rates (optim.lr_d, optim.lr_g), try another objective, or set "
+                f"train.on_diverge=rollback", bad_step, _DIVERGED[code])
+
+    def _roll_back(self, diverged: TrainingDiverged) -> bool:
+        """train.on_diverge=rollback: back to the newest intact checkpoint with the learning rates scaled
+        down, at most train.max_rollbacks times; False when that is not possible (the error stands)."""
+        tc = self.config.train
+        if tc.on_diverge != "rollback" or self.rollbacks >= tc.max_rollbacks or not list_checkpoints(self.paths.root):
+            return False
+        checkpoint = find_checkpoint(self.paths.root)
+        self.state.load(checkpoint, self.device)
+        self.lr_schedule.scale *= tc.rollback_lr_scale
+        self.lr_schedule.apply(self.state.step)
+        self.rollbacks += 1
+        self.history = [row for row in self.history if row["step"] <= self.state.step]
+        if self.world.main:
+            self._rewrite_history()
+        self.echo(f"{diverged.what} became NaN/Inf at step {diverged.step}: rolled back to {checkpoint.name} with "
+                  f"learning rates × {self.lr_schedule.scale:g} (rollback {self.rollbacks} of {tc.max_rollbacks})")
+        return True
 
     def _write_rows(self, pending: list) -> None:
         rows = []
@@ -424,6 +508,14 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def train(self) -> TrainResult:
+        while True:
+            try:
+                return self._train_to_the_end()
+            except TrainingDiverged as diverged:
+                if not self._roll_back(diverged):
+                    raise
+
+    def _train_to_the_end(self) -> TrainResult:
         cfg, st, tc = self.config, self.state, self.config.train
         if st.step >= cfg.steps:
             self.echo(f"{self.paths.root} is already at step {st.step} ≥ steps = {cfg.steps}; "
@@ -431,8 +523,11 @@ class Trainer:
             return TrainResult(self.paths.root, st.step)
 
         acc = torch.zeros(len(SCALARS), device=self.device)
-        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        first_bad = torch.full((2,), -1, dtype=torch.long, device=self.device)  # (step, _DIVERGED code)
+        # Under fp16 a non-finite gradient is the scaler's signal to lower its scale, not divergence.
+        watched = slice(0, 5) if st.scaler is not None else slice(0, 7)
         pending: list = []  # (host metadata, values copied off the device) awaiting the next flush
+        bad_as_logged = torch.full((2,), -1)  # first_bad as of the previous log row, copied off the device
         steps_in_interval = d_steps_in_interval = batches_in_interval = 0
         interval_start, callback_time, wall_start = time.perf_counter(), 0.0, time.perf_counter()
         wall_offset = max((row["wall_time"] for row in self.history if "wall_time" in row), default=0.0)
@@ -451,12 +546,19 @@ class Trainer:
                 steps_in_interval += 1
                 d_steps_in_interval += n_d
                 batches_in_interval += max(n_d, 1)  # a step whose D sits out still draws one batch
-                bad = ~torch.isfinite(acc[:5].sum())
-                first_bad = torch.where(bad & (first_bad < 0), done, first_bad)
+                # Losses (code 1) every step; gradient norms (code 2) enter acc only at log steps.
+                norms_code = torch.where(torch.isfinite(acc[watched].sum()), 0, 2)
+                code = torch.where(torch.isfinite(acc[:5].sum()), norms_code, 1)
+                first = (code > 0) & (first_bad[0] < 0)
+                first_bad = torch.where(first, torch.stack([torch.full_like(code, done), code]), first_bad)
 
                 if log_now:
+                    first_bad = self._watch_optimizers(first_bad, done)
                     # Last interval's values are surely ready now: write them, then queue this one.
                     self._write_rows(pending)
+                    if not self.world.parallel and bad_as_logged[0] >= 0:  # ranks agree only at flushes
+                        self._check_finite(first_bad)
+                    bad_as_logged = first_bad.to("cpu", non_blocking=True)
                     elapsed = time.perf_counter() - interval_start - callback_time
                     means = distributed.average(acc.clone(), self.world)
                     means[_PER_STEP] /= steps_in_interval
@@ -479,7 +581,8 @@ class Trainer:
                 if sample_now or checkpoint_now or eval_now:
                     t0 = time.perf_counter()
                     self._write_rows(pending)
-                    self._check_finite(first_bad)
+                    # Never a checkpoint of a non-finite state, even between log rows.
+                    self._check_finite(self._watch_optimizers(first_bad, done))
                     if self.world.main:  # the other ranks wait for it at the next gradient reduction
                         if eval_now:
                             self.evaluate_now()
@@ -496,21 +599,23 @@ class Trainer:
         self._write_rows(pending)
         self._check_finite(first_bad)
         if interrupted:
-            self.echo(f"interrupted at step {st.step}: checkpoint written; continue with "
-                      f"ganforge train --resume {self.paths.root}")
+            self.echo(f"interrupted at step {st.step} ({signal.Signals(stop).name}): checkpoint written; continue "
+                      f"with ganforge train --resume {self.paths.root}")
         else:
             self.echo(f"finished {st.step} steps: {self.paths.root}")
-        return TrainResult(self.paths.root, st.step, interrupted)
+        return TrainResult(self.paths.root, st.step, interrupted, stop_signal=stop if interrupted else 0)
 
-    def _stop_requested(self, interrupt: dict, log_now: bool) -> bool:
-        """Ctrl-C stops at the next step, or, with several ranks, at the next log step that all ranks
-        agree on (a rank that stopped alone would leave the others waiting in a gradient reduction)."""
+    def _stop_requested(self, interrupt: dict, log_now: bool) -> int:
+        """The signal that asks to stop (0: none): at the next step, or, with several ranks, at the next
+        log step, agreed by all ranks (a rank that stopped alone would leave the others waiting in a
+        gradient reduction)."""
         if not self.world.parallel:
-            return interrupt["stop"]
+            return interrupt["signal"]
         if not log_now:
-            return False
-        flag = torch.tensor(float(interrupt["stop"]), device=self.device)
-        return bool(distributed.average(flag, self.world) > 0)
+            return 0
+        flag = torch.tensor(interrupt["signal"], device=self.device)
+        torch.distributed.all_reduce(flag, torch.distributed.ReduceOp.MAX)
+        return int(flag)
 
     def _report_progress(self, bar, meta: dict) -> None:
         # The latest losses shown are one interval old (the newest are still on their way off the device).
@@ -524,9 +629,11 @@ class Trainer:
 
 
 def train(config: Config, run_dir: Path | None = None, resume: bool = False, echo=print) -> TrainResult:
+    """Train (or with `resume`, continue) a run, holding its directory's lock throughout (the main rank)."""
     run_dir = Path(run_dir) if run_dir else (Path(config.out) if config.out else default_run_dir(config))
-    trainer = Trainer(config, run_dir, resume=resume, echo=echo)
-    try:
-        return trainer.train()
-    finally:
-        distributed.shutdown(trainer.world)
+    with hold_run_lock(run_dir) if distributed.launch_rank() == 0 else nullcontext():
+        trainer = Trainer(config, run_dir, resume=resume, echo=echo)
+        try:
+            return trainer.train()
+        finally:
+            distributed.shutdown(trainer.world)

@@ -1,0 +1,520 @@
+"""What a run survives: one test group per hole of issue #13, with the issue's command shape
+(`--data shapes --resolution 32 --batch-size 16 --set dataset.size=2000 --quiet`, tiny networks).
+
+1 SIGTERM/SIGHUP and restarts  2 damaged checkpoints, config, history  3 divergence  4 hostile data
+5 the run-directory lock  6 one-line errors (full disk, unwritable places, broken files)
+"""
+import errno
+import gzip
+import json
+import math
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from ganforge import load_run
+from ganforge.cli import main
+from ganforge.config import DatasetOptions
+from ganforge.data import load_dataset, read_idx
+from ganforge.errors import DataError, GanforgeError
+from ganforge.training.checkpoint import list_checkpoints
+from ganforge.training.lock import hold_run_lock
+
+A = ["--data", "shapes", "--resolution", "32", "--batch-size", "16", "--set", "dataset.size=2000", "--quiet"]
+TINY = ["--set", "model.width=8", "--set", "model.z_dim=16", "--set", "train.log_every=5",
+        "--set", "train.checkpoint_every=10", "--set", "train.sample_every=10", "--set", "train.sample_count=16"]
+
+
+def train_args(out, cache, *extra, steps=20):
+    return ["train", *A, *TINY, "--set", f"dataset.cache_dir={cache}", "--steps", str(steps), "--out", str(out),
+            *extra]
+
+
+def run_cli(capsys, *argv):
+    """main(argv) in this process: (exit code, stdout, stderr)."""
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ganforge: error: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run with checkpoints at steps 10 and 20 (each test damages its own copy)."""
+    root = tmp_path_factory.mktemp("trained")
+    assert main(train_args(root / "run", root / "cache")) == 0
+    return root / "run"
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    return copy
+
+
+def latest_model(run_dir: Path) -> Path:
+    return list_checkpoints(run_dir)[-1][1] / "model.safetensors"
+
+
+# ------------------------------------------------------------------ 1 signals and restarts
+
+def _train_child(out: Path, cache: Path):
+    cmd = [sys.executable, "-m", "ganforge", "train", *A, "--set", "model.width=8", "--set", "model.z_dim=16",
+           "--set", "train.log_every=2", "--set", "train.checkpoint_every=100000",
+           "--set", "train.sample_every=100000", "--set", f"dataset.cache_dir={cache}", "--steps", "100000",
+           "--out", str(out)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _wait_for_first_row(proc, out: Path) -> None:
+    deadline = time.time() + 120
+    while not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").read_text()):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[0]
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_checkpoint_and_exit_like_ctrl_c(tmp_path, capsys, sig):
+    out = tmp_path / "run"
+    proc = _train_child(out, tmp_path / "cache")
+    _wait_for_first_row(proc, out)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, output
+    assert f"({sig.name}): checkpoint written" in output and f"--resume {out}" in output
+    step = load_run(out).step
+    assert step >= 2
+    code, _, err = run_cli(capsys, "train", "--resume", out, "--steps", step + 4)
+    assert code == 0, err
+    assert load_run(out).step == step + 4
+
+
+def _rank_of(pid: int) -> int | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    return next((int(v[5:]) for v in environ if v.startswith(b"RANK=")), None)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or not torch.distributed.is_available(),
+                    reason="needs Linux /proc and torch.distributed")
+def test_sigterm_to_one_rank_under_torchrun_stops_every_rank_with_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ganforge",
+           "train", *A, "--set", "model.width=8", "--set", "model.z_dim=16", "--set", "train.log_every=2",
+           "--set", "train.checkpoint_every=100000", "--set", "train.sample_every=100000", "--device", "cpu",
+           "--set", f"dataset.cache_dir={tmp_path / 'cache'}", "--steps", "100000", "--out", str(out)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    _wait_for_first_row(proc, out)
+    workers = [int(c) for t in Path(f"/proc/{proc.pid}/task").iterdir()
+               for c in (t / "children").read_text().split()]
+    rank1 = next(pid for pid in workers if _rank_of(pid) == 1)
+    os.kill(rank1, signal.SIGTERM)  # rank 0 gets no signal: it must still stop, at the same step
+    output, _ = proc.communicate(timeout=180)
+    stopped = [line for line in output.splitlines() if "interrupted at step" in line]
+    assert len(stopped) == 1 and "(SIGTERM): checkpoint written" in stopped[0], output[-3000:]
+    step = int(stopped[0].split("interrupted at step ")[1].split()[0])
+    assert load_run(out).step == step and step % 2 == 0  # at a log step, which the ranks agree on
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_restarts_in_place(tmp_path, capsys):
+    from ganforge.config import build_config, parse_override
+    from ganforge.training.trainer import Trainer
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    config = build_config(overrides=[parse_override(f"dataset.cache_dir={cache}"), {"steps": 4},
+                                     parse_override("model.width=8"), {"data": "shapes", "batch_size": 16},
+                                     parse_override("dataset.size=2000")])
+    Trainer(config, out, echo=lambda *a: None)  # what a kill before the first checkpoint leaves: no checkpoint
+    assert (out / "config.yaml").is_file() and not list_checkpoints(out)
+
+    code, stdout, err = run_cli(capsys, "train", "--resume", out, "--quiet")
+    assert code == 0, err
+    assert "starting it again from step 0" in stdout and load_run(out).step == 4
+
+    shutil.rmtree(out / "checkpoints")
+    code, stdout, err = run_cli(capsys, *train_args(out, cache, steps=5))
+    assert code == 0, err
+    assert "starting it again in place" in stdout and load_run(out).step == 5
+
+
+# ------------------------------------------------------------------ 2 damaged checkpoints, config, history
+
+DAMAGES = {
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]),
+    "zeroed": lambda p: p.write_bytes(bytes(p.stat().st_size)),
+    "garbage": lambda p: p.write_bytes(os.urandom(p.stat().st_size)),
+    "missing": lambda p: p.unlink(),
+    "one flipped bit": lambda p: p.write_bytes(_flip_bit(p.read_bytes(), p.stat().st_size - 7)),
+}
+
+
+def _flip_bit(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x10]) + data[at + 1:]
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_damaged_latest_checkpoint_falls_back_to_the_intact_one(run, capsys, damage):
+    intact_g = load_run(run, checkpoint="10").generator.state_dict()
+    DAMAGES[damage](latest_model(run))
+    if damage == "missing":
+        (latest_model(run).parent / "manifest.json").unlink()  # the manifest gone too reads as damage, not as old
+
+    loaded = load_run(run)  # sample and eval read through this
+    assert loaded.step == 10
+    assert all(torch.equal(v, intact_g[k]) for k, v in loaded.generator.state_dict().items())
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(warning) == 1 and "step-000020 is damaged" in warning[0] and "using step-000010" in warning[0]
+
+    code, stdout, err = run_cli(capsys, "sample", run, "--n", 4, "--out", run.parent / "grid.png")
+    assert code == 0 and "(step 10," in stdout and "step-000020 is damaged" in err
+
+    code, stdout, err = run_cli(capsys, "train", "--resume", run, "--steps", 25)
+    assert code == 0 and "resumed" in stdout and "from step-000010" in stdout, err
+    assert load_run(run).step == 25
+
+
+def test_a_named_damaged_checkpoint_is_an_error_not_another_one(run, capsys):
+    DAMAGES["one flipped bit"](latest_model(run))
+    code, _, err = run_cli(capsys, "sample", run, "--checkpoint", 20, "--n", 4, "--out", run.parent / "g.png")
+    assert code == 2 and "step-000020 is damaged" in one_line_error(err)
+
+
+def test_every_checkpoint_damaged_is_one_line(run, capsys):
+    for _, folder in list_checkpoints(run):
+        DAMAGES["zeroed"](folder / "state.safetensors")
+    code, _, err = run_cli(capsys, "sample", run, "--n", 4, "--out", run.parent / "g.png")
+    assert code == 2 and "every checkpoint of" in one_line_error(err)
+
+
+def test_a_run_from_before_manifests_still_loads_and_resumes(run, capsys):
+    info = json.loads((run / "run.json").read_text())
+    del info["config_sha256"]
+    (run / "run.json").write_text(json.dumps(info))
+    for _, folder in list_checkpoints(run):  # make them as ganforge wrote them before manifests
+        (folder / "manifest.json").unlink()
+        state = json.loads((folder / "state.json").read_text())
+        del state["manifest"]
+        (folder / "state.json").write_text(json.dumps(state))
+    assert load_run(run).step == 20
+    latest_model(run).write_bytes(b"not a safetensors file")  # wrong format, no manifest to say so
+    assert load_run(run).step == 10
+    assert "step-000020 is damaged" in capsys.readouterr().err
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--steps", 25)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("damage", ["cut to a valid prefix", "not YAML", "empty"])
+def test_damaged_config_is_an_error_not_defaults(run, capsys, damage):
+    config = run / "config.yaml"
+    text = config.read_text()
+    config.write_text({"cut to a valid prefix": text[: text.index("model:")],
+                       "not YAML": "model: [unclosed\n", "empty": ""}[damage])
+    for argv in (["sample", run, "--n", 4, "--out", run.parent / "g.png"], ["train", "--resume", run, "--steps", 25]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2 and "config.yaml" in one_line_error(err) and "restore it" in err
+
+
+def test_damaged_run_json_is_one_line(run, capsys):
+    info = run / "run.json"
+    info.write_text(info.read_text()[:40])
+    code, _, err = run_cli(capsys, "sample", run, "--n", 4, "--out", run.parent / "g.png")
+    assert code == 2 and "run.json is damaged" in one_line_error(err)
+
+
+def test_history_past_the_checkpoint_is_dropped_only_after_a_backup(run, capsys):
+    DAMAGES["missing"](latest_model(run))  # resume falls back to step 10: rows 15 and 20 go
+    metrics = run / "metrics.jsonl"
+    with metrics.open("a") as f:
+        f.write('{"step": 2\n')  # a damaged line
+    before = metrics.read_text()
+    code, stdout, err = run_cli(capsys, "train", "--resume", run, "--steps", 10)
+    assert code == 0, err
+    backup = run / "metrics.before-step000010.jsonl"
+    assert backup.read_text() == before and backup.name in stdout
+    assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [5, 10]
+
+
+# ------------------------------------------------------------------ 3 divergence
+
+def test_divergence_in_gradients_and_optimizer_state_stops_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(out, tmp_path / "cache", "--set", "optim.lr_d=1e6",
+                                               "--set", "optim.lr_g=1e6", steps=200))
+    line = one_line_error(err)
+    assert code == 2 and "became NaN/Inf at step" in line and "train.on_diverge=rollback" in line
+    for _, folder in list_checkpoints(out):  # whatever was written before is finite
+        assert all(torch.isfinite(t).all() for t in load_file(folder / "state.safetensors").values())
+
+
+def test_non_finite_adam_state_is_caught_and_never_checkpointed(tmp_path, capsys, monkeypatch):
+    from ganforge.training.trainer import Trainer
+
+    original = Trainer._step
+
+    def poisoned(self, g_step, acc, want_grad_norms):
+        n_d = original(self, g_step, acc, want_grad_norms)
+        if g_step == 12:  # finite losses and gradients; only D's second moment goes bad
+            next(iter(self.state.opt_d.state.values()))["exp_avg_sq"].fill_(math.inf)
+        return n_d
+
+    monkeypatch.setattr(Trainer, "_step", poisoned)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(out, tmp_path / "cache", "--set", "train.log_every=50", steps=30))
+    assert code == 2 and "the optimizer state (Adam/RMSprop moments) became NaN/Inf at step 20" in one_line_error(err)
+    assert [step for step, _ in list_checkpoints(out)] == [10]
+
+
+def test_on_diverge_rollback_resumes_from_the_last_checkpoint_with_lower_rates(tmp_path, capsys, monkeypatch):
+    from ganforge.losses.dcgan import DCGAN
+
+    calls = {"n": 0}
+    original = DCGAN.g_loss
+
+    def poisoned_once(self, fake_logits):
+        calls["n"] += 1
+        loss = original(self, fake_logits)
+        return loss * float("nan") if calls["n"] == 13 else loss
+
+    monkeypatch.setattr(DCGAN, "g_loss", poisoned_once)
+    out = tmp_path / "run"
+    code, stdout, err = run_cli(capsys, *train_args(out, tmp_path / "cache", "--set", "train.on_diverge=rollback",
+                                                    steps=30))
+    assert code == 0, err
+    assert "losses became NaN/Inf at step 13: rolled back to step-000010 with learning rates × 0.5" in stdout
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [5, 10, 15, 20, 25, 30]
+    assert rows[1]["lr_g"] == 2e-4 and rows[2]["lr_g"] == 1e-4  # halved after the rollback
+    assert load_run(out).step == 30
+    state = json.loads((list_checkpoints(out)[-1][1] / "state.json").read_text())
+    assert state["lr_schedule"] == {"scale": 0.5}  # a resume keeps the lowered rates
+
+
+# ------------------------------------------------------------------ 4 hostile data
+
+@pytest.fixture
+def options(tmp_path):
+    return DatasetOptions(cache_dir=str(tmp_path / "cache"))
+
+
+def _images(folder: Path, count: int = 3) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.new("RGB", (40, 40), (60 * i, 20, 200)).save(folder / f"{i}.png")
+
+
+def test_a_tags_line_with_too_many_tags_stops_before_any_network_is_built(tmp_path, options):
+    _images(tmp_path / "d")
+    (tmp_path / "d" / "tags.csv").write_text("0," + ",".join(f"t{i}" for i in range(5000)) + "\n1,red\n")
+    with pytest.raises(DataError, match=r"line 1: more than 1000 tags for one image; raise dataset.max_tags_per_image"):
+        load_dataset(str(tmp_path / "d"), 32, 3, options)
+
+
+def test_a_tag_vocabulary_over_the_limit_names_tags_top(tmp_path, options):
+    _images(tmp_path / "d")
+    (tmp_path / "d" / "tags.csv").write_text("".join(f"{i},{i}a,{i}b,{i}c\n" for i in range(3)))
+    with pytest.raises(DataError, match=r"9 distinct tags, over dataset.max_tags = 5 .*dataset.tags_top=N"):
+        load_dataset(str(tmp_path / "d"), 32, 3, DatasetOptions(cache_dir=options.cache_dir, max_tags=5))
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # PIL's own notice at open
+def test_an_image_declaring_too_many_pixels_is_skipped_before_decoding(tmp_path, options):
+    _images(tmp_path / "d")
+    Image.new("1", (12000, 12000)).save(tmp_path / "d" / "huge.png")  # ~17 KB on disk, 144 Mpx declared
+    data = load_dataset(str(tmp_path / "d"), 32, 3, options)
+    assert len(data.data) == 3 and data.info["skipped"] == {"over dataset.max_image_pixels": 1}
+
+
+def test_a_gzip_idx_declaring_more_than_the_limit_is_refused_before_gunzipping(tmp_path):
+    header = struct.pack(">BBBB", 0, 0, 0x08, 3) + struct.pack(">3I", 3_600_000, 28, 28)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(header + bytes(1 << 20))  # 1 MB of the 2.7 GB promised: never decompressed further
+    with pytest.raises(DataError, match=r"declares 2692 MB of data .* over dataset.max_decompressed_mb = 1024"):
+        read_idx(path)
+
+
+def test_links_that_leave_the_folder_dangle_or_loop_are_skipped_and_counted(tmp_path, options):
+    folder = tmp_path / "d"
+    _images(folder)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0")
+    _images(tmp_path / "elsewhere", 1)
+    (folder / "0.txt").symlink_to(secret)  # a sidecar pointing outside
+    (folder / "1.txt").write_text("red")
+    (folder / "outside.png").symlink_to(tmp_path / "elsewhere" / "0.png")
+    (folder / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    (folder / "loop.png").symlink_to(folder / "loop.png")
+    data = load_dataset(str(folder), 32, 3, options)
+    assert len(data.data) == 3
+    assert data.info["skipped"] == {"outside the folder": 2, "broken links": 2}  # 0.txt counts among them
+    assert data.tags == [[], ["red"], []] and data.info["tags"]["sidecars_outside"] == 1
+    assert "sidecars outside the folder skipped: 1" in data.info["summary"]
+
+
+# ------------------------------------------------------------------ 5 the lock
+
+def test_a_locked_run_is_refused_with_the_holders_pid(run, capsys):
+    before = (run / "metrics.jsonl").read_text()
+    with hold_run_lock(run):
+        code, _, err = run_cli(capsys, "train", "--resume", run, "--steps", 25)
+    assert code == 2 and f"in use by another ganforge process (PID {os.getpid()})" in one_line_error(err)
+    assert (run / "metrics.jsonl").read_text() == before
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--steps", 25)  # released: the next one may
+    assert code == 0, err
+
+
+def test_a_refused_start_leaves_no_lock_file_behind(tmp_path, capsys):
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    code, _, err = run_cli(capsys, *train_args(folder, tmp_path / "cache"))
+    assert code == 2 and "already exists and is not empty" in one_line_error(err)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def test_a_stale_lock_file_from_a_killed_process_does_not_block(run, capsys):
+    (run / "run.lock").write_text("999999\n")  # what kill -9 leaves: the file, but no flock
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--steps", 25)
+    assert code == 0, err
+
+
+@pytest.mark.slow
+def test_two_fresh_runs_into_one_directory_one_wins(tmp_path):
+    out = tmp_path / "run"
+    procs = [_train_child(out, tmp_path / f"cache{i}") for i in range(2)]
+    deadline = time.time() + 120
+    while not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").read_text()):
+        assert any(proc.poll() is None for proc in procs) and time.time() < deadline, "both stopped"
+        time.sleep(0.1)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    codes = sorted(proc.returncode for proc in procs)
+    assert codes == [2, 143], outputs
+    loser = outputs[[p.returncode for p in procs].index(2)]
+    assert "in use by another ganforge process" in loser or "already exists and is not empty" in loser
+
+
+# ------------------------------------------------------------------ 6 one-line errors
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_history(run, capsys, monkeypatch):
+    import ganforge.training.checkpoint as checkpoint
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    history = (run / "metrics.jsonl").read_text()
+    monkeypatch.setattr(checkpoint, "save_file", disk_full)
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--steps", 30)
+    line = one_line_error(err)
+    assert code == 2 and "No space left on device" in line and "step-000010, step-000020" in line
+    assert [step for step, _ in list_checkpoints(run)] == [10, 20]
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".tmp")]
+    assert (run / "metrics.jsonl").read_text().startswith(history)
+    monkeypatch.undo()
+    assert load_run(run).step == 20
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--steps", 30)
+    assert code == 0, err
+
+
+def test_a_full_disk_at_the_first_checkpoint_leaves_a_restartable_run(tmp_path, capsys, monkeypatch):
+    import ganforge.training.checkpoint as checkpoint
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", disk_full)
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, *train_args(out, tmp_path / "cache"))
+    assert code == 2 and "none yet" in one_line_error(err)
+    monkeypatch.undo()
+    code, _, err = run_cli(capsys, "train", "--resume", out, "--steps", 10)
+    assert code == 0, err
+
+
+def test_unwritable_places_are_one_line(run, capsys, monkeypatch):
+    import ganforge.cli as cli
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(run / "samples" / "x.png"))
+
+    monkeypatch.setattr(cli, "save_grid", read_only, raising=False)
+    monkeypatch.setattr("ganforge.report.save_grid", read_only)
+    code, _, err = run_cli(capsys, "sample", run, "--n", 4)
+    line = one_line_error(err)
+    assert code == 2 and "Read-only file system" in line and "write elsewhere (--out)" in line
+
+
+def test_eval_prints_its_result_even_where_it_cannot_keep_it(run, capsys, monkeypatch):
+    import ganforge.metrics
+
+    monkeypatch.setattr(ganforge.metrics, "evaluate", lambda *a, **k: {"step": 20, "fid": 12.5})
+    (run / "eval").write_text("a file where the eval folder would go")
+    code, stdout, err = run_cli(capsys, "eval", run, "--quiet")
+    assert code == 0 and "fid          12.5" in stdout
+    assert "the result above is not kept" in err
+
+
+def test_empty_and_mislabelled_mnist_files_are_one_line(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "train-images-idx3-ubyte").write_bytes(b"")
+    (empty / "train-labels-idx1-ubyte").write_bytes(b"")
+    with pytest.raises(DataError, match="is empty; download it again"):
+        load_dataset(f"mnist:{empty}", 32, 1, DatasetOptions())
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    images = np.zeros((3, 28, 28), np.uint8)
+    header = lambda a: struct.pack(">BBBB", 0, 0, 0x08, a.ndim) + struct.pack(f">{a.ndim}I", *a.shape)
+    (bad / "train-images-idx3-ubyte").write_bytes(header(images) + images.tobytes())
+    labels = np.array([1, 2, 12], np.uint8)
+    (bad / "train-labels-idx1-ubyte").write_bytes(header(labels) + labels.tobytes())
+    with pytest.raises(DataError, match=r"labels outside 0-9 \(e.g. 12\)"):
+        load_dataset(f"mnist:{bad}", 32, 1, DatasetOptions())
+
+
+def test_a_class_folder_with_a_non_utf8_name_loads(tmp_path, options, capsys):
+    root = os.fsencode(tmp_path / "d")
+    for name in (b"caf\xe9", b"dogs"):
+        os.makedirs(os.path.join(root, name))
+        for i in range(2):
+            Image.new("RGB", (40, 40), (60 * i, 0, 0)).save(os.fsdecode(os.path.join(root, name, b"%d.png" % i)))
+    data = load_dataset(str(tmp_path / "d"), 32, 3, options)
+    assert data.class_names == ["caf\ufffd", "dogs"] and data.labels.tolist() == [0, 0, 1, 1]
+    print(data.info["summary"])  # printable and JSON-able
+    json.dumps(data.class_names, ensure_ascii=False).encode()
+
+
+def test_checkpoint_weights_of_another_network_are_one_line(run, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert main(train_args(other, tmp_path / "cache", "--set", "model.width=4", steps=10)) == 0
+    target = list_checkpoints(run)[-1][1]
+    shutil.rmtree(target)
+    shutil.copytree(list_checkpoints(other)[-1][1], target)  # intact, but another run's
+    capsys.readouterr()
+    code, _, err = run_cli(capsys, "sample", run, "--n", 4, "--out", tmp_path / "g.png")
+    assert code == 2 and "do not fit the run's network" in one_line_error(err)
