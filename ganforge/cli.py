@@ -46,6 +46,8 @@ def _overrides(args) -> list[dict]:
             updates.append({key: value})
     if getattr(args, "quiet", False):
         updates.append({"train": {"quiet": True}})
+    if getattr(args, "minutes", None) is not None:
+        updates.append({"train": {"minutes": args.minutes}})
     return updates
 
 
@@ -260,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a GAN (or continue one with --resume RUN)")
     _add_config_flags(p)
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint (up to --steps)")
+    p.add_argument("--minutes", type=float, metavar="M",
+                   help="time budget: stop after M minutes of training in all (train.minutes), or at --steps if "
+                        "sooner; with --resume, a larger total continues the run")
     p.add_argument("--quiet", action="store_true", help="no progress bar; one line per log row")
     p.set_defaults(func=cmd_train)
 

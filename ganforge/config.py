@@ -42,7 +42,8 @@ class DatasetOptions:
 
 @dataclass
 class ModelConfig:
-    arch: str = _f("auto", "network family in the model registry; auto: mlp for 2-D points, dcgan for images")
+    arch: str = _f("auto", "network family in the model registry; auto: mlp for 2-D points, dcgan for images; "
+                            "mlp on images: Goodfellow et al.'s fully connected GAN")
     z_dim: int = _f(100, "dimension of the latent vector z", minimum=1)
     width: int = _f(32, "channels of G's last and D's first hidden layer; deeper layers double it, up to 8×",
                     minimum=1)
@@ -54,8 +55,8 @@ class ModelConfig:
     d_norm: str = _f("auto", "D normalisation; auto: as norm, but none when the objective needs D without BatchNorm",
                      choices=("auto", "batch", "none", "selu"))
     d_dropout: float = _f(0.0, "dropout probability after each hidden activation of D", minimum=0.0)
-    mlp_hidden: int = _f(256, "hidden units of the MLP networks (2-D data)", minimum=1)
-    mlp_layers: int = _f(3, "hidden layers of the MLP networks (2-D data)", minimum=1)
+    mlp_hidden: int = _f(256, "hidden units of the MLP networks (2-D data, or images with arch mlp)", minimum=1)
+    mlp_layers: int = _f(3, "hidden layers of the MLP networks (2-D data, or images with arch mlp)", minimum=1)
     stage1_resolution: int = _f(32, "arch stacked: resolution of stage 1, refined 2× or 4× by stage 2",
                                 choices=(32, 64, 128))
     stage1_run: str = _f("", "arch stacked: a trained run whose G becomes stage 1 (its weights loaded); "
@@ -129,12 +130,16 @@ class BalanceConfig:
 @dataclass
 class TrainConfig:
     log_every: int = _f(25, "G steps between rows of metrics.jsonl and progress updates", minimum=1)
-    sample_every: int = _f(500, "G steps between sample grids (samples/step-NNNNNN.png) and loss-curve updates",
+    sample_every: int = _f(500, "G steps between sample grids (samples/step-NNNNNN.png) and loss-curve updates; "
+                                "before the first, grids at step 0 and at steps 1, 2, 5, 10, 20, 50, …",
                            minimum=1)
     checkpoint_every: int = _f(1000, "G steps between checkpoints (one is always written at the end)", minimum=1)
     keep_checkpoints: int = _f(3, "most recent checkpoints kept", minimum=1)
     sample_count: int = _f(64, "images in each sample grid (fixed z)", minimum=1)
     quiet: bool = _f(False, "no progress bar: one plain line per log row")
+    minutes: float = _f(0.0, "time budget: stop after this many minutes of training (summed over resumes), or at "
+                             "steps if sooner; the last step is logged, sampled and checkpointed (0: no budget)",
+                        minimum=0.0)
 
 
 @dataclass

@@ -299,65 +299,24 @@ def _one_line(err: BaseException) -> str:
 @dataclass
 class _Trained:
     step: int
-    stopped_by: str           # "steps" | "time"
+    stopped_by: str           # "steps" | "time" | "interrupt"
     interrupted: bool = False
 
 
-def _progress(run_dir: Path) -> tuple[int, float]:
-    """(step of the latest checkpoint, training wall time up to it) of a run directory."""
-    found = list_checkpoints(run_dir)
-    step = found[-1][0] if found else 0
-    times = [row["wall_time"] for row in read_history(RunPaths(run_dir).metrics)
-             if "wall_time" in row and row["step"] <= step]
-    return step, max(times, default=0.0)
-
-
-def _train_to(member: Member, steps: int, echo) -> bool:
-    """Train (or continue) a member's run up to `steps`; True when Ctrl-C stopped it."""
-    if list_checkpoints(member.run_dir):
-        config = replace(read_config(member.run_dir), steps=steps)
-        return train(config, member.run_dir, resume=True, echo=echo).interrupted
-    if member.run_dir.exists():
-        shutil.rmtree(member.run_dir)  # a start that never reached its first checkpoint
-    return train(replace(member.config, steps=steps), member.run_dir, echo=echo).interrupted
-
-
 def _train_member(member: Member, minutes: float | None, echo) -> _Trained:
-    cap = member.config.steps
-    if minutes is None:
-        interrupted = _train_to(member, cap, echo)
-        return _Trained(_progress(member.run_dir)[0], "steps", interrupted)
-    # The trainer has no time budget: train in chunks (resuming in between). Short probing chunks,
-    # growing 4× until one lasts long enough to time, give the pace; then each chunk takes half the
-    # time left, and the last eighth goes in one final chunk, so a misjudged pace overshoots (or
-    # leaves unused) little. Chunks end on the log grid so that metrics rows stay regular.
-    budget, log_every = minutes * 60, member.config.train.log_every
-    timeable = min(1.0, budget / 20)
-    probe, rate, last = log_every, None, False
-    while not last:
-        step, used = _progress(member.run_dir)
-        remaining = budget - used
-        if step >= cap:
-            return _Trained(step, "steps")
-        if remaining <= 0:
-            return _Trained(step, "time")
-        if rate is None:
-            target = step + probe
-        else:
-            fill, half = (int(seconds * rate) // log_every * log_every for seconds in (remaining, remaining / 2))
-            if fill <= 0:
-                return _Trained(step, "time")
-            last = remaining <= budget / 8 or half <= 0
-            target = step + (fill if last else half)
-        if _train_to(member, min(target, cap), echo):
-            return _Trained(_progress(member.run_dir)[0], "time", interrupted=True)
-        new_step, new_used = _progress(member.run_dir)
-        if new_used - used >= timeable:
-            rate = (new_step - step) / (new_used - used)
-        else:
-            probe *= 4
-    step = _progress(member.run_dir)[0]
-    return _Trained(step, "steps" if step >= cap else "time")
+    """Train (or continue) a member's run to its steps or, with a budget, until the trainer's own time
+    budget (train.minutes, training time summed over resumes) is used up."""
+    if list_checkpoints(member.run_dir):
+        config = read_config(member.run_dir)
+        resume = True
+    else:
+        if member.run_dir.exists():
+            shutil.rmtree(member.run_dir)  # a start that never reached its first checkpoint
+        config, resume = member.config, False
+    if minutes is not None:
+        config = replace(config, train=replace(config.train, minutes=minutes))
+    result = train(config, member.run_dir, resume=resume, echo=echo)
+    return _Trained(result.step, result.stopped_by, result.interrupted)
 
 
 def evaluate_member(study: Study, member: Member) -> tuple[dict, dict[str, str]]:

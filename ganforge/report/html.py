@@ -113,7 +113,14 @@ def _matched_steps(results: StudyResults) -> list[int]:
     trained = [r for r in results.members if r.trained and r.samples] or [r for r in results.members if r.samples]
     if not trained:
         return []
-    return _spread(set.intersection(*(set(r.samples) for r in trained)))
+    return _spread(set.intersection(*(_regular_steps(r) for r in trained)))
+
+
+def _regular_steps(result) -> set[int]:
+    """A member's grids every train.sample_every steps and its last one; the early, log-spaced grids
+    (step 0, 1, 2, 5, …) would crowd out the rest of training in a few rows."""
+    every = result.member.config.train.sample_every
+    return {step for step in result.samples if step > 0 and (step % every == 0 or step == max(result.samples))}
 
 
 def _spread(steps: set[int], count: int = MAX_MATCHED_STEPS) -> list[int]:
@@ -164,7 +171,7 @@ def stage_section(results: StudyResults) -> list:
              for v in results.variants if any(r.stage1_samples for r in v.members)]
     if not shown:
         return []
-    steps = _spread(set.intersection(*(set(r.stage1_samples) & set(r.samples) for r in shown)))
+    steps = _spread(set.intersection(*(set(r.stage1_samples) & _regular_steps(r) for r in shown)))
     if not steps:
         return []
     header = ["step"]
