@@ -217,3 +217,29 @@ def _match_ids(tag_file: Path, images: list[str], rows: list[tuple[int, str, Tag
         raise DataError(f"tags file {tag_file} names none of the {len(images)} images (its ids: {ids}; "
                         f"image ids: {examples}); an id is the image's file name without extension")
     return per_image, unknown
+
+
+OTHER = "other"  # the class of images that carry none of a group's tags
+
+
+def group_labels(tags: list[list[str]], group: str, lowercase: bool = True) -> tuple[list[int], list[int], list[str]]:
+    """Class labels from one group of mutually exclusive tags ("light skin tone, …, dark skin tone"): an
+    image's class is the group tag it carries, `other` when it carries none. Images carrying several
+    are left out (no single answer). Returns (kept image indices, their labels, class names)."""
+    wanted = [normalise(tag, lowercase) for tag in group.split(",") if tag.strip()]
+    known = {tag for image in tags for tag in image}
+    for tag in wanted:
+        if tag not in known:
+            raise DataError(f"--tags names '{tag}', which no image has; {closest_hint(tag, sorted(known), lowercase)}")
+    if len(set(wanted)) < 2:
+        raise DataError(f"--tags {group!r} needs at least two different tags, e.g. "
+                        f"--tags 'light skin tone, dark skin tone'")
+    names = sorted(set(wanted)) + [OTHER]
+    index = {name: i for i, name in enumerate(names)}
+    kept, labels = [], []
+    for i, image in enumerate(tags):
+        found = [tag for tag in image if tag in index and tag != OTHER]
+        if len(found) <= 1:
+            kept.append(i)
+            labels.append(index[found[0] if found else OTHER])
+    return kept, labels, names
