@@ -12,7 +12,7 @@ from pathlib import Path
 
 # Flags that make up a plan: a resumed study keeps the plan in its study.json.
 _PLAN_FLAGS = ("preset", "config", "set", "data", "objective", "resolution", "steps", "batch_size", "seed",
-               "device", "name", "out", "vary", "seeds", "minutes", "metrics", "n", "features", "quiet")
+               "device", "name", "out", "vary", "also", "seeds", "minutes", "metrics", "n", "features", "quiet")
 
 
 def _given_plan_flags(args) -> list[str]:
@@ -43,7 +43,7 @@ def cmd_compare(args) -> int:
         # The member configs start from the flags as `train` reads them; --out is the study's folder.
         base = config_from_args(argparse.Namespace(**{**vars(args), "out": None}))
         study = plan_study(root, base, args.vary, seeds=args.seeds, metrics=args.metrics, n=args.n,
-                           features=args.features, minutes=args.minutes)
+                           features=args.features, minutes=args.minutes, also=args.also)
         print(f"study {root}: {len(study.members())} members; plan in {root / 'study.json'}")
     interrupted = False if args.report_only else run_study(study, retry_failed=args.retry_failed,
                                                              jobs=args.jobs)
@@ -69,6 +69,9 @@ def add_compare_command(sub) -> None:
     p.add_argument("--out", help="study folder (default studies/study-<timestamp>)")
     p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="a config key and its values, parsed like --set values; several --vary flags form a grid")
+    p.add_argument("--also", action="append", default=[], metavar="'KEY=V; KEY2=V2'",
+                   help="one more variant beside the --vary grid (a baseline, e.g. 'model.arch=mlp; "
+                        "objective=dcgan'), its settings separated by semicolons (repeatable)")
     p.add_argument("--seeds", type=int, metavar="N", help="train every variant with seeds 0..N-1 "
                                                           "(default: the config's seed only)")
     p.add_argument("--minutes", type=float, metavar="M",

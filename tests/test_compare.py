@@ -451,3 +451,19 @@ def test_two_stage_members_show_stage1_beside_stage2(tmp_path, monkeypatch):
         assert f"(runs/base-seed0/samples/stage1/step-{step:06d}.png)" in row[1]
         assert f"(runs/base-seed0/samples/step-{step:06d}.png)" in row[2]
     assert "Stage 1 and stage 2" in (root / "report.html").read_text()
+
+
+def test_also_adds_a_baseline_variant_beside_the_grid(tmp_path):
+    root = tmp_path / "study"
+    assert main(["compare", *TINY, "--set", "steps=10", "--vary", "objective=dcgan,lsgan",
+                 "--also", "objective=hinge; model.mlp_hidden=8", "--n", "100", "--out", str(root)]) == 0
+    assert record(root, "objective=hinge,model.mlp_hidden=8-seed0")["state"] == "evaluated"
+    assert sorted(p.stem for p in (root / "members").iterdir()) == [
+        "objective=dcgan-seed0", "objective=hinge,model.mlp_hidden=8-seed0", "objective=lsgan-seed0"]
+    hidden = yaml.safe_load((root / "runs" / "objective=hinge,model.mlp_hidden=8-seed0" / "config.yaml").read_text())
+    assert hidden["model"]["mlp_hidden"] == 8 and hidden["objective"] == "hinge"
+    assert load_study(root).also == [(("objective", "hinge"), ("model.mlp_hidden", "8"))]
+    report = (root / "report.md").read_text()
+    assert "objective=hinge, model.mlp_hidden=8" in report
+    with pytest.raises(ConfigError, match="--also 'objective' needs the form key=value"):
+        plan_study(tmp_path / "other", build_config(), [], also=["objective"])

@@ -98,6 +98,22 @@ class Vary:
         return cls(key, texts)
 
 
+def parse_also(spec: str) -> tuple[tuple[str, str], ...]:
+    """'model.arch=mlp; objective=dcgan' → (('model.arch', 'mlp'), ('objective', 'dcgan')): one variant
+    added beside the --vary grid (a baseline such as a floor), its settings separated by semicolons."""
+    settings = []
+    for part in spec.split(";"):
+        key, eq, text = part.partition("=")
+        if not eq or not key.strip() or not text.strip():
+            raise ConfigError(f"--also {spec!r} needs the form key=value[; key=value ...], "
+                              f"e.g. --also 'model.arch=mlp; objective=dcgan'")
+        settings.append((key.strip(), text.strip()))
+    keys = [key for key, _ in settings]
+    if len(set(keys)) < len(keys):
+        raise ConfigError(f"--also {spec!r} sets a key twice")
+    return tuple(settings)
+
+
 @dataclass(frozen=True)
 class Member:
     name: str                              # folder name: "objective=wgan-seed1"
@@ -122,13 +138,15 @@ class Study:
     n: int
     features: str
     minutes: float | None = None      # wall-clock budget per member; None: steps only
+    also: list[tuple[tuple[str, str], ...]] = field(default_factory=list)  # variants beside the --vary grid
 
     @property
     def record_dir(self) -> Path:
         return self.root / "members"
 
     def variants(self) -> list[tuple[tuple[str, str], ...]]:
-        return list(itertools.product(*([(v.key, text) for text in v.values] for v in self.vary)))
+        grid = list(itertools.product(*([(v.key, text) for text in v.values] for v in self.vary)))
+        return grid + [settings for settings in self.also if settings not in grid]
 
     def members(self) -> list[Member]:
         """Every variant × seed, variant by variant; each config built and type-checked."""
@@ -156,7 +174,7 @@ class Study:
     def to_json(self) -> dict:
         return {"format": FORMAT, "base": self.base, "vary": [[v.key, list(v.values)] for v in self.vary],
                 "seeds": self.seeds, "metrics": self.metrics, "n": self.n, "features": self.features,
-                "minutes": self.minutes}
+                "minutes": self.minutes, "also": [[list(pair) for pair in settings] for settings in self.also]}
 
     def save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -168,7 +186,8 @@ def default_study_dir() -> Path:
 
 
 def plan_study(root: Path, base: Config, vary: list[str], seeds: int | None = None, metrics: str | None = None,
-               n: int | None = None, features: str | None = None, minutes: float | None = None) -> Study:
+               n: int | None = None, features: str | None = None, minutes: float | None = None,
+               also: list[str] | None = None) -> Study:
     """A validated plan: every member's config built and checked (keys, values, objective, data,
     networks) and the metrics checked against the data, before anything trains."""
     if (root / STUDY_FILE).is_file():
@@ -187,6 +206,11 @@ def plan_study(root: Path, base: Config, vary: list[str], seeds: int | None = No
         for i, value in enumerate(parsed):
             if value in parsed[:i]:
                 raise ConfigError(f"--vary {v.key} lists the value {v.values[i]!r} twice")
+    extra = [parse_also(spec) for spec in also or []]
+    for settings in extra:
+        for key, _ in settings:
+            if key in _NOT_VARIABLE:
+                raise ConfigError(f"--also {key} is not allowed: {_NOT_VARIABLE[key]}")
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds {seeds} must be at least 1")
     if n is not None and n < 2:
@@ -194,7 +218,7 @@ def plan_study(root: Path, base: Config, vary: list[str], seeds: int | None = No
     if minutes is not None and not minutes > 0:
         raise ConfigError(f"--minutes {minutes} must be positive")
     data = {key: value for key, value in base.to_dict().items() if key != "out"}
-    study = Study(root=root, base=data, vary=varies,
+    study = Study(root=root, base=data, vary=varies, also=extra,
                   seeds=list(range(seeds)) if seeds is not None else [base.seed],
                   metrics=[], n=n or DEFAULT_N, features=features or "inception", minutes=minutes)
     kind, info = _check_members(study.members())
@@ -215,7 +239,8 @@ def load_study(root: Path) -> Study:
         raise GanforgeError(f"{path} has format {data.get('format')}; this ganforge reads format {FORMAT}")
     return Study(root=root, base=data["base"], vary=[Vary(key, tuple(values)) for key, values in data["vary"]],
                  seeds=data["seeds"], metrics=data["metrics"], n=data["n"], features=data["features"],
-                 minutes=data["minutes"])
+                 minutes=data["minutes"],
+                 also=[tuple((key, text) for key, text in settings) for settings in data.get("also", [])])
 
 
 def validate_study(study: Study) -> None:

@@ -307,6 +307,7 @@ def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
     base = _flatten(study.base)
     changed = [[Cell(k), Cell(str(v))] for k, v in base.items() if defaults.get(k, object()) != v]
     varied = [[Cell(v.key), Cell(", ".join(v.values))] for v in study.vary]
+    varied += [[Cell("also"), Cell(", ".join(f"{key}={text}" for key, text in settings))] for settings in study.also]
     if varied:
         doc.append(Table(["varied key", "values"], varied))
     doc.append(Table(["base config key (not at its default)", "value"], changed or [[Cell("—"), Cell("—")]]))
