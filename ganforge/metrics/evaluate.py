@@ -259,6 +259,25 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
     return result
 
 
+def cache_reference(ref: str, options: DatasetOptions, resolution: int, channels: int,
+                    metrics: list[str] | str, n_ref: int, *, features: str = "inception", device="auto",
+                    seed: int = 0, progress: bool = True) -> tuple[int, str]:
+    """Compute and cache now the reference features that evaluate(..., ref=ref, n_ref=n_ref, seed=seed)
+    will read for these metrics, so that many evaluations against one reference (a study's members,
+    several at once) compute them once. Returns (reference images, 'hit' or 'miss')."""
+    from ..training.device import pick_device
+
+    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    chosen = {name: metric_registry.get(name) for name in names}
+    device = pick_device(str(device))
+    extractor = build_extractor(features, device)
+    _check_outputs(chosen, extractor)
+    needs = set().union(*(m.needs for m in chosen.values())) - {"channel_classes"}  # as evaluate() asks
+    real = _load_images(ref, resolution, channels, options, n_ref, seed)
+    _, status = _real_features(real, extractor, needs, device, 64, options, progress)
+    return real.count, status
+
+
 def protocol(result: dict) -> str:
     """The line every printed FID/KID stands beside: sample counts, reference and weights."""
     parts = [f"{result['n']:,} {'images' if 'source_total' in result else 'generated'}"]

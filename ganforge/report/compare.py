@@ -35,7 +35,9 @@ from ..training.trainer import train
 
 FORMAT = 1
 STUDY_FILE = "study.json"
-DEFAULT_N = 10_000   # as `ganforge eval`
+# Samples per member's final evaluation when --n is not given, by device: Inception features run at
+# about 20 images/s on a 2-core CPU, so 10,000 (as `ganforge eval` on a GPU) would take ~10 min a member.
+DEFAULT_N = {"cuda": 10_000, "cpu": 2_000}
 EVAL_SEED = 0        # every member is measured on the same latent vectors
 # Keys a study sets itself: each member's run directory, and the seeds (--seeds).
 _NOT_VARIABLE = {"out": "the study gives each member its own run directory",
@@ -181,6 +183,13 @@ class Study:
         _write_json(self.root / STUDY_FILE, self.to_json())
 
 
+def default_n(device: str) -> int:
+    """The evaluation size for a study on this device (DEFAULT_N)."""
+    from ..training.device import pick_device
+
+    return DEFAULT_N["cuda" if pick_device(device).type == "cuda" else "cpu"]
+
+
 def default_study_dir() -> Path:
     return Path("studies") / f"study-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
@@ -220,7 +229,7 @@ def plan_study(root: Path, base: Config, vary: list[str], seeds: int | None = No
     data = {key: value for key, value in base.to_dict().items() if key != "out"}
     study = Study(root=root, base=data, vary=varies, also=extra,
                   seeds=list(range(seeds)) if seeds is not None else [base.seed],
-                  metrics=[], n=n or DEFAULT_N, features=features or "inception", minutes=minutes)
+                  metrics=[], n=n or default_n(base.device), features=features or "inception", minutes=minutes)
     kind, info = _check_members(study.members())
     study.metrics = ([m.strip() for m in metrics.split(",") if m.strip()] if metrics
                      else default_metrics(kind, study.features, info))
@@ -351,8 +360,11 @@ def evaluate_member(study: Study, member: Member) -> tuple[dict, dict[str, str]]
     from ..metrics import evaluate
 
     def measure(metrics: list[str]) -> dict:
-        return evaluate(member.run_dir, metrics=metrics, n=study.n, features=study.features,
-                        device=member.config.device, seed=EVAL_SEED, progress=False)
+        # The reference drawn with the study's seed, not the member's: one reference (and one cached set of
+        # its features, see share_reference) for every member.
+        return evaluate(member.run_dir, ref=member.config.data, ref_name=member.config.data, metrics=metrics,
+                        n=study.n, features=study.features, device=member.config.device, seed=EVAL_SEED,
+                        progress=False)
 
     try:
         return measure(study.metrics), {}
@@ -405,6 +417,39 @@ def _run_member(study: Study, member: Member, tag: str, retry_failed: bool, echo
     for name, message in errors.items():
         echo(f"{tag}: {name} failed: {message}")
     return False
+
+
+def share_reference(study: Study, echo) -> None:
+    """Compute each image reference's features once, before any member is evaluated (members evaluated
+    side by side would otherwise each compute the same ones). A failure here (no Inception weights) is
+    left for each member's evaluation to report, metric by metric."""
+    from ..metrics.evaluate import cache_reference, metric_registry
+
+    referenced = [name for name in study.metrics if name in metric_registry and metric_registry.get(name).uses_ref]
+    if not referenced:  # 2-D points, mode counts: nothing is compared with real features
+        return
+    seen = set()
+    for member in study.members():
+        cfg = member.config
+        key = (cfg.data, cfg.resolution, cfg.channels, repr(cfg.dataset))
+        if key in seen:
+            continue
+        seen.add(key)
+        echo(f"reference features of {cfg.data} at {cfg.resolution} px ({study.features}, up to {study.n} images), "
+             f"once for all members")
+        # All the metrics first, as members ask for them all at once; then those that compare with it alone.
+        for metrics in (study.metrics, referenced):
+            try:
+                count, status = cache_reference(cfg.data, cfg.dataset, cfg.resolution, cfg.channels, metrics,
+                                                study.n, features=study.features, device=cfg.device, seed=EVAL_SEED,
+                                                progress=False)
+            except GanforgeError as err:
+                error = _one_line(err)
+                continue
+            echo(f"reference features: {count} images ({'cached earlier' if status == 'hit' else 'computed'})")
+            break
+        else:
+            echo(f"reference features not computed ({error}); each member's evaluation reports it")
 
 
 def usable_cores() -> int:
@@ -484,6 +529,8 @@ def run_study(study: Study, retry_failed: bool = False, echo=print, jobs: int = 
     if not (study.root / STUDY_FILE).is_file():
         study.save()
     order = study.training_order()
+    if any(read_record(study, m).get("state") != "evaluated" for m in order):
+        share_reference(study, echo)
     if jobs > 1 and len(order) > 1:
         return _run_in_parallel(study, order, min(jobs, len(order)), retry_failed, echo)
     for i, member in enumerate(order, 1):
@@ -563,7 +610,8 @@ class StudyResults:
     variants: list[VariantResult]
     metrics: list[str]                    # metric columns, in the order evaluate() returned them
     best_members: dict[str, set[str]]     # metric → names of the best member(s)
-    best_variants: dict[str, set[str]]    # metric → labels of the best variant(s) by mean over seeds
+    best_variants: dict[str, set[str]]    # metric → labels of the best variant(s) by mean over seeds, beyond noise
+    within_noise: dict[str, tuple[set[str], str]] = field(default_factory=dict)  # metric → (leaders, why no ★)
 
 
 def best_of(values: dict[str, float], metric: str) -> set[str]:
@@ -574,6 +622,24 @@ def best_of(values: dict[str, float], metric: str) -> set[str]:
         return set()
     target = (min if direction == "min" else max)(values.values())
     return {k for k, v in values.items() if v == target}
+
+
+def lead_beyond_noise(summaries: dict[str, Summary | None], metric: str) -> tuple[set[str], str | None]:
+    """The variant(s) with the best mean, and None when that lead is beyond the noise, else why it is not:
+    'one seed' (no spread to judge by), 'a tie', or 'within the seed spread' (the lead over the runner-up
+    is no larger than the larger of the two standard deviations over seeds)."""
+    summaries = {k: s for k, s in summaries.items() if s is not None and math.isfinite(s.mean)}
+    leaders = best_of({k: s.mean for k, s in summaries.items()}, metric)
+    if not leaders:
+        return set(), None
+    if len(leaders) > 1:
+        return leaders, "a tie"
+    if any(s.std is None for s in summaries.values()):
+        return leaders, "one seed"
+    (leader,) = leaders
+    runner_up = min((s for k, s in summaries.items() if k != leader), key=lambda s: abs(s.mean - summaries[leader].mean))
+    lead = abs(summaries[leader].mean - runner_up.mean)
+    return leaders, None if lead > max(summaries[leader].std, runner_up.std) else "within the seed spread"
 
 
 def _sample_grids(folder: Path) -> dict[int, Path]:
@@ -609,8 +675,10 @@ def collect(study: Study) -> StudyResults:
     metrics += [name for name in study.metrics
                 if name not in metrics and evaluated and all(name in r.metric_errors for r in evaluated)]
     best_members = {name: best_of({r.member.name: r.metrics.get(name) for r in members}, name) for name in metrics}
-    best_variants = {}
+    best_variants, within_noise = {}, {}
     for name in metrics:
-        means = {v.label: (s.mean if (s := v.metric(name)) else None) for v in variants.values()}
-        best_variants[name] = best_of(means, name)
-    return StudyResults(study, members, list(variants.values()), metrics, best_members, best_variants)
+        leaders, why_not = lead_beyond_noise({v.label: v.metric(name) for v in variants.values()}, name)
+        best_variants[name] = leaders if why_not is None else set()
+        if why_not is not None:
+            within_noise[name] = (leaders, why_not)
+    return StudyResults(study, members, list(variants.values()), metrics, best_members, best_variants, within_noise)

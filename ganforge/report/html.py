@@ -207,7 +207,11 @@ def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
     # --- results by variant: mean ± std over seeds, best marked
     doc.append(Heading("Results by variant"))
     doc.append(Paragraph("Mean ± standard deviation over the seeds that finished (n − 1 in the denominator); "
-                         "★ marks the best variant on each metric (↓ lower is better, ↑ higher)."))
+                         "★ marks the best variant on each metric (↓ lower is better, ↑ higher) when its lead "
+                         "over the runner-up is larger than the larger of their standard deviations over seeds."))
+    for name, (leaders, why_not) in results.within_noise.items():
+        doc.append(Paragraph(f"{_header(name)}: {', '.join(sorted(leaders))} leads, within noise ({why_not}): "
+                             f"no ★."))
     rows = []
     for variant in results.variants:
         done = sum(r.trained for r in variant.members)
@@ -266,7 +270,8 @@ def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
 
     # --- every member
     doc.append(Heading("Every member"))
-    doc.append(Paragraph("The final evaluation of each member exactly as it was measured; ★: best member."))
+    doc.append(Paragraph("The final evaluation of each member exactly as it was measured; ★: best member as "
+                         "measured (one seed each: whether a lead is beyond noise is judged by variant, above)."))
     rows = []
     for r in members:
         notes = []
