@@ -32,7 +32,10 @@ class DatasetOptions:
     flip: bool = _f(True, "random horizontal flips of real images")
     cache_dir: str = _f("", "folder for decoded-image caches; empty: $GANFORGE_CACHE or ~/.cache/ganforge")
     download: bool = _f(False, "allow downloading MNIST files that are missing from an mnist:PATH folder")
-    tags_file: str = _f("", "image folders: CSV of id,tags (tags split by commas or tabs, optional :count or "
+    background: str = _f("white", "image folders: colour that transparent pixels are composited on (a name such "
+                                  "as white or black, or #rrggbb)")
+    tags_file: str = _f("", "image folders: CSV of id,tags (id: file name without extension, or relative "
+                            "path when sub-folders share names; tags split by commas or tabs, optional :count or "
                             "=weight); "
                             "empty: tags.csv in the folder if present, else a .txt of tags beside each image")
     tags_top: int = _f(0, "keep only the this-many most frequent tags (0: all)", minimum=0)

@@ -119,6 +119,9 @@ class FolderTags:
     untagged: int                       # images with no tag (after tags_keep / tags_top)
     unknown_ids: list[str] = field(default_factory=list)  # ids in the tags file that name no image
     vocabulary_before: int = 0          # distinct tags before tags_keep / tags_top
+    dropped: list[tuple[str, int]] = field(default_factory=list)  # (tag, images) removed by tags_keep / tags_top
+
+    SHOWN_DROPPED = 8
 
     def summary(self) -> str:
         distinct = len({tag for tags in self.tags for tag in tags})
@@ -126,11 +129,15 @@ class FolderTags:
         text = f"{kept} tags from {self.source} (untagged images: {self.untagged}"
         if self.unknown_ids:
             text += f", ids without an image: {len(self.unknown_ids)}"
+        if self.dropped:
+            shown = ", ".join(f"{tag} {count}" for tag, count in self.dropped[:self.SHOWN_DROPPED])
+            more = f", … {len(self.dropped) - self.SHOWN_DROPPED} more" if len(self.dropped) > self.SHOWN_DROPPED else ""
+            text += f"; dropped by tags_keep/tags_top: {shown}{more}"
         return text + ")"
 
     def info(self) -> dict:
         return {"source": self.source, "untagged": self.untagged, "unknown_ids": len(self.unknown_ids),
-                "unknown_id_examples": self.unknown_ids[:5]}
+                "unknown_id_examples": self.unknown_ids[:5], "dropped": [tag for tag, _ in self.dropped]}
 
 
 def load_folder_tags(folder: Path, images: list[str], options: DatasetOptions) -> FolderTags | None:
@@ -145,10 +152,12 @@ def load_folder_tags(folder: Path, images: list[str], options: DatasetOptions) -
             return None
         per_image = [_read_sidecar(path, options.tags_lowercase) for path in sidecars]
         unknown, source = [], "sidecar .txt files"
-    before = len({tag for tags in per_image for tag in tags})
+    counts = Counter(tag for tags in per_image for tag in tags)
     per_image = select(per_image, options.tags_keep, options.tags_top, options.tags_lowercase)
+    kept = {tag for tags in per_image for tag in tags}
+    dropped = sorted(((tag, n) for tag, n in counts.items() if tag not in kept), key=lambda item: (-item[1], item[0]))
     return FolderTags(source=source, tags=per_image, untagged=sum(not tags for tags in per_image),
-                      unknown_ids=unknown, vocabulary_before=before)
+                      unknown_ids=unknown, vocabulary_before=len(counts), dropped=dropped)
 
 
 def select(per_image: list[Tags], keep: str, top: int, lowercase: bool) -> list[Tags]:
