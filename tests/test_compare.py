@@ -500,6 +500,9 @@ def test_reference_features_are_computed_once_for_all_members(tmp_path, monkeypa
                  "--features", f"classifier:{tmp_path / 'clf.safetensors'}", "--out", str(root)]) == 0
     out = capsys.readouterr().out
     assert out.count("once for all members") == 1 and "reference features: 120 images (computed)" in out
+    # Feature passes print plain progress lines (at most one a tenth, one a batch of 64) under --quiet:
+    # the reference's and each member's.
+    assert out.count(": 64/120 images\n") == 5 and out.count(": 120/120 images\n") == 5
     assert len(list((tmp_path / "cache" / "eval").glob("*.npz"))) == 1  # one reference, whatever the seeds
     evals = [json.loads(p.read_text())["eval"] for p in (root / "members").glob("*.json")]
     assert len(evals) == 4 and all(e["ref_cache"] == "hit" and e["n_ref"] == 120 for e in evals)

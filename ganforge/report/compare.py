@@ -353,10 +353,11 @@ def _train_member(member: Member, minutes: float | None, echo) -> _Trained:
     return _Trained(result.step, result.stopped_by, result.interrupted)
 
 
-def evaluate_member(study: Study, member: Member) -> tuple[dict, dict[str, str]]:
+def evaluate_member(study: Study, member: Member, echo=None) -> tuple[dict, dict[str, str]]:
     """Final metrics of a member's latest checkpoint, and an error message for each metric that failed.
     All metrics go through one pass over the samples; after a failure each is tried alone, so one
-    metric (FID without Inception weights, say) fails by itself."""
+    metric (FID without Inception weights, say) fails by itself. `echo` gets a progress line at each tenth
+    of a feature pass (minutes on a CPU)."""
     from ..metrics import evaluate
 
     def measure(metrics: list[str]) -> dict:
@@ -364,7 +365,7 @@ def evaluate_member(study: Study, member: Member) -> tuple[dict, dict[str, str]]
         # its features, see share_reference) for every member.
         return evaluate(member.run_dir, ref=member.config.data, ref_name=member.config.data, metrics=metrics,
                         n=study.n, features=study.features, device=member.config.device, seed=EVAL_SEED,
-                        progress=False)
+                        progress=echo or False)
 
     try:
         return measure(study.metrics), {}
@@ -411,7 +412,7 @@ def _run_member(study: Study, member: Member, tag: str, retry_failed: bool, echo
         record = {"state": "trained", "step": trained.step, "stopped_by": trained.stopped_by}
         _write_json(record_path, record)
     echo(f"{tag}: evaluating {','.join(study.metrics)} on {study.n} samples")
-    results, errors = evaluate_member(study, member)
+    results, errors = evaluate_member(study, member, echo=lambda line: echo(f"{tag}: {line}"))
     record.update(state="evaluated", eval=results, eval_errors=errors)
     _write_json(record_path, record)
     for name, message in errors.items():
@@ -442,7 +443,7 @@ def share_reference(study: Study, echo) -> None:
             try:
                 count, status = cache_reference(cfg.data, cfg.dataset, cfg.resolution, cfg.channels, metrics,
                                                 study.n, features=study.features, device=cfg.device, seed=EVAL_SEED,
-                                                progress=False)
+                                                progress=echo)
             except GanforgeError as err:
                 error = _one_line(err)
                 continue
