@@ -228,3 +228,18 @@ def test_time_budget_stops_logs_samples_and_checkpoints_the_last_step_and_resume
     assert resumed.stopped_by == "time" and resumed.step > result.step
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert 2 * budget * 60 <= rows[-1]["wall_time"] <= 2 * budget * 60 + 5
+
+
+def test_a_long_run_without_a_time_budget_says_how_long_it_will_take(tmp_path):
+    import time as clock
+
+    from ganforge.training.trainer import Trainer
+
+    messages = []
+    train(tiny_config(tmp_path, steps=6, train={"log_every": 2}), echo=messages.append)
+    assert not any("at this pace" in m for m in messages)  # seconds in all: nothing to say
+    trainer = Trainer(tiny_config(tmp_path, steps=10_000, out=str(tmp_path / "long")), tmp_path / "long",
+                      echo=messages.append)
+    trainer._pace_from = (clock.perf_counter() - 10.0, 0)  # 10 steps took 10 s: 9,990 more take ~2.8 h
+    trainer._pace_note(10)
+    assert "at this pace the 9,990 steps left take about 3 h; stop earlier with a time budget: --minutes M" in messages[-1]

@@ -455,9 +455,11 @@ class Trainer:
         if st.step == 0 and self.world.main:  # the starting point, before the first step
             self.write_samples()
 
+        # Under a time budget the step count is only a cap: an ETA for it would mislead.
         bar = tqdm(total=cfg.steps, initial=st.step, disable=tc.quiet or not self.world.main, unit="step",
-                   dynamic_ncols=True,
-                   desc=self.paths.root.name)
+                   dynamic_ncols=True, desc=self.paths.root.name,
+                   bar_format=None if budget == math.inf else "{desc}: step {n_fmt} [{elapsed}, {rate_fmt}{postfix}]")
+        self._pace_from = (time.perf_counter(), st.step) if budget == math.inf else None
         stopped_by = "steps"
         with _graceful_interrupt() as interrupt:
             while st.step < cfg.steps:
@@ -554,7 +556,20 @@ class Trainer:
         else:
             bar.update(step - bar.n)
 
+    def _pace_note(self, step: int) -> None:
+        """Once, at the first log row without a time budget: how long the steps left take at this pace,
+        when that is over an hour (a 64-px WGAN-GP on a CPU: days), and how to bound it."""
+        started, first = self._pace_from
+        self._pace_from = None
+        hours = (time.perf_counter() - started) / max(step - first, 1) * (self.config.steps - step) / 3600
+        if hours > 1:
+            self.echo(f"at this pace the {self.config.steps - step:,} steps left take about {hours:.0f} h; "
+                      f"stop earlier with a time budget: --minutes M (or ganforge train --resume "
+                      f"{self.paths.root} --minutes M after Ctrl-C)")
+
     def _report_progress(self, bar, meta: dict) -> None:
+        if self._pace_from is not None:
+            self._pace_note(meta["step"])
         # The latest losses shown are one interval old (the newest are still on their way off the device).
         last = next((row for row in reversed(self.history) if "d_loss" in row), None)
         losses = f"D {last['d_loss']:.3f} G {last['g_loss']:.3f}" if last and last["d_loss"] is not None else ""
