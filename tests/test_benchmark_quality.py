@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ganforge.config import DatasetOptions
 from ganforge.data import load_dataset
 from ganforge.metrics.classifier import save_classifier, train_classifier
@@ -13,6 +15,7 @@ from ganforge.metrics.classifier import save_classifier, train_classifier
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_tiny_run_measures_both_sides_at_each_time_and_writes_table_json_and_plot(tmp_path):
     shapes = load_dataset("shapes", 32, 3, DatasetOptions(size=400))
     classifier, _ = train_classifier(shapes, holdout=100, epochs=1, progress=False)
