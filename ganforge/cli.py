@@ -55,6 +55,8 @@ def _overrides(args) -> list[dict]:
             updates.append({key: value})
     if getattr(args, "quiet", False):
         updates.append({"train": {"quiet": True}})
+    if getattr(args, "minutes", None) is not None:
+        updates.append({"train": {"minutes": args.minutes}})
     return updates
 
 
@@ -218,7 +220,7 @@ def cmd_data_inspect(args) -> int:
     from .data import load_dataset
 
     options = DatasetOptions(size=args.size, flip=False, cache_dir=args.cache_dir or "", tags_file=args.tags_file or "",
-                             tags_top=args.tags_top, tags_keep=args.tags_keep or "")
+                             tags_top=args.tags_top, tags_keep=args.tags_keep or "", background=args.background)
     ds = load_dataset(args.spec, args.resolution, args.channels, options)
     print(ds.info["summary"])
     print(f"kind: {ds.kind}; samples: {len(ds.data)}; sample shape: {tuple(ds.data.shape[1:])}; dtype: {ds.data.dtype}")
@@ -240,7 +242,28 @@ def cmd_data_inspect(args) -> int:
             line = (f"tags from {found['source']}; {line}; tag ids without an image: {found['unknown_ids']}"
                     + (f" (e.g. {examples})" if examples else ""))
         print(line)
+    if args.preview:
+        _write_preview(ds, Path(args.preview))
+    else:
+        print("a grid of what training sees: add --preview FILE.png")
     return 0
+
+
+def _write_preview(ds, target: Path, count: int = 64) -> None:
+    """A seeded sample of the data as training sees it (decoded, resized, cropped; scatter for points)."""
+    import torch
+
+    from .report import save_grid, save_points
+
+    if target.suffix.lower() != ".png":
+        raise ConfigError(f"--preview {target} must be a .png file")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if ds.kind == "points":
+        save_points(ds.data[:2000], target, title=ds.name)
+    else:
+        chosen = torch.randperm(len(ds.data), generator=torch.Generator().manual_seed(0))[:count]
+        save_grid(ds.data[chosen], target)
+    print(f"preview: {target} ({'2,000 points' if ds.kind == 'points' else f'{min(count, len(ds.data))} images'})")
 
 
 def cmd_presets(args) -> int:
@@ -269,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a GAN (or continue one with --resume RUN)")
     _add_config_flags(p)
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint (up to --steps)")
+    p.add_argument("--minutes", type=float, metavar="M",
+                   help="time budget: stop after M minutes of training in all (train.minutes), or at --steps if "
+                        "sooner; with --resume, a larger total continues the run")
     p.add_argument("--quiet", action="store_true", help="no progress bar; one line per log row")
     p.set_defaults(func=cmd_train)
 
@@ -315,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tags-file", help="image folders: the CSV of id,tags (default: tags.csv, else .txt sidecars)")
     q.add_argument("--tags-top", type=int, default=0, help="keep only the N most frequent tags")
     q.add_argument("--tags-keep", help="comma-separated tags to keep")
+    q.add_argument("--background", default="white", help="colour transparent pixels are composited on (default white)")
+    q.add_argument("--preview", metavar="FILE.png", help="write a grid of 64 images as training sees them")
     q.set_defaults(func=cmd_data_inspect)
 
     add_eval_commands(sub)

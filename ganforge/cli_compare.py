@@ -12,7 +12,7 @@ from pathlib import Path
 
 # Flags that make up a plan: a resumed study keeps the plan in its study.json.
 _PLAN_FLAGS = ("preset", "config", "set", "data", "objective", "resolution", "steps", "batch_size", "seed",
-               "device", "name", "out", "vary", "seeds", "minutes", "metrics", "n", "features", "quiet")
+               "device", "name", "out", "vary", "also", "seeds", "minutes", "metrics", "n", "features", "quiet")
 
 
 def _given_plan_flags(args) -> list[str]:
@@ -43,8 +43,10 @@ def cmd_compare(args) -> int:
         # The member configs start from the flags as `train` reads them; --out is the study's folder.
         base = config_from_args(argparse.Namespace(**{**vars(args), "out": None}))
         study = plan_study(root, base, args.vary, seeds=args.seeds, metrics=args.metrics, n=args.n,
-                           features=args.features, minutes=args.minutes)
+                           features=args.features, minutes=args.minutes, also=args.also)
         print(f"study {root}: {len(study.members())} members; plan in {root / 'study.json'}")
+        if args.n is None:
+            print(f"evaluating each member on {study.n} samples (the default on this device; --n N to change)")
     interrupted = False if args.report_only else run_study(study, retry_failed=args.retry_failed,
                                                              jobs=args.jobs)
     results = collect(study)
@@ -69,6 +71,9 @@ def add_compare_command(sub) -> None:
     p.add_argument("--out", help="study folder (default studies/study-<timestamp>)")
     p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="a config key and its values, parsed like --set values; several --vary flags form a grid")
+    p.add_argument("--also", action="append", default=[], metavar="'KEY=V; KEY2=V2'",
+                   help="one more variant beside the --vary grid (a baseline, e.g. 'model.arch=mlp; "
+                        "objective=dcgan'), its settings separated by semicolons (repeatable)")
     p.add_argument("--seeds", type=int, metavar="N", help="train every variant with seeds 0..N-1 "
                                                           "(default: the config's seed only)")
     p.add_argument("--minutes", type=float, metavar="M",
@@ -76,7 +81,7 @@ def add_compare_command(sub) -> None:
     p.add_argument("--metrics", help="comma-separated metrics of the final evaluation (default: modes for 2-D "
                                      "points; fid,kid,is,pr for images; fid,kid,is,coverage with classifier "
                                      "features; modes for Stacked MNIST with classifier features)")
-    p.add_argument("--n", type=int, help="samples per member in the final evaluation (default 10000)")
+    p.add_argument("--n", type=int, help="samples per member in the final evaluation (default 10000 on a GPU, 2000 on a CPU)")
     p.add_argument("--features", help="inception | classifier:PATH (default inception)")
     p.add_argument("--resume", metavar="DIR", help="continue the study in DIR: members already done are skipped")
     p.add_argument("--retry-failed", action="store_true", help="with --resume: train failed members again")

@@ -55,13 +55,16 @@ def cmd_fetch_weights(args) -> int:
 def cmd_train_classifier(args) -> int:
     from .config import DatasetOptions
     from .data import load_dataset
-    from .metrics.classifier import save_classifier, train_classifier
+    from .metrics.classifier import labelled_by_tags, save_classifier, train_classifier
     from .training.device import pick_device
 
     dataset = load_dataset(args.data, args.resolution, args.channels, DatasetOptions(flip=False), args.seed)
+    if args.tags:
+        dataset = labelled_by_tags(dataset, args.tags)
+        print(dataset.info["summary"])
     model, report = train_classifier(dataset, holdout=args.holdout, train_size=args.train_size, epochs=args.epochs,
                                      seed=args.seed, device=pick_device(args.device), progress=not args.quiet)
-    save_classifier(model, args.out, {**report, "data": args.data})
+    save_classifier(model, args.out, {**report, "data": args.data, **({"tags": args.tags} if args.tags else {})})
     print(f"held-out accuracy {report['holdout_accuracy']:.4f} on {report['holdout']} images "
           f"(trained on {report['train_size']}); wrote {args.out}")
     return 0
@@ -111,6 +114,9 @@ def add_eval_commands(subparsers) -> None:
     p.add_argument("--out", required=True, help="output .safetensors file")
     p.add_argument("--resolution", type=int, default=28, help="input side (default 28, MNIST's)")
     p.add_argument("--channels", type=int, default=1, choices=(1, 3))
+    p.add_argument("--tags", metavar="'A, B, C'",
+                   help="tagged folders: classes are these mutually exclusive tags (one group, e.g. the skin "
+                        "tones), plus 'other' for images with none of them; images with several are left out")
     p.add_argument("--holdout", type=int, default=2000, help="images held out to measure accuracy (default 2000)")
     p.add_argument("--train-size", type=int, help="training images (default: all the rest)")
     p.add_argument("--epochs", type=int, default=6)

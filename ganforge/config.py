@@ -32,7 +32,10 @@ class DatasetOptions:
     flip: bool = _f(True, "random horizontal flips of real images")
     cache_dir: str = _f("", "folder for decoded-image caches; empty: $GANFORGE_CACHE or ~/.cache/ganforge")
     download: bool = _f(False, "allow downloading MNIST files that are missing from an mnist:PATH folder")
-    tags_file: str = _f("", "image folders: CSV of id,tags (tags split by commas or tabs, optional :count or "
+    background: str = _f("white", "image folders: colour that transparent pixels are composited on (a name such "
+                                  "as white or black, or #rrggbb)")
+    tags_file: str = _f("", "image folders: CSV of id,tags (id: file name without extension, or relative "
+                            "path when sub-folders share names; tags split by commas or tabs, optional :count or "
                             "=weight); "
                             "empty: tags.csv in the folder if present, else a .txt of tags beside each image")
     tags_top: int = _f(0, "keep only the this-many most frequent tags (0: all)", minimum=0)
@@ -50,7 +53,8 @@ class DatasetOptions:
 
 @dataclass
 class ModelConfig:
-    arch: str = _f("auto", "network family in the model registry; auto: mlp for 2-D points, dcgan for images")
+    arch: str = _f("auto", "network family in the model registry; auto: mlp for 2-D points, dcgan for images; "
+                            "mlp on images: Goodfellow et al.'s fully connected GAN")
     z_dim: int = _f(100, "dimension of the latent vector z", minimum=1)
     width: int = _f(32, "channels of G's last and D's first hidden layer; deeper layers double it, up to 8×",
                     minimum=1)
@@ -62,8 +66,8 @@ class ModelConfig:
     d_norm: str = _f("auto", "D normalisation; auto: as norm, but none when the objective needs D without BatchNorm",
                      choices=("auto", "batch", "none", "selu"))
     d_dropout: float = _f(0.0, "dropout probability after each hidden activation of D", minimum=0.0)
-    mlp_hidden: int = _f(256, "hidden units of the MLP networks (2-D data)", minimum=1)
-    mlp_layers: int = _f(3, "hidden layers of the MLP networks (2-D data)", minimum=1)
+    mlp_hidden: int = _f(256, "hidden units of the MLP networks (2-D data, or images with arch mlp)", minimum=1)
+    mlp_layers: int = _f(3, "hidden layers of the MLP networks (2-D data, or images with arch mlp)", minimum=1)
     stage1_resolution: int = _f(32, "arch stacked: resolution of stage 1, refined 2× or 4× by stage 2",
                                 choices=(32, 64, 128))
     stage1_run: str = _f("", "arch stacked: a trained run whose G becomes stage 1 (its weights loaded); "
@@ -137,7 +141,8 @@ class BalanceConfig:
 @dataclass
 class TrainConfig:
     log_every: int = _f(25, "G steps between rows of metrics.jsonl and progress updates", minimum=1)
-    sample_every: int = _f(500, "G steps between sample grids (samples/step-NNNNNN.png) and loss-curve updates",
+    sample_every: int = _f(500, "G steps between sample grids (samples/step-NNNNNN.png) and loss-curve updates; "
+                                "before the first, grids at step 0 and at steps 1, 2, 5, 10, 20, 50, …",
                            minimum=1)
     checkpoint_every: int = _f(1000, "G steps between checkpoints (one is always written at the end)", minimum=1)
     keep_checkpoints: int = _f(3, "most recent checkpoints kept", minimum=1)
@@ -150,6 +155,9 @@ class TrainConfig:
                                   minimum=0.0)
     max_rollbacks: int = _f(3, "on_diverge=rollback: rollbacks before the run stops as with on_diverge=stop",
                             minimum=1)
+    minutes: float = _f(0.0, "time budget: stop after this many minutes of training (summed over resumes), or at "
+                             "steps if sooner; the last step is logged, sampled and checkpointed (0: no budget)",
+                        minimum=0.0)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -84,6 +85,23 @@ def test_data_inspect_folder_counts_what_it_skips(tmp_path, capsys):
     assert main(["data", "inspect", str(folder), "--cache-dir", str(tmp_path / "cache")]) == 0
     out = capsys.readouterr().out
     assert "2 images loaded" in out and "skipped" in out
+    assert "--preview FILE.png" in out  # says how to see what training sees
+
+
+def test_data_inspect_preview_is_a_grid_of_what_training_sees(tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, colour in enumerate(("red", "blue", "lime")):
+        Image.new("RGB", (40, 30), colour).save(folder / f"{i}.png")
+    preview = tmp_path / "out" / "preview.png"
+    assert main(["data", "inspect", str(folder), "--resolution", "16", "--cache-dir", str(tmp_path / "cache"),
+                 "--preview", str(preview)]) == 0
+    assert f"preview: {preview} (3 images)" in capsys.readouterr().out
+    grid = np.asarray(Image.open(preview).convert("RGB"))
+    assert grid.shape[:2] == (2 * 16 + 3 * 2,) * 2  # 2 × 2 cells of 16 px with 2-px padding
+    colours = {tuple(pixel) for pixel in grid.reshape(-1, 3).tolist()}
+    assert {(255, 0, 0), (0, 0, 255), (0, 255, 0)} <= colours
+    assert main(["data", "inspect", str(folder), "--cache-dir", str(tmp_path / "cache"), "--preview", "x.jpg"]) == 2
 
 
 def test_presets_and_config_commands(capsys):

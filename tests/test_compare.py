@@ -18,7 +18,7 @@ from ganforge.errors import ConfigError
 from ganforge.metrics import InceptionV3, evaluate
 from ganforge.metrics import weights
 from ganforge.report import compare
-from ganforge.report.compare import Study, Summary, best_of, collect, load_study, plan_study
+from ganforge.report.compare import Study, Summary, best_of, collect, lead_beyond_noise, load_study, plan_study
 from ganforge.report.html import _changing_keys, fmt_summary
 from ganforge.training.checkpoint import list_checkpoints
 
@@ -79,7 +79,8 @@ def test_vary_flags_form_a_grid_of_validated_members(tmp_path):
     assert {(m.config.objective, m.config.optim.lr_d, m.config.seed) for m in members} == {
         (o, lr, s) for o in ("dcgan", "lsgan") for lr in (1e-4, 2e-4) for s in (0, 1)}
     assert all(m.config.steps == 5 and m.run_dir == tmp_path / "s" / "runs" / m.name for m in members)
-    assert study.metrics == ["modes"] and study.n == compare.DEFAULT_N  # the 2-D default
+    assert study.metrics == ["modes"] and study.n == compare.default_n("auto")  # the 2-D default
+    assert compare.default_n("cpu") == 2000  # sized to the device: 10,000 Inception passes take ~10 min on a CPU
     # Seed by seed: every variant's seed 0 trains before any seed 1.
     assert [m.seed for m in study.training_order()] == [0, 0, 0, 0, 1, 1, 1, 1]
     assert not (tmp_path / "s").exists()  # planning writes nothing
@@ -172,12 +173,26 @@ def test_best_member_and_best_variant_are_marked(study):
         best = {n for n, v in values.items() if v == max(values.values())}
         marked = {n for n in NAMES if column(found["member"], n, f"{metric} ↑").endswith("★")}
         assert marked == best
-        means = {v.label: v.metric(metric).mean for v in results.variants}
+        summaries = {v.label: v.metric(metric) for v in results.variants}
+        means = {label: summary.mean for label, summary in summaries.items()}
         if len(set(means.values())) > 1:
-            winner = max(means, key=means.get)
-            assert column(found["variant"], winner, f"{metric} ↑").endswith("★")
-            loser = min(means, key=means.get)
+            winner, loser = max(means, key=means.get), min(means, key=means.get)
+            beyond = means[winner] - means[loser] > max(summaries[winner].std, summaries[loser].std)
+            # ★ only for a lead larger than the seed spread; otherwise the report says it is within noise.
+            assert column(found["variant"], winner, f"{metric} ↑").endswith("★") == beyond
             assert not column(found["variant"], loser, f"{metric} ↑").endswith("★")
+            assert (f"{metric} ↑: {winner} leads, within noise" in (study / "report.md").read_text()) == (not beyond)
+
+
+def test_a_lead_counts_only_beyond_the_seed_spread():
+    assert lead_beyond_noise({"a": Summary(10.0, 1.0, 2), "b": Summary(20.0, 2.0, 2)}, "fid") == ({"a"}, None)
+    assert lead_beyond_noise({"a": Summary(10.0, 1.0, 2), "b": Summary(11.5, 2.0, 2)}, "fid") == (
+        {"a"}, "within the seed spread")
+    assert lead_beyond_noise({"a": Summary(10.0, None, 1), "b": Summary(50.0, None, 1)}, "fid") == ({"a"}, "one seed")
+    assert lead_beyond_noise({"a": Summary(10.0, 0.0, 2), "b": Summary(10.0, 0.0, 2)}, "fid") == ({"a", "b"}, "a tie")
+    # the runner-up is the closest rival, whichever side of the leader it is measured from
+    assert lead_beyond_noise({"a": Summary(0.9, 0.01, 2), "b": Summary(0.85, 0.1, 2), "c": Summary(0.1, 0.0, 2)},
+                             "recall") == ({"a"}, "within the seed spread")
 
 
 def test_best_of_follows_each_metrics_direction():
@@ -289,8 +304,10 @@ def test_minutes_stop_each_member_by_its_training_time(tmp_path):
     rec = record(root, "base-seed0")
     assert rec["stopped_by"] == "time" and 0 < rec["step"] < 100000
     rows = [json.loads(line) for line in (root / "runs" / "base-seed0" / "metrics.jsonl").read_text().splitlines()]
-    assert [row["step"] for row in rows] == list(range(10, rec["step"] + 1, 10))  # chunks join seamlessly
-    assert rows[-1]["wall_time"] <= 1.5 * minutes * 60
+    # One run under the trainer's own budget: a row every log_every steps, and one at the step it stopped.
+    steps = [row["step"] for row in rows]
+    assert steps[:-1] == list(range(10, steps[-1], 10)) and steps[-1] == rec["step"]
+    assert minutes * 60 <= rows[-1]["wall_time"] <= 1.5 * minutes * 60
     assert "stopped by the time budget" in (root / "report.md").read_text()
 
 
@@ -449,3 +466,43 @@ def test_two_stage_members_show_stage1_beside_stage2(tmp_path, monkeypatch):
         assert f"(runs/base-seed0/samples/stage1/step-{step:06d}.png)" in row[1]
         assert f"(runs/base-seed0/samples/step-{step:06d}.png)" in row[2]
     assert "Stage 1 and stage 2" in (root / "report.html").read_text()
+
+
+def test_also_adds_a_baseline_variant_beside_the_grid(tmp_path):
+    root = tmp_path / "study"
+    assert main(["compare", *TINY, "--set", "steps=10", "--vary", "objective=dcgan,lsgan",
+                 "--also", "objective=hinge; model.mlp_hidden=8", "--n", "100", "--out", str(root)]) == 0
+    assert record(root, "objective=hinge,model.mlp_hidden=8-seed0")["state"] == "evaluated"
+    assert sorted(p.stem for p in (root / "members").iterdir()) == [
+        "objective=dcgan-seed0", "objective=hinge,model.mlp_hidden=8-seed0", "objective=lsgan-seed0"]
+    hidden = yaml.safe_load((root / "runs" / "objective=hinge,model.mlp_hidden=8-seed0" / "config.yaml").read_text())
+    assert hidden["model"]["mlp_hidden"] == 8 and hidden["objective"] == "hinge"
+    assert load_study(root).also == [(("objective", "hinge"), ("model.mlp_hidden", "8"))]
+    report = (root / "report.md").read_text()
+    assert "objective=hinge, model.mlp_hidden=8" in report
+    with pytest.raises(ConfigError, match="--also 'objective' needs the form key=value"):
+        plan_study(tmp_path / "other", build_config(), [], also=["objective"])
+
+
+def test_reference_features_are_computed_once_for_all_members(tmp_path, monkeypatch, capsys):
+    from ganforge.config import DatasetOptions
+    from ganforge.data import load_dataset
+    from ganforge.metrics.classifier import save_classifier, train_classifier
+
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    shapes = load_dataset("shapes", 32, 3, DatasetOptions(size=300))
+    classifier, _ = train_classifier(shapes, holdout=100, epochs=1, progress=False)
+    save_classifier(classifier, tmp_path / "clf.safetensors")
+    root = tmp_path / "study"
+    assert main(["compare", "--data", "shapes", "--steps", "2", "--batch-size", "8", "--set", "model.width=4",
+                 "--set", "dataset.size=300", "--set", "train.log_every=1", "--quiet", "--seeds", "2",
+                 "--vary", "objective=dcgan,lsgan", "--metrics", "fid", "--n", "120",
+                 "--features", f"classifier:{tmp_path / 'clf.safetensors'}", "--out", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("once for all members") == 1 and "reference features: 120 images (computed)" in out
+    # Feature passes print plain progress lines (at most one a tenth, one a batch of 64) under --quiet:
+    # the reference's and each member's.
+    assert out.count(": 64/120 images\n") == 5 and out.count(": 120/120 images\n") == 5
+    assert len(list((tmp_path / "cache" / "eval").glob("*.npz"))) == 1  # one reference, whatever the seeds
+    evals = [json.loads(p.read_text())["eval"] for p in (root / "members").glob("*.json")]
+    assert len(evals) == 4 and all(e["ref_cache"] == "hit" and e["n_ref"] == 120 for e in evals)

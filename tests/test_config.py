@@ -78,6 +78,12 @@ def test_presets_carry_the_reported_settings():
     assert (gp.optim.lr_d, gp.optim.beta1, gp.optim.beta2, gp.loss.gp_weight) == (2e-4, 0.5, 0.999, 10.0)
     wgan = C.resolve(C.build_config("wgan"))
     assert (wgan.optim.name, wgan.optim.lr_d, wgan.loss.clip, wgan.optim.critic_burst) == ("rmsprop", 5e-5, 0.01, 100)
+    folder = C.resolve(C.build_config("folder64"))
+    assert (folder.objective, folder.resolution, folder.model.spectral_norm, folder.model.ema_decay,
+            folder.loss.augment, folder.optim.lr_d, folder.optim.lr_g) == ("hinge", 64, True, 0.999,
+                                                                            "translation,color", 4e-4, 1e-4)
+    tags = C.build_config("emoji-tags")
+    assert tags.condition == "tags" and "dark skin tone" in tags.dataset.tags_keep and "red hair" in tags.dataset.tags_keep
 
 
 def test_unknown_preset_and_objective():

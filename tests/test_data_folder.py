@@ -163,3 +163,22 @@ def test_images_at_the_top_or_one_sub_folder_mean_no_classes(tmp_path, options):
     (root / "dogs" / "b.png").unlink()
     only = load_dataset(str(root), 8, 3, options)
     assert only.labels is None and only.class_names is None
+
+
+def test_transparency_is_composited_on_the_chosen_background_with_its_own_cache(tmp_path, options):
+    from ganforge.errors import ConfigError
+
+    root = tmp_path / "icons"
+    root.mkdir()
+    half = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    half.paste((255, 0, 0, 255), (0, 0, 4, 8))  # left half opaque red, right half transparent
+    half.save(root / "icon.png")
+    white = load_dataset(str(root), 8, 3, options)
+    black = load_dataset(str(root), 8, 3, DatasetOptions(cache_dir=options.cache_dir, background="black"))
+    teal = load_dataset(str(root), 8, 3, DatasetOptions(cache_dir=options.cache_dir, background="#008080"))
+    assert white.data[0, :, 4, 7].tolist() == [255, 255, 255] and black.data[0, :, 4, 7].tolist() == [0, 0, 0]
+    assert teal.data[0, :, 4, 7].tolist() == [0, 128, 128]
+    assert white.data[0, :, 4, 0].tolist() == black.data[0, :, 4, 0].tolist() == [255, 0, 0]
+    assert black.info["cache"] == "built" and black.info["cache_path"] != white.info["cache_path"]
+    with pytest.raises(ConfigError, match=r"dataset.background = 'blck' is not a colour"):
+        load_dataset(str(root), 8, 3, DatasetOptions(cache_dir=options.cache_dir, background="blck"))

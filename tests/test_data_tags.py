@@ -55,7 +55,7 @@ def test_csv_with_header_tabs_counts_weights_and_unmatched_ids(tmp_path, options
     assert tags_of(data) == [{"blue hair": 1.0, "long hair": 1.0}, {"blue hair": 1.0, "smile": 0.6},
                              {"red eyes": 1.0}, {}, {}]
     assert data.info["tags"] == {"source": str(folder / "tags.csv"), "untagged": 2, "unknown_ids": 1,
-                                 "unknown_id_examples": ["ghost"]}
+                                 "unknown_id_examples": ["ghost"], "dropped": []}
     assert data.info["summary"].endswith(f"; 4 tags from {folder / 'tags.csv'} (untagged images: 2, "
                                          f"ids without an image: 1)")
     assert data.labels is None
@@ -79,7 +79,10 @@ def test_keep_list_then_top_n(tmp_path, options):
     kept = DatasetOptions(cache_dir=options.cache_dir, tags_keep="D, c,A", tags_top=2)
     data = load_dataset(str(folder), 8, 3, kept)
     assert data.tags == [["a", "c"], ["a"], [], ["c"]]  # kept a, c, d; the two most frequent of those: a, c
-    assert f"; 2 of 4 tags from {folder / 'tags.csv'} (untagged images: 1)" in data.info["summary"]
+    # What was dropped is named, most frequent first, with the images that carried it.
+    assert (f"; 2 of 4 tags from {folder / 'tags.csv'} (untagged images: 1; dropped by tags_keep/tags_top: b 3, d 2)"
+            in data.info["summary"])
+    assert data.info["tags"]["dropped"] == ["b", "d"]
     with pytest.raises(DataError, match=r"tags_keep names 'bb', which no image has; closest known tags: b"):
         load_dataset(str(folder), 8, 3, DatasetOptions(cache_dir=options.cache_dir, tags_keep="bb"))
 

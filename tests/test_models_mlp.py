@@ -54,6 +54,25 @@ def test_extra_dim():
     assert G.z_dim == 4 and G(torch.randn(3, 7)).shape == (3, 2)
 
 
-def test_mlp_on_images_is_an_error():
+@pytest.mark.parametrize("norm", ("batch", "none", "selu"))
+def test_mlp_on_images_is_goodfellows_fully_connected_gan(norm):
+    G, D = build_networks(tiny(arch="mlp", norm=norm), "image", (3, 8, 8))
+    images = G(torch.randn(5, G.z_dim))
+    assert images.shape == (5, 3, 8, 8) and images.abs().max() <= 1  # tanh, as the pixels are scaled
+    assert D(images).shape == (5,) and D.features(images).shape == (5, 16)
+    assert not any(isinstance(m, nn.Conv2d) for net in (G, D) for m in net.modules())
+    assert G.plan[-1] == "8×8×3" and D.plan[0] == "8×8×3"
+
+
+def test_mlp_on_images_works_conditionally():
+    from ganforge.models.conditioning import ConditionSpec
+
+    G, D = build_networks(tiny(arch="mlp"), "image", (3, 8, 8), condition=ConditionSpec("tags", 4))
+    y = torch.rand(3, 4)
+    images = G(torch.randn(3, G.z_dim), y)
+    assert images.shape == (3, 3, 8, 8) and D(images, y).shape == (3,)
+
+
+def test_mlp_on_other_shapes_is_an_error():
     with pytest.raises(ConfigError, match=r"model\.arch = 'mlp'.*auto, dcgan"):
-        build_networks(replace(CLASSIC, arch="mlp"), "image", (3, 32, 32))
+        build_networks(replace(CLASSIC, arch="mlp"), "image", (3, 32))

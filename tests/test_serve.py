@@ -164,7 +164,7 @@ def test_run_details_history_and_sample_grids(served):
     url = served[1]
     status, run = call(url, "/api/runs/run")
     assert status == 200 and run["condition"] == "tags" and "red" in run["names"] and run["step"] == 20
-    assert [row["step"] for row in run["losses"]] == [5, 10, 15, 20] and run["sample_steps"] == [10, 20]
+    assert [row["step"] for row in run["losses"]] == [5, 10, 15, 20] and run["sample_steps"] == [0, 1, 2, 5, 10, 20]
     with urllib.request.urlopen(url + "/api/runs/run/samples/10") as response:
         assert response.headers["Content-Type"] == "image/png" and response.read()[:4] == b"\x89PNG"
     with urllib.request.urlopen(url + "/") as response:

@@ -77,3 +77,33 @@ def test_stacked_mnist_study_end_to_end(tmp_path):
     table = report_table(root, "method")
     assert table[0] == ["method", "source", "modes", "KL"]
     assert ["PacDCGAN2", "PacGAN paper", "1000", "0.06"] in table and ["WGAN", "GDPP paper", "961", "0.14"] in table
+
+
+EMOJI = Path(__file__).resolve().parents[2] / "shared" / "data" / "emoji"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not EMOJI.is_dir(), reason=f"no emoji folder at {EMOJI}")
+def test_emoji_objectives_study_with_its_fully_connected_floor(tmp_path):
+    """The emoji study's plan as the README runs it (objectives + --also the mlp floor, time budget), on a
+    budget of seconds and classifier features instead of Inception."""
+    from ganforge.config import DatasetOptions
+    from ganforge.data import load_dataset
+    from ganforge.metrics.classifier import save_classifier, train_classifier
+
+    clf = tmp_path / "clf.safetensors"
+    classifier, _ = train_classifier(load_dataset("shapes", 32, 3, DatasetOptions(size=300)), holdout=100, epochs=1,
+                                     progress=False)
+    save_classifier(classifier, clf)
+    root = tmp_path / "emoji"
+    assert main(["compare", "--config", str(STUDIES / "emoji-objectives.yaml"), "--data", str(EMOJI),
+                 "--set", "model.width=4", "--set", "model.mlp_hidden=16", "--batch-size", "8",
+                 "--vary", "objective=dcgan,hinge", "--also", "model.arch=mlp; objective=dcgan", "--minutes", "0.01",
+                 "--metrics", "fid", "--n", "50", "--features", f"classifier:{clf}", "--quiet", "--out", str(root)]) == 0
+    records = {p.stem: json.loads(p.read_text()) for p in (root / "members").glob("*.json")}
+    assert sorted(records) == ["model.arch=mlp,objective=dcgan-seed0", "objective=dcgan-seed0", "objective=hinge-seed0"]
+    assert all(r["state"] == "evaluated" and r["stopped_by"] == "time" and r["eval"]["fid"] > 0
+               for r in records.values())
+    floor = yaml.safe_load((root / "runs" / "model.arch=mlp,objective=dcgan-seed0" / "config.yaml").read_text())
+    assert floor["model"]["arch"] == "mlp" and floor["resolution"] == 64
+    assert "model.arch=mlp, objective=dcgan" in (root / "report.md").read_text()

@@ -15,7 +15,7 @@ from ganforge import load_run
 from ganforge.config import from_dict
 from ganforge.losses import objective_class
 from ganforge.models import build_networks
-from ganforge.training.trainer import TrainingDiverged, train
+from ganforge.training.trainer import TrainingDiverged, early_sample_step, train
 
 TINY = {
     "data": "shapes", "resolution": 32, "batch_size": 16,
@@ -54,7 +54,9 @@ def test_every_objective_trains_and_writes_a_complete_run(tmp_path, objective):
     if objective == "dcgan":
         assert all(0 <= r["d_real"] <= 1 for r in rows)  # logged as probabilities
 
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-000010.png", "step-000020.png", "step-000030.png"]
+    # Step 0 and the log-spaced early steps below sample_every, then every sample_every steps.
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        f"step-{step:06d}.png" for step in (0, 1, 2, 5, 10, 20, 30)]
     assert (run / "loss_curve.png").stat().st_size > 1000
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000010", "step-000020", "step-000030"]
     saved = from_dict(yaml.safe_load((run / "config.yaml").read_text()))
@@ -151,6 +153,9 @@ def test_ctrl_c_writes_a_checkpoint_and_resume_continues(tmp_path):
     assert "interrupted at step" in output and "--resume" in output
     step = load_run(out).step
     assert step >= 2
+    # The step it stopped at is logged and sampled like a final step: a last curve point and grid.
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["step"] == step
+    assert (out / "samples" / f"step-{step:06d}.png").is_file()
     resumed = subprocess.run([sys.executable, "-m", "ganforge", "train", "--resume", str(out), "--steps", str(step + 4),
                               "--quiet"], capture_output=True, text=True, env=env, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
@@ -193,3 +198,48 @@ def test_evaluation_on_points_counts_modes(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evals = [r["eval"] for r in rows if "eval" in r]
     assert len(evals) == 2 and all(0 <= e["modes"] <= 8 and 0 <= e["high_quality"] <= 1 for e in evals)
+
+
+def test_early_grids_are_log_spaced():
+    assert [s for s in range(1, 2001) if early_sample_step(s)] == [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000]
+
+
+def test_time_budget_stops_logs_samples_and_checkpoints_the_last_step_and_resumes(tmp_path):
+    budget = 0.02  # minutes
+    cfg = tiny_config(tmp_path, steps=100000, train={"minutes": budget, "sample_every": 100000,
+                                                      "checkpoint_every": 100000})
+    result = train(cfg, echo=lambda *a: None)
+    run = result.run_dir
+    assert result.stopped_by == "time" and not result.interrupted and 0 < result.step < 100000
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == result.step  # the last step is a curve point even off the log grid
+    # It stops at the first step boundary past the budget: over it, by at most a step and its callbacks.
+    assert budget * 60 <= rows[-1]["wall_time"] <= budget * 60 + 5
+    assert (run / "samples" / f"step-{result.step:06d}.png").is_file()
+    assert (run / "checkpoints" / f"step-{result.step:06d}").is_dir()
+
+    messages = []
+    again = train(from_dict(yaml.safe_load((run / "config.yaml").read_text())), run, resume=True,
+                  echo=messages.append)
+    assert again.step == result.step and again.stopped_by == "time" and "raise it with --minutes" in messages[-1]
+    longer = yaml.safe_load((run / "config.yaml").read_text())
+    longer["train"]["minutes"] = 2 * budget
+    resumed = train(from_dict(longer), run, resume=True, echo=lambda *a: None)
+    assert resumed.stopped_by == "time" and resumed.step > result.step
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert 2 * budget * 60 <= rows[-1]["wall_time"] <= 2 * budget * 60 + 5
+
+
+def test_a_long_run_without_a_time_budget_says_how_long_it_will_take(tmp_path):
+    import time as clock
+
+    from ganforge.training.trainer import Trainer
+
+    messages = []
+    train(tiny_config(tmp_path, steps=6, train={"log_every": 2}), echo=messages.append)
+    assert not any("at this pace" in m for m in messages)  # seconds in all: nothing to say
+    trainer = Trainer(tiny_config(tmp_path, steps=10_000, out=str(tmp_path / "long")), tmp_path / "long",
+                      echo=messages.append)
+    trainer._pace_from = (clock.perf_counter() - 10.0, 0)  # 10 steps took 10 s: 9,990 more take ~2.8 h
+    trainer._pace_note(10)
+    assert "at this pace the 9,990 steps left take about 3 h; stop earlier with a time budget: --minutes M" in messages[-1]

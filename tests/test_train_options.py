@@ -1,5 +1,6 @@
 """Stability options end to end: EMA of G, spectral norm, R1, DiffAugment, adaptive balancing, lr decay."""
 import json
+import signal
 
 import pytest
 import torch
@@ -90,8 +91,15 @@ def test_learning_rate_decay_is_logged_and_resumes_exactly(tmp_path):
 
     # stopped at step 10 (as by Ctrl-C) and resumed: the rates depend on the step alone
     cut = Trainer(config(tmp_path / "b", steps=20, **options), tmp_path / "b" / "run", echo=lambda *a: None)
-    cut._stop_requested = lambda interrupt, log_now: cut.state.step >= 10
-    assert cut.train().interrupted
+    # decided before each step: the step from 9 to 10 is the last, logged and checkpointed
+    def ctrl_c_at_step_9(interrupt, out_of_time):
+        if cut.state.step >= 9:
+            interrupt["signal"] = signal.SIGINT
+            return "interrupt"
+        return None
+
+    cut._stop_reason = ctrl_c_at_step_9
+    assert cut.train().interrupted and cut.state.step == 10
     resumed = train(read_config(cut.paths.root), cut.paths.root, resume=True, echo=lambda *a: None)
     assert resumed.step == 20
     a, b = load_run(straight.run_dir), load_run(cut.paths.root)

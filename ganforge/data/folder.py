@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
 
 from ..config import DatasetOptions
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import cache
 from .dataset import Dataset
 from .tags import FolderTags, find_tag_file, is_sidecar, load_folder_tags
@@ -28,14 +28,17 @@ from .tags import FolderTags, find_tag_file, is_sidecar, load_folder_tags
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 # Part of the cache key: bump it whenever decoding changes, so old caches are rebuilt.
 LOADER_VERSION = "folder-2"  # 2: the cache lists the files it holds
+WHITE = (255, 255, 255)
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
 def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptions) -> Dataset:
     folder = Path(spec).expanduser()
+    background = background_colour(options.background)
     listed, unusable = _list_files(folder)
     files = _without_tag_files(listed, find_tag_file(folder, options))
-    key = cache.fingerprint([_signature(folder, files), resolution, channels, LOADER_VERSION, options.max_image_pixels])
+    key = cache.fingerprint([_signature(folder, files), resolution, channels, LOADER_VERSION, options.max_image_pixels]
+                            + ([background] if background != WHITE else []))  # white: the caches made before the option
     # Caches of one folder share a prefix, so a rebuild can delete the outdated ones.
     prefix = f"{folder.resolve().name[:40] or 'root'}-{cache.fingerprint(str(folder.resolve()))[:8]}-"
     cache_path = cache.cache_root(options) / "folders" / f"{prefix}{key}.npy"
@@ -45,7 +48,7 @@ def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptio
         array, meta = cached
         images, skipped, loaded, status = torch.from_numpy(np.array(array)), meta["skipped"], meta["files"], "hit"
     else:
-        array, skipped, used = _decode_all(files, resolution, channels, options.max_image_pixels)
+        array, skipped, used = _decode_all(files, resolution, channels, options.max_image_pixels, background)
         if len(array) == 0:
             raise DataError(_nothing_usable(spec, len(files) + sum(unusable.values()), {**skipped, **unusable}))
         loaded = [path.relative_to(folder).as_posix() for path in used]
@@ -148,15 +151,25 @@ def _signature(folder: Path, files: list[Path]) -> list:
     return signature
 
 
-def _decode_all(files: list[Path], resolution: int, channels: int,
-                max_pixels: int) -> tuple[np.ndarray, dict[str, int], list[Path]]:
+def background_colour(text: str) -> tuple[int, int, int]:
+    """dataset.background as RGB: a colour name or #rrggbb (PIL's colour syntax)."""
+    try:
+        return ImageColor.getrgb(text)[:3]
+    except ValueError:
+        raise ConfigError(f"dataset.background = {text!r} is not a colour; give a name such as white or black, "
+                          f"or #rrggbb") from None
+
+
+def _decode_all(files: list[Path], resolution: int, channels: int, max_pixels: int,
+                background: tuple[int, int, int] = WHITE) -> tuple[np.ndarray, dict[str, int], list[Path]]:
     """The decoded images, the skip counts by reason, and the files the images came from."""
     images = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
     skipped: Counter = Counter()
     used = []
     # PIL releases the GIL while decoding and resizing, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for path, result in zip(files, pool.map(lambda p: decode(p, resolution, channels, max_pixels), files)):
+        for path, result in zip(files, pool.map(lambda p: decode(p, resolution, channels, max_pixels, background),
+                                                files)):
             if isinstance(result, str):
                 skipped[result] += 1
             else:
@@ -165,7 +178,8 @@ def _decode_all(files: list[Path], resolution: int, channels: int,
     return images[:len(used)], dict(skipped), used
 
 
-def decode(path: Path, resolution: int, channels: int, max_pixels: int | None = None) -> np.ndarray | str:
+def decode(path: Path, resolution: int, channels: int, max_pixels: int | None = None,
+           background: tuple[int, int, int] = WHITE) -> np.ndarray | str:
     """One file → uint8 C×resolution×resolution, or the reason it was skipped."""
     if path.suffix.lower() not in EXTENSIONS:
         return "not images"
@@ -178,7 +192,7 @@ def decode(path: Path, resolution: int, channels: int, max_pixels: int | None = 
                 return "over dataset.max_image_pixels"
             img.draft(None, (resolution, resolution))  # JPEG only: decode at a reduced scale ≥ resolution
             img = ImageOps.exif_transpose(img)          # a copy: loads the pixels, first frame of a GIF
-            img = _flatten(img, "L" if channels == 1 else "RGB")
+            img = _flatten(img, "L" if channels == 1 else "RGB", background)
             img = ImageOps.fit(img, (resolution, resolution), Image.Resampling.LANCZOS)
     except UnidentifiedImageError:
         return "not images"
@@ -188,14 +202,14 @@ def decode(path: Path, resolution: int, channels: int, max_pixels: int | None = 
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
-def _flatten(img: Image.Image, mode: str) -> Image.Image:
-    """Any PIL mode → RGB or L: 16-bit scaled (PIL's convert would clip), alpha composited on white."""
+def _flatten(img: Image.Image, mode: str, background: tuple[int, int, int] = WHITE) -> Image.Image:
+    """Any PIL mode → RGB or L: 16-bit scaled (PIL's convert would clip), alpha composited on `background`."""
     if img.mode in SIXTEEN_BIT_MODES:
         scaled = np.asarray(img).astype(np.float64) / 257.0
         img = Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
     if img.has_transparency_data:
         rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (*background, 255)), rgba)
     return img.convert(mode)
 
 

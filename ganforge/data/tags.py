@@ -126,6 +126,9 @@ class FolderTags:
     unknown_ids: list[str] = field(default_factory=list)  # ids in the tags file that name no image
     vocabulary_before: int = 0          # distinct tags before tags_keep / tags_top
     outside: int = 0                    # sidecars not read: they resolve outside the data folder
+    dropped: list[tuple[str, int]] = field(default_factory=list)  # (tag, images) removed by tags_keep / tags_top
+
+    SHOWN_DROPPED = 8
 
     def summary(self) -> str:
         distinct = len({tag for tags in self.tags for tag in tags})
@@ -135,11 +138,15 @@ class FolderTags:
             text += f", ids without an image: {len(self.unknown_ids)}"
         if self.outside:
             text += f", sidecars outside the folder skipped: {self.outside}"
+        if self.dropped:
+            shown = ", ".join(f"{tag} {count}" for tag, count in self.dropped[:self.SHOWN_DROPPED])
+            more = f", … {len(self.dropped) - self.SHOWN_DROPPED} more" if len(self.dropped) > self.SHOWN_DROPPED else ""
+            text += f"; dropped by tags_keep/tags_top: {shown}{more}"
         return text + ")"
 
     def info(self) -> dict:
         info = {"source": self.source, "untagged": self.untagged, "unknown_ids": len(self.unknown_ids),
-                "unknown_id_examples": self.unknown_ids[:5]}
+                "unknown_id_examples": self.unknown_ids[:5], "dropped": [tag for tag, _ in self.dropped]}
         return {**info, "sidecars_outside": self.outside} if self.outside else info
 
 
@@ -160,15 +167,16 @@ def load_folder_tags(folder: Path, images: list[str], options: DatasetOptions) -
         per_image = [_read_sidecar(path, options.tags_lowercase, options.max_tags_per_image) if ok else {}
                      for path, ok in zip(sidecars, inside)]
         unknown, source = [], "sidecar .txt files"
-    before = len({tag for tags in per_image for tag in tags})
+    counts = Counter(tag for tags in per_image for tag in tags)
     per_image = select(per_image, options.tags_keep, options.tags_top, options.tags_lowercase)
-    kept = len({tag for tags in per_image for tag in tags})
-    if kept > options.max_tags:
-        raise DataError(f"{source} holds {kept} distinct tags, over dataset.max_tags = {options.max_tags} (each "
+    kept = {tag for tags in per_image for tag in tags}
+    if len(kept) > options.max_tags:
+        raise DataError(f"{source} holds {len(kept)} distinct tags, over dataset.max_tags = {options.max_tags} (each "
                         f"tag widens both networks); keep the most frequent with dataset.tags_top=N, or raise "
                         f"dataset.max_tags")
+    dropped = sorted(((tag, n) for tag, n in counts.items() if tag not in kept), key=lambda item: (-item[1], item[0]))
     return FolderTags(source=source, tags=per_image, untagged=sum(not tags for tags in per_image),
-                      unknown_ids=unknown, vocabulary_before=before, outside=outside)
+                      unknown_ids=unknown, vocabulary_before=len(counts), dropped=dropped, outside=outside)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -245,3 +253,29 @@ def _match_ids(tag_file: Path, images: list[str], rows: list[tuple[int, str, Tag
         raise DataError(f"tags file {tag_file} names none of the {len(images)} images (its ids: {ids}; "
                         f"image ids: {examples}); an id is the image's file name without extension")
     return per_image, unknown
+
+
+OTHER = "other"  # the class of images that carry none of a group's tags
+
+
+def group_labels(tags: list[list[str]], group: str, lowercase: bool = True) -> tuple[list[int], list[int], list[str]]:
+    """Class labels from one group of mutually exclusive tags ("light skin tone, …, dark skin tone"): an
+    image's class is the group tag it carries, `other` when it carries none. Images carrying several
+    are left out (no single answer). Returns (kept image indices, their labels, class names)."""
+    wanted = [normalise(tag, lowercase) for tag in group.split(",") if tag.strip()]
+    known = {tag for image in tags for tag in image}
+    for tag in wanted:
+        if tag not in known:
+            raise DataError(f"--tags names '{tag}', which no image has; {closest_hint(tag, sorted(known), lowercase)}")
+    if len(set(wanted)) < 2:
+        raise DataError(f"--tags {group!r} needs at least two different tags, e.g. "
+                        f"--tags 'light skin tone, dark skin tone'")
+    names = sorted(set(wanted)) + [OTHER]
+    index = {name: i for i, name in enumerate(names)}
+    kept, labels = [], []
+    for i, image in enumerate(tags):
+        found = [tag for tag in image if tag in index and tag != OTHER]
+        if len(found) <= 1:
+            kept.append(i)
+            labels.append(index[found[0] if found else OTHER])
+    return kept, labels, names

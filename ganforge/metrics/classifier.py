@@ -98,6 +98,24 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Cla
     return model.to(device).eval().requires_grad_(False)
 
 
+def labelled_by_tags(dataset: Dataset, group: str) -> Dataset:
+    """The images of a tagged dataset labelled by one group of mutually exclusive tags (data/tags.py's
+    group_labels): a classifier trained on it tells which of the group's tags a generated image carries."""
+    from dataclasses import replace
+
+    from ..data.tags import group_labels
+
+    if dataset.tags is None:
+        raise DataError(f"{dataset.name} has no tags; --tags needs a folder with a tags.csv or .txt sidecars")
+    kept, labels, names = group_labels(dataset.tags, group)
+    counts = torch.bincount(torch.tensor(labels), minlength=len(names)).tolist()
+    summary = (f"classes from tags: {', '.join(f'{name} {count}' for name, count in zip(names, counts))}"
+               f"; {len(dataset.tags) - len(kept)} images with several of them left out")
+    index = torch.tensor(kept)
+    return replace(dataset, data=dataset.data[index], labels=torch.tensor(labels), class_names=names, tags=None,
+                   tag_weights=None, captions=None, info={**dataset.info, "summary": summary})
+
+
 def _shift(images: torch.Tensor, generator: torch.Generator, pixels: int = 2) -> torch.Tensor:
     """Random translations of up to `pixels` per image (zero fill): the augmentation that lets a
     small training set reach ≥ 98 % on MNIST."""

@@ -3,7 +3,7 @@ the chosen metrics need (never the images themselves), with a progress bar."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -32,15 +32,19 @@ class Collected:
 
 
 def collect(batches: Iterable[torch.Tensor], total: int, extractor, needs: set[str], device: torch.device,
-            desc: str, progress: bool = True) -> Collected:
-    """Run uint8 batches through `extractor`; needs ⊆ {"stats"} ∪ PER_IMAGE."""
+            desc: str, progress: bool | Callable[[str], None] = True) -> Collected:
+    """Run uint8 batches through `extractor`; needs ⊆ {"stats"} ∪ PER_IMAGE. `progress`: a bar, nothing, or
+    a function given a plain line at each tenth of the way (for logs and --quiet runs, where a long
+    pass must not look like a hang)."""
     from tqdm import tqdm
 
+    lines = progress if callable(progress) else None
+    next_line = total / 10
     stats = FeatureStats() if "stats" in needs else None
     kept: dict[str, list[torch.Tensor]] = {name: [] for name in PER_IMAGE if name in needs}
     wanted = frozenset(kept) | ({"features"} if stats else set())
     count = 0
-    with torch.inference_mode(), tqdm(total=total, desc=desc, unit=" features", disable=not progress,
+    with torch.inference_mode(), tqdm(total=total, desc=desc, unit=" features", disable=not progress or bool(lines),
                                       dynamic_ncols=True) as bar:
         for images in batches:
             out = extractor(images.to(device, non_blocking=True), wanted)
@@ -50,6 +54,9 @@ def collect(batches: Iterable[torch.Tensor], total: int, extractor, needs: set[s
                 parts.append(out[name].cpu())
             count += len(images)
             bar.update(len(images))
+            if lines and count >= next_line:
+                lines(f"{desc}: {count}/{total} images")
+                next_line += total / 10
     result = Collected(n=count)
     if stats:
         result.mean, result.cov = stats.mean, stats.cov

@@ -3,7 +3,10 @@
 - `shapes_tag_accuracy`: the exact attribute reader of the built-in shapes (data/shapes.py), rules
   written from the renderer, reads shape, colour, size and background of each generated image;
 - `class_accuracy`: a digit (or any) classifier trained by ganforge on real images
-  (`ganforge train-classifier`) names the class of each generated image.
+  (`ganforge train-classifier`) names the class of each generated image;
+- `tag_group_accuracy`: a classifier trained on one group of mutually exclusive tags of real images
+  (`ganforge train-classifier --tags "light skin tone, …"`) names which of them each generated image
+  carries, for the samples whose condition asks for one.
 Conditions are drawn like the training data's (the prior), with a seeded generator.
 """
 from __future__ import annotations
@@ -86,3 +89,28 @@ def class_accuracy(G: torch.nn.Module, conditions: Conditions, classifier, n: in
         raise MetricError(f"class accuracy needs a run trained with condition=class, not {conditions.kind}")
     images, y = _generate(G, conditions, n, seed, device)
     return accuracy(classifier, images, y)
+
+
+def tag_group_accuracy(G: torch.nn.Module, conditions: Conditions, classifier, n: int = 1000, seed: int = 0,
+                       device="cpu") -> tuple[float, int]:
+    """(share of samples asking for one of the classifier's tags that it reads as that tag, how many asked).
+    The same seed draws the same samples for every classifier, so groups are measured on one sample set."""
+    from .classifier import accuracy
+    from ..data.tags import OTHER
+
+    if conditions.kind != "tags":
+        raise MetricError(f"tag accuracy needs a run trained with condition=tags, not {conditions.kind}")
+    group = [name for name in classifier.classes if name != OTHER]
+    missing = [tag for tag in group if tag not in conditions.names]
+    if missing:
+        raise MetricError(f"the classifier reads tags the run was not trained with ({', '.join(missing)}); "
+                          f"train it with --tags from the run's vocabulary (conditions.json)")
+    images, y = _generate(G, conditions, n, seed, device)
+    columns = torch.tensor([conditions.names.index(tag) for tag in group])
+    asked = y[:, columns] > 0
+    one = asked.sum(1) == 1  # a condition that asks for exactly one of the group's tags
+    if not one.any():
+        raise MetricError(f"none of {n} conditions drawn like the training data asks for one of "
+                          f"{', '.join(group)}; raise --n")
+    labels = torch.tensor([classifier.classes.index(group[i]) for i in asked[one].float().argmax(1).tolist()])
+    return accuracy(classifier, images[one], labels), int(one.sum())

@@ -206,7 +206,7 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
              features: str = "inception", n_ref: int | None = None, batch_size: int = 64, device="auto",
              seed: int = 0, checkpoint: str = "latest", resolution: int | None = None,
              cache_dir: str | Path | None = None, weights_path: str | Path | None = None,
-             progress: bool = True, settings: Settings = Settings(), floor: bool = False,
+             progress: bool | Callable[[str], None] = True, settings: Settings = Settings(), floor: bool = False,
              ref_name: str = "reference") -> dict:
     """Metrics of `source` (a run directory or Run, a generator with `z_dim`, a dataset spec or image
     folder, or a uint8 tensor) against `ref` (a dataset spec, folder or uint8 tensor named `ref_name`;
@@ -257,6 +257,25 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
     if floor:
         result.update(_floors(reference, generated if gen.tensor is not None else None, seed))
     return result
+
+
+def cache_reference(ref: str, options: DatasetOptions, resolution: int, channels: int,
+                    metrics: list[str] | str, n_ref: int, *, features: str = "inception", device="auto",
+                    seed: int = 0, progress: bool | Callable[[str], None] = True) -> tuple[int, str]:
+    """Compute and cache now the reference features that evaluate(..., ref=ref, n_ref=n_ref, seed=seed)
+    will read for these metrics, so that many evaluations against one reference (a study's members,
+    several at once) compute them once. Returns (reference images, 'hit' or 'miss')."""
+    from ..training.device import pick_device
+
+    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    chosen = {name: metric_registry.get(name) for name in names}
+    device = pick_device(str(device))
+    extractor = build_extractor(features, device)
+    _check_outputs(chosen, extractor)
+    needs = set().union(*(m.needs for m in chosen.values())) - {"channel_classes"}  # as evaluate() asks
+    real = _load_images(ref, resolution, channels, options, n_ref, seed)
+    _, status = _real_features(real, extractor, needs, device, 64, options, progress)
+    return real.count, status
 
 
 def protocol(result: dict) -> str:
@@ -319,7 +338,7 @@ def _reference_images(ref, ref_name: str, run, gen: Images, n_ref: int, seed: in
 
 
 def _real_features(real: Images, extractor, needs: set[str], device, batch_size: int, options: DatasetOptions,
-                   progress: bool) -> tuple[Collected, str]:
+                   progress: bool | Callable[[str], None]) -> tuple[Collected, str]:
     """Features of real images from the cache when an entry holds everything needed, else computed and stored."""
     path = cache_root(options) / "eval" / f"{reference_key(real.tensor, extractor.identity)}.npz"
     cached = load_reference(path)

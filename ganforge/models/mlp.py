@@ -1,6 +1,9 @@
-"""MLP networks for 2-D point mixtures (ring8, grid25), where mode collapse is visible at a glance."""
+"""MLP networks: for 2-D point mixtures (ring8, grid25), where mode collapse is visible at a glance, and
+for images as Goodfellow et al. (2014) trained them — fully connected G and D on flattened pixels, the
+floor any convolutional GAN should clear."""
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from functools import partial
 from typing import Callable
@@ -28,16 +31,24 @@ def hidden_layers(n_in: int, hidden: int, layers: int, act: Callable[[], nn.Modu
     return blocks
 
 
+def _shown(shape: tuple[int, ...]) -> str:
+    return "×".join(map(str, shape[1:] + shape[:1])) if len(shape) == 3 else str(shape[0])
+
+
 class MLPGenerator(nn.Module):
     def __init__(self, z_dim: int, out_dim: int = 2, hidden: int = 256, layers: int = 3, norm: str = "batch",
-                 extra_dim: int = 0):
+                 extra_dim: int = 0, image_shape: tuple[int, int, int] | None = None):
         super().__init__()
         blocks = hidden_layers(z_dim + extra_dim, hidden, layers, nn.SELU if norm == "selu" else nn.ReLU, norm)
-        blocks["out"] = nn.Linear(hidden, out_dim)  # points are unbounded: no output activation
+        out_shape = (out_dim,) if image_shape is None else tuple(image_shape)
+        blocks["out"] = nn.Linear(hidden, math.prod(out_shape))  # points are unbounded: no output activation
+        if image_shape is not None:  # pixels are scaled to [-1, 1]
+            blocks["tanh"] = nn.Tanh()
+            blocks["reshape"] = nn.Unflatten(1, out_shape)
         self.blocks = nn.Sequential(blocks)
         self.z_dim = z_dim
         extra = f"+{extra_dim}" if extra_dim else ""
-        self.plan = [f"z{z_dim}{extra}"] + [str(hidden)] * layers + [str(out_dim)]
+        self.plan = [f"z{z_dim}{extra}"] + [str(hidden)] * layers + [_shown(out_shape)]
         if norm == "selu":
             init_weights(self, norm)
 
@@ -50,12 +61,16 @@ class MLPGenerator(nn.Module):
 
 class MLPDiscriminator(nn.Module):
     def __init__(self, in_dim: int = 2, hidden: int = 256, layers: int = 3, norm: str = "none",
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, image_shape: tuple[int, int, int] | None = None):
         super().__init__()
         act = nn.SELU if norm == "selu" else partial(nn.LeakyReLU, 0.2)
-        self.features = nn.Sequential(hidden_layers(in_dim, hidden, layers, act, norm, dropout))
+        in_shape = (in_dim,) if image_shape is None else tuple(image_shape)
+        blocks = hidden_layers(math.prod(in_shape), hidden, layers, act, norm, dropout)
+        if image_shape is not None:
+            blocks = OrderedDict(flatten=nn.Flatten(), **blocks)
+        self.features = nn.Sequential(blocks)
         self.head = nn.Linear(hidden, 1)
-        self.plan = [str(in_dim)] + [str(hidden)] * layers + ["1"]
+        self.plan = [_shown(in_shape)] + [str(hidden)] * layers + ["1"]
         if norm == "selu":
             init_weights(self, norm)
 
@@ -68,9 +83,11 @@ class MLPDiscriminator(nn.Module):
 
 @networks.register("mlp")
 def build_mlp(cfg: ModelConfig, data_shape: tuple, d_norm: str, extra_dim: int) -> tuple[nn.Module, nn.Module]:
-    if len(data_shape) != 1:
-        raise ConfigError(f"model.arch = 'mlp' builds networks for 2-D points, but the data are images of shape "
+    """Points (shape (2,)) or images (C, H, W), flattened: every layer fully connected."""
+    if len(data_shape) not in (1, 3):
+        raise ConfigError(f"model.arch = 'mlp' builds networks for 2-D points or C×H×W images, not data of shape "
                           f"{data_shape}; choose one of: auto, dcgan")
-    G = MLPGenerator(cfg.z_dim, data_shape[0], cfg.mlp_hidden, cfg.mlp_layers, cfg.norm, extra_dim)
-    D = MLPDiscriminator(data_shape[0], cfg.mlp_hidden, cfg.mlp_layers, d_norm, cfg.d_dropout)
+    image_shape = tuple(data_shape) if len(data_shape) == 3 else None
+    G = MLPGenerator(cfg.z_dim, data_shape[0], cfg.mlp_hidden, cfg.mlp_layers, cfg.norm, extra_dim, image_shape)
+    D = MLPDiscriminator(data_shape[0], cfg.mlp_hidden, cfg.mlp_layers, d_norm, cfg.d_dropout, image_shape)
     return G, D

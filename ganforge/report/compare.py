@@ -35,7 +35,9 @@ from ..training.trainer import train
 
 FORMAT = 1
 STUDY_FILE = "study.json"
-DEFAULT_N = 10_000   # as `ganforge eval`
+# Samples per member's final evaluation when --n is not given, by device: Inception features run at
+# about 20 images/s on a 2-core CPU, so 10,000 (as `ganforge eval` on a GPU) would take ~10 min a member.
+DEFAULT_N = {"cuda": 10_000, "cpu": 2_000}
 EVAL_SEED = 0        # every member is measured on the same latent vectors
 # Keys a study sets itself: each member's run directory, and the seeds (--seeds).
 _NOT_VARIABLE = {"out": "the study gives each member its own run directory",
@@ -98,6 +100,22 @@ class Vary:
         return cls(key, texts)
 
 
+def parse_also(spec: str) -> tuple[tuple[str, str], ...]:
+    """'model.arch=mlp; objective=dcgan' → (('model.arch', 'mlp'), ('objective', 'dcgan')): one variant
+    added beside the --vary grid (a baseline such as a floor), its settings separated by semicolons."""
+    settings = []
+    for part in spec.split(";"):
+        key, eq, text = part.partition("=")
+        if not eq or not key.strip() or not text.strip():
+            raise ConfigError(f"--also {spec!r} needs the form key=value[; key=value ...], "
+                              f"e.g. --also 'model.arch=mlp; objective=dcgan'")
+        settings.append((key.strip(), text.strip()))
+    keys = [key for key, _ in settings]
+    if len(set(keys)) < len(keys):
+        raise ConfigError(f"--also {spec!r} sets a key twice")
+    return tuple(settings)
+
+
 @dataclass(frozen=True)
 class Member:
     name: str                              # folder name: "objective=wgan-seed1"
@@ -122,13 +140,15 @@ class Study:
     n: int
     features: str
     minutes: float | None = None      # wall-clock budget per member; None: steps only
+    also: list[tuple[tuple[str, str], ...]] = field(default_factory=list)  # variants beside the --vary grid
 
     @property
     def record_dir(self) -> Path:
         return self.root / "members"
 
     def variants(self) -> list[tuple[tuple[str, str], ...]]:
-        return list(itertools.product(*([(v.key, text) for text in v.values] for v in self.vary)))
+        grid = list(itertools.product(*([(v.key, text) for text in v.values] for v in self.vary)))
+        return grid + [settings for settings in self.also if settings not in grid]
 
     def members(self) -> list[Member]:
         """Every variant × seed, variant by variant; each config built and type-checked."""
@@ -156,11 +176,18 @@ class Study:
     def to_json(self) -> dict:
         return {"format": FORMAT, "base": self.base, "vary": [[v.key, list(v.values)] for v in self.vary],
                 "seeds": self.seeds, "metrics": self.metrics, "n": self.n, "features": self.features,
-                "minutes": self.minutes}
+                "minutes": self.minutes, "also": [[list(pair) for pair in settings] for settings in self.also]}
 
     def save(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         _write_json(self.root / STUDY_FILE, self.to_json())
+
+
+def default_n(device: str) -> int:
+    """The evaluation size for a study on this device (DEFAULT_N)."""
+    from ..training.device import pick_device
+
+    return DEFAULT_N["cuda" if pick_device(device).type == "cuda" else "cpu"]
 
 
 def default_study_dir() -> Path:
@@ -168,7 +195,8 @@ def default_study_dir() -> Path:
 
 
 def plan_study(root: Path, base: Config, vary: list[str], seeds: int | None = None, metrics: str | None = None,
-               n: int | None = None, features: str | None = None, minutes: float | None = None) -> Study:
+               n: int | None = None, features: str | None = None, minutes: float | None = None,
+               also: list[str] | None = None) -> Study:
     """A validated plan: every member's config built and checked (keys, values, objective, data,
     networks) and the metrics checked against the data, before anything trains."""
     if (root / STUDY_FILE).is_file():
@@ -187,6 +215,11 @@ def plan_study(root: Path, base: Config, vary: list[str], seeds: int | None = No
         for i, value in enumerate(parsed):
             if value in parsed[:i]:
                 raise ConfigError(f"--vary {v.key} lists the value {v.values[i]!r} twice")
+    extra = [parse_also(spec) for spec in also or []]
+    for settings in extra:
+        for key, _ in settings:
+            if key in _NOT_VARIABLE:
+                raise ConfigError(f"--also {key} is not allowed: {_NOT_VARIABLE[key]}")
     if seeds is not None and seeds < 1:
         raise ConfigError(f"--seeds {seeds} must be at least 1")
     if n is not None and n < 2:
@@ -194,9 +227,9 @@ def plan_study(root: Path, base: Config, vary: list[str], seeds: int | None = No
     if minutes is not None and not minutes > 0:
         raise ConfigError(f"--minutes {minutes} must be positive")
     data = {key: value for key, value in base.to_dict().items() if key != "out"}
-    study = Study(root=root, base=data, vary=varies,
+    study = Study(root=root, base=data, vary=varies, also=extra,
                   seeds=list(range(seeds)) if seeds is not None else [base.seed],
-                  metrics=[], n=n or DEFAULT_N, features=features or "inception", minutes=minutes)
+                  metrics=[], n=n or default_n(base.device), features=features or "inception", minutes=minutes)
     kind, info = _check_members(study.members())
     study.metrics = ([m.strip() for m in metrics.split(",") if m.strip()] if metrics
                      else default_metrics(kind, study.features, info))
@@ -215,7 +248,8 @@ def load_study(root: Path) -> Study:
         raise GanforgeError(f"{path} has format {data.get('format')}; this ganforge reads format {FORMAT}")
     return Study(root=root, base=data["base"], vary=[Vary(key, tuple(values)) for key, values in data["vary"]],
                  seeds=data["seeds"], metrics=data["metrics"], n=data["n"], features=data["features"],
-                 minutes=data["minutes"])
+                 minutes=data["minutes"],
+                 also=[tuple((key, text) for key, text in settings) for settings in data.get("also", [])])
 
 
 def validate_study(study: Study) -> None:
@@ -299,76 +333,39 @@ def _one_line(err: BaseException) -> str:
 @dataclass
 class _Trained:
     step: int
-    stopped_by: str           # "steps" | "time"
+    stopped_by: str           # "steps" | "time" | "interrupt"
     interrupted: bool = False
 
 
-def _progress(run_dir: Path) -> tuple[int, float]:
-    """(step of the latest checkpoint, training wall time up to it) of a run directory."""
-    found = list_checkpoints(run_dir)
-    step = found[-1][0] if found else 0
-    times = [row["wall_time"] for row in read_history(RunPaths(run_dir).metrics)
-             if "wall_time" in row and row["step"] <= step]
-    return step, max(times, default=0.0)
-
-
-def _train_to(member: Member, steps: int, echo) -> bool:
-    """Train (or continue) a member's run up to `steps`; True when Ctrl-C stopped it."""
-    if list_checkpoints(member.run_dir):
-        config = replace(read_config(member.run_dir), steps=steps)
-        return train(config, member.run_dir, resume=True, echo=echo).interrupted
-    if member.run_dir.exists():
-        shutil.rmtree(member.run_dir)  # a start that never reached its first checkpoint
-    return train(replace(member.config, steps=steps), member.run_dir, echo=echo).interrupted
-
-
 def _train_member(member: Member, minutes: float | None, echo) -> _Trained:
-    cap = member.config.steps
-    if minutes is None:
-        interrupted = _train_to(member, cap, echo)
-        return _Trained(_progress(member.run_dir)[0], "steps", interrupted)
-    # The trainer has no time budget: train in chunks (resuming in between). Short probing chunks,
-    # growing 4× until one lasts long enough to time, give the pace; then each chunk takes half the
-    # time left, and the last eighth goes in one final chunk, so a misjudged pace overshoots (or
-    # leaves unused) little. Chunks end on the log grid so that metrics rows stay regular.
-    budget, log_every = minutes * 60, member.config.train.log_every
-    timeable = min(1.0, budget / 20)
-    probe, rate, last = log_every, None, False
-    while not last:
-        step, used = _progress(member.run_dir)
-        remaining = budget - used
-        if step >= cap:
-            return _Trained(step, "steps")
-        if remaining <= 0:
-            return _Trained(step, "time")
-        if rate is None:
-            target = step + probe
-        else:
-            fill, half = (int(seconds * rate) // log_every * log_every for seconds in (remaining, remaining / 2))
-            if fill <= 0:
-                return _Trained(step, "time")
-            last = remaining <= budget / 8 or half <= 0
-            target = step + (fill if last else half)
-        if _train_to(member, min(target, cap), echo):
-            return _Trained(_progress(member.run_dir)[0], "time", interrupted=True)
-        new_step, new_used = _progress(member.run_dir)
-        if new_used - used >= timeable:
-            rate = (new_step - step) / (new_used - used)
-        else:
-            probe *= 4
-    step = _progress(member.run_dir)[0]
-    return _Trained(step, "steps" if step >= cap else "time")
+    """Train (or continue) a member's run to its steps or, with a budget, until the trainer's own time
+    budget (train.minutes, training time summed over resumes) is used up."""
+    if list_checkpoints(member.run_dir):
+        config = read_config(member.run_dir)
+        resume = True
+    else:
+        if member.run_dir.exists():
+            shutil.rmtree(member.run_dir)  # a start that never reached its first checkpoint
+        config, resume = member.config, False
+    if minutes is not None:
+        config = replace(config, train=replace(config.train, minutes=minutes))
+    result = train(config, member.run_dir, resume=resume, echo=echo)
+    return _Trained(result.step, result.stopped_by, result.interrupted)
 
 
-def evaluate_member(study: Study, member: Member) -> tuple[dict, dict[str, str]]:
+def evaluate_member(study: Study, member: Member, echo=None) -> tuple[dict, dict[str, str]]:
     """Final metrics of a member's latest checkpoint, and an error message for each metric that failed.
     All metrics go through one pass over the samples; after a failure each is tried alone, so one
-    metric (FID without Inception weights, say) fails by itself."""
+    metric (FID without Inception weights, say) fails by itself. `echo` gets a progress line at each tenth
+    of a feature pass (minutes on a CPU)."""
     from ..metrics import evaluate
 
     def measure(metrics: list[str]) -> dict:
-        return evaluate(member.run_dir, metrics=metrics, n=study.n, features=study.features,
-                        device=member.config.device, seed=EVAL_SEED, progress=False)
+        # The reference drawn with the study's seed, not the member's: one reference (and one cached set of
+        # its features, see share_reference) for every member.
+        return evaluate(member.run_dir, ref=member.config.data, ref_name=member.config.data, metrics=metrics,
+                        n=study.n, features=study.features, device=member.config.device, seed=EVAL_SEED,
+                        progress=echo or False)
 
     try:
         return measure(study.metrics), {}
@@ -415,12 +412,45 @@ def _run_member(study: Study, member: Member, tag: str, retry_failed: bool, echo
         record = {"state": "trained", "step": trained.step, "stopped_by": trained.stopped_by}
         _write_json(record_path, record)
     echo(f"{tag}: evaluating {','.join(study.metrics)} on {study.n} samples")
-    results, errors = evaluate_member(study, member)
+    results, errors = evaluate_member(study, member, echo=lambda line: echo(f"{tag}: {line}"))
     record.update(state="evaluated", eval=results, eval_errors=errors)
     _write_json(record_path, record)
     for name, message in errors.items():
         echo(f"{tag}: {name} failed: {message}")
     return False
+
+
+def share_reference(study: Study, echo) -> None:
+    """Compute each image reference's features once, before any member is evaluated (members evaluated
+    side by side would otherwise each compute the same ones). A failure here (no Inception weights) is
+    left for each member's evaluation to report, metric by metric."""
+    from ..metrics.evaluate import cache_reference, metric_registry
+
+    referenced = [name for name in study.metrics if name in metric_registry and metric_registry.get(name).uses_ref]
+    if not referenced:  # 2-D points, mode counts: nothing is compared with real features
+        return
+    seen = set()
+    for member in study.members():
+        cfg = member.config
+        key = (cfg.data, cfg.resolution, cfg.channels, repr(cfg.dataset))
+        if key in seen:
+            continue
+        seen.add(key)
+        echo(f"reference features of {cfg.data} at {cfg.resolution} px ({study.features}, up to {study.n} images), "
+             f"once for all members")
+        # All the metrics first, as members ask for them all at once; then those that compare with it alone.
+        for metrics in (study.metrics, referenced):
+            try:
+                count, status = cache_reference(cfg.data, cfg.dataset, cfg.resolution, cfg.channels, metrics,
+                                                study.n, features=study.features, device=cfg.device, seed=EVAL_SEED,
+                                                progress=echo)
+            except GanforgeError as err:
+                error = _one_line(err)
+                continue
+            echo(f"reference features: {count} images ({'cached earlier' if status == 'hit' else 'computed'})")
+            break
+        else:
+            echo(f"reference features not computed ({error}); each member's evaluation reports it")
 
 
 def usable_cores() -> int:
@@ -500,6 +530,8 @@ def run_study(study: Study, retry_failed: bool = False, echo=print, jobs: int = 
     if not (study.root / STUDY_FILE).is_file():
         study.save()
     order = study.training_order()
+    if any(read_record(study, m).get("state") != "evaluated" for m in order):
+        share_reference(study, echo)
     if jobs > 1 and len(order) > 1:
         return _run_in_parallel(study, order, min(jobs, len(order)), retry_failed, echo)
     for i, member in enumerate(order, 1):
@@ -579,7 +611,8 @@ class StudyResults:
     variants: list[VariantResult]
     metrics: list[str]                    # metric columns, in the order evaluate() returned them
     best_members: dict[str, set[str]]     # metric → names of the best member(s)
-    best_variants: dict[str, set[str]]    # metric → labels of the best variant(s) by mean over seeds
+    best_variants: dict[str, set[str]]    # metric → labels of the best variant(s) by mean over seeds, beyond noise
+    within_noise: dict[str, tuple[set[str], str]] = field(default_factory=dict)  # metric → (leaders, why no ★)
 
 
 def best_of(values: dict[str, float], metric: str) -> set[str]:
@@ -590,6 +623,24 @@ def best_of(values: dict[str, float], metric: str) -> set[str]:
         return set()
     target = (min if direction == "min" else max)(values.values())
     return {k for k, v in values.items() if v == target}
+
+
+def lead_beyond_noise(summaries: dict[str, Summary | None], metric: str) -> tuple[set[str], str | None]:
+    """The variant(s) with the best mean, and None when that lead is beyond the noise, else why it is not:
+    'one seed' (no spread to judge by), 'a tie', or 'within the seed spread' (the lead over the runner-up
+    is no larger than the larger of the two standard deviations over seeds)."""
+    summaries = {k: s for k, s in summaries.items() if s is not None and math.isfinite(s.mean)}
+    leaders = best_of({k: s.mean for k, s in summaries.items()}, metric)
+    if not leaders:
+        return set(), None
+    if len(leaders) > 1:
+        return leaders, "a tie"
+    if any(s.std is None for s in summaries.values()):
+        return leaders, "one seed"
+    (leader,) = leaders
+    runner_up = min((s for k, s in summaries.items() if k != leader), key=lambda s: abs(s.mean - summaries[leader].mean))
+    lead = abs(summaries[leader].mean - runner_up.mean)
+    return leaders, None if lead > max(summaries[leader].std, runner_up.std) else "within the seed spread"
 
 
 def _sample_grids(folder: Path) -> dict[int, Path]:
@@ -625,8 +676,10 @@ def collect(study: Study) -> StudyResults:
     metrics += [name for name in study.metrics
                 if name not in metrics and evaluated and all(name in r.metric_errors for r in evaluated)]
     best_members = {name: best_of({r.member.name: r.metrics.get(name) for r in members}, name) for name in metrics}
-    best_variants = {}
+    best_variants, within_noise = {}, {}
     for name in metrics:
-        means = {v.label: (s.mean if (s := v.metric(name)) else None) for v in variants.values()}
-        best_variants[name] = best_of(means, name)
-    return StudyResults(study, members, list(variants.values()), metrics, best_members, best_variants)
+        leaders, why_not = lead_beyond_noise({v.label: v.metric(name) for v in variants.values()}, name)
+        best_variants[name] = leaders if why_not is None else set()
+        if why_not is not None:
+            within_noise[name] = (leaders, why_not)
+    return StudyResults(study, members, list(variants.values()), metrics, best_members, best_variants, within_noise)

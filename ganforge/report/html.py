@@ -114,7 +114,14 @@ def _matched_steps(results: StudyResults) -> list[int]:
     trained = [r for r in results.members if r.trained and r.samples] or [r for r in results.members if r.samples]
     if not trained:
         return []
-    return _spread(set.intersection(*(set(r.samples) for r in trained)))
+    return _spread(set.intersection(*(_regular_steps(r) for r in trained)))
+
+
+def _regular_steps(result) -> set[int]:
+    """A member's grids every train.sample_every steps and its last one; the early, log-spaced grids
+    (step 0, 1, 2, 5, …) would crowd out the rest of training in a few rows."""
+    every = result.member.config.train.sample_every
+    return {step for step in result.samples if step > 0 and (step % every == 0 or step == max(result.samples))}
 
 
 def _spread(steps: set[int], count: int = MAX_MATCHED_STEPS) -> list[int]:
@@ -165,7 +172,7 @@ def stage_section(results: StudyResults) -> list:
              for v in results.variants if any(r.stage1_samples for r in v.members)]
     if not shown:
         return []
-    steps = _spread(set.intersection(*(set(r.stage1_samples) & set(r.samples) for r in shown)))
+    steps = _spread(set.intersection(*(set(r.stage1_samples) & _regular_steps(r) for r in shown)))
     if not steps:
         return []
     header = ["step"]
@@ -202,7 +209,11 @@ def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
     # --- results by variant: mean ± std over seeds, best marked
     doc.append(Heading("Results by variant"))
     doc.append(Paragraph("Mean ± standard deviation over the seeds that finished (n − 1 in the denominator); "
-                         "★ marks the best variant on each metric (↓ lower is better, ↑ higher)."))
+                         "★ marks the best variant on each metric (↓ lower is better, ↑ higher) when its lead "
+                         "over the runner-up is larger than the larger of their standard deviations over seeds."))
+    for name, (leaders, why_not) in results.within_noise.items():
+        doc.append(Paragraph(f"{_header(name)}: {', '.join(sorted(leaders))} leads, within noise ({why_not}): "
+                             f"no ★."))
     rows = []
     for variant in results.variants:
         done = sum(r.trained for r in variant.members)
@@ -261,7 +272,8 @@ def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
 
     # --- every member
     doc.append(Heading("Every member"))
-    doc.append(Paragraph("The final evaluation of each member exactly as it was measured; ★: best member."))
+    doc.append(Paragraph("The final evaluation of each member exactly as it was measured; ★: best member as "
+                         "measured (one seed each: whether a lead is beyond noise is judged by variant, above)."))
     rows = []
     for r in members:
         notes = []
@@ -302,6 +314,7 @@ def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
     base = _flatten(study.base)
     changed = [[Cell(k), Cell(str(v))] for k, v in base.items() if defaults.get(k, object()) != v]
     varied = [[Cell(v.key), Cell(", ".join(v.values))] for v in study.vary]
+    varied += [[Cell("also"), Cell(", ".join(f"{key}={text}" for key, text in settings))] for settings in study.also]
     if varied:
         doc.append(Table(["varied key", "values"], varied))
     doc.append(Table(["base config key (not at its default)", "value"], changed or [[Cell("—"), Cell("—")]]))

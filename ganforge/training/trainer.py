@@ -64,6 +64,15 @@ class TrainResult:
     step: int
     interrupted: bool = False
     stop_signal: int = 0  # the signal that stopped it (SIGINT for Ctrl-C); the CLI exits with 128 + it
+    stopped_by: str = "steps"   # steps | time (train.minutes) | interrupt (Ctrl-C, SIGTERM, SIGHUP)
+
+
+def early_sample_step(step: int) -> bool:
+    """1, 2, 5, 10, 20, 50, …: log-spaced grids before the first regular one, so that the first minutes
+    of a run already show what it learns."""
+    while step >= 10 and step % 10 == 0:
+        step //= 10
+    return step in (1, 2, 5)
 
 
 def default_run_dir(config: Config) -> Path:
@@ -517,10 +526,18 @@ class Trainer:
 
     def _train_to_the_end(self) -> TrainResult:
         cfg, st, tc = self.config, self.state, self.config.train
+        wall_offset = max((row["wall_time"] for row in self.history if "wall_time" in row), default=0.0)
+        budget = tc.minutes * 60 if tc.minutes > 0 else math.inf  # seconds of training, over all resumes
         if st.step >= cfg.steps:
             self.echo(f"{self.paths.root} is already at step {st.step} ≥ steps = {cfg.steps}; "
                       f"nothing to do (raise it with --steps)")
             return TrainResult(self.paths.root, st.step)
+        if wall_offset >= budget:
+            self.echo(f"{self.paths.root} has already trained {wall_offset / 60:.1f} min ≥ train.minutes = "
+                      f"{tc.minutes:g}; nothing to do (raise it with --minutes)")
+            return TrainResult(self.paths.root, st.step, stopped_by="time")
+        if budget < math.inf:
+            self.echo(f"time budget: {tc.minutes:g} min of training (stops then, or at step {cfg.steps} if sooner)")
 
         acc = torch.zeros(len(SCALARS), device=self.device)
         first_bad = torch.full((2,), -1, dtype=torch.long, device=self.device)  # (step, _DIVERGED code)
@@ -530,16 +547,23 @@ class Trainer:
         bad_as_logged = torch.full((2,), -1)  # first_bad as of the previous log row, copied off the device
         steps_in_interval = d_steps_in_interval = batches_in_interval = 0
         interval_start, callback_time, wall_start = time.perf_counter(), 0.0, time.perf_counter()
-        wall_offset = max((row["wall_time"] for row in self.history if "wall_time" in row), default=0.0)
+        if st.step == 0 and self.world.main:  # the starting point, before the first step
+            self.write_samples()
 
+        # Under a time budget the step count is only a cap: an ETA for it would mislead.
         bar = tqdm(total=cfg.steps, initial=st.step, disable=tc.quiet or not self.world.main, unit="step",
-                   dynamic_ncols=True,
-                   desc=self.paths.root.name)
-        interrupted = False
+                   dynamic_ncols=True, desc=self.paths.root.name,
+                   bar_format=None if budget == math.inf else "{desc}: step {n_fmt} [{elapsed}, {rate_fmt}{postfix}]")
+        self._pace_from = (time.perf_counter(), st.step) if budget == math.inf else None
+        stopped_by = "steps"
         with _graceful_interrupt() as interrupt:
             while st.step < cfg.steps:
                 done = st.step + 1
-                log_now = done % tc.log_every == 0 or done == cfg.steps
+                # One process decides before a step whether it is the last, so that it is logged, sampled
+                # and checkpointed like a run's final step; several ranks agree at log steps (below).
+                ending = None if self.world.parallel else self._stop_reason(
+                    interrupt, wall_offset + time.perf_counter() - wall_start >= budget)
+                log_now = done % tc.log_every == 0 or done == cfg.steps or ending is not None
                 self.lr_schedule.apply(st.step)
                 n_d = self._step(st.step, acc, want_grad_norms=log_now)
                 st.step = done
@@ -573,9 +597,15 @@ class Trainer:
                     steps_in_interval = d_steps_in_interval = batches_in_interval = 0
                     interval_start, callback_time = time.perf_counter(), 0.0
                     self._report_progress(bar, meta)
+                elif early_sample_step(done):
+                    self._report_early_progress(bar, done, time.perf_counter() - wall_start)
 
-                stop = self._stop_requested(interrupt, log_now)
-                sample_now = done % tc.sample_every == 0 or done == cfg.steps
+                if self.world.parallel:
+                    ending = self._stop_reason_agreed(
+                        interrupt, wall_offset + time.perf_counter() - wall_start >= budget, log_now)
+                stop = ending is not None
+                sample_now = (done % tc.sample_every == 0 or done == cfg.steps or stop
+                              or (done < tc.sample_every and early_sample_step(done)))
                 checkpoint_now = done % tc.checkpoint_every == 0 or done == cfg.steps or stop
                 eval_now = cfg.eval.every > 0 and (done % cfg.eval.every == 0 or done == cfg.steps)
                 if sample_now or checkpoint_now or eval_now:
@@ -593,31 +623,59 @@ class Trainer:
                             st.save(self.paths.root, tc.keep_checkpoints)
                     callback_time += time.perf_counter() - t0
                 if stop:
-                    interrupted = True
+                    stopped_by = ending
                     break
         bar.close()
         self._write_rows(pending)
         self._check_finite(first_bad)
-        if interrupted:
-            self.echo(f"interrupted at step {st.step} ({signal.Signals(stop).name}): checkpoint written; continue "
-                      f"with ganforge train --resume {self.paths.root}")
+        stop_signal = interrupt["signal"] if stopped_by == "interrupt" else 0
+        if stopped_by == "interrupt":
+            self.echo(f"interrupted at step {st.step} ({signal.Signals(stop_signal).name}): checkpoint written; "
+                      f"continue with ganforge train --resume {self.paths.root}")
+        elif stopped_by == "time":
+            self.echo(f"time budget of {tc.minutes:g} min used at step {st.step}: {self.paths.root}; "
+                      f"continue with ganforge train --resume {self.paths.root} --minutes M (a larger total)")
         else:
             self.echo(f"finished {st.step} steps: {self.paths.root}")
-        return TrainResult(self.paths.root, st.step, interrupted, stop_signal=stop if interrupted else 0)
+        return TrainResult(self.paths.root, st.step, stopped_by == "interrupt", stop_signal, stopped_by)
 
-    def _stop_requested(self, interrupt: dict, log_now: bool) -> int:
-        """The signal that asks to stop (0: none): at the next step, or, with several ranks, at the next
-        log step, agreed by all ranks (a rank that stopped alone would leave the others waiting in a
-        gradient reduction)."""
-        if not self.world.parallel:
-            return interrupt["signal"]
+    @staticmethod
+    def _stop_reason(interrupt: dict, out_of_time: bool) -> str | None:
+        """Why training stops here: 'interrupt' (Ctrl-C, SIGTERM, SIGHUP), 'time' (train.minutes used up), or None."""
+        return "interrupt" if interrupt["signal"] else ("time" if out_of_time else None)
+
+    def _stop_reason_agreed(self, interrupt: dict, out_of_time: bool, log_now: bool) -> str | None:
+        """With several ranks, a stop happens at a log step that all ranks agree on (a rank that stopped
+        alone would leave the others waiting in a gradient reduction); any rank's reason stops them all,
+        and every rank exits with the signal one of them received."""
         if not log_now:
-            return 0
-        flag = torch.tensor(interrupt["signal"], device=self.device)
-        torch.distributed.all_reduce(flag, torch.distributed.ReduceOp.MAX)
-        return int(flag)
+            return None
+        flags = torch.tensor([interrupt["signal"], int(out_of_time)], device=self.device)
+        torch.distributed.all_reduce(flags, torch.distributed.ReduceOp.MAX)
+        interrupt["signal"] = int(flags[0])
+        return self._stop_reason(interrupt, bool(flags[1]))
+
+    def _report_early_progress(self, bar, step: int, seconds: float) -> None:
+        """Progress before the first log row: the step and the time so far, at steps 1, 2, 5, 10, …"""
+        if self.config.train.quiet:
+            self.echo(f"step {step}/{self.config.steps}  {seconds:.1f} s")
+        else:
+            bar.update(step - bar.n)
+
+    def _pace_note(self, step: int) -> None:
+        """Once, at the first log row without a time budget: how long the steps left take at this pace,
+        when that is over an hour (a 64-px WGAN-GP on a CPU: days), and how to bound it."""
+        started, first = self._pace_from
+        self._pace_from = None
+        hours = (time.perf_counter() - started) / max(step - first, 1) * (self.config.steps - step) / 3600
+        if hours > 1:
+            self.echo(f"at this pace the {self.config.steps - step:,} steps left take about {hours:.0f} h; "
+                      f"stop earlier with a time budget: --minutes M (or ganforge train --resume "
+                      f"{self.paths.root} --minutes M after Ctrl-C)")
 
     def _report_progress(self, bar, meta: dict) -> None:
+        if self._pace_from is not None:
+            self._pace_note(meta["step"])
         # The latest losses shown are one interval old (the newest are still on their way off the device).
         last = next((row for row in reversed(self.history) if "d_loss" in row), None)
         losses = f"D {last['d_loss']:.3f} G {last['g_loss']:.3f}" if last and last["d_loss"] is not None else ""
