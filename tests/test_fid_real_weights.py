@@ -16,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ganforge.fileio import sha256_of
 from ganforge.cli import main
 from ganforge.config import DatasetOptions
 from ganforge.data import load_dataset
@@ -48,7 +49,7 @@ def network(converted) -> InceptionV3:
 
 @needs_weights
 def test_the_torchscript_file_is_the_published_one():
-    assert weights_module.sha256_of(TORCHSCRIPT) == weights_module.TORCHSCRIPT.sha256
+    assert sha256_of(TORCHSCRIPT) == weights_module.TORCHSCRIPT.sha256
 
 
 @needs_weights

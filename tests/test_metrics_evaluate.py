@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganforge.fileio import sha256_of
 from ganforge.cli import main as ganforge_main
 from ganforge.cli_eval import add_eval_commands
 from ganforge.errors import ConfigError
@@ -111,7 +112,7 @@ def test_inception_path_with_a_weights_file(tmp_path, monkeypatch):
                       batch_size=4, device="cpu", cache_dir=tmp_path, progress=False,
                       settings=evaluate_module.Settings(is_splits=2))
     assert np.isfinite(result["fid"]) and result["fid"] >= 0 and result["is"] >= 1
-    assert result["features"] == "inception" and result["weights_sha256"] == weights_module.sha256_of(weights)
+    assert result["features"] == "inception" and result["weights_sha256"] == sha256_of(weights)
     monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "nothing"))
     with pytest.raises(WeightsError, match="fetch-weights"):
@@ -188,7 +189,7 @@ def test_fetch_weights_command_verifies_and_converts(tmp_path, monkeypatch, caps
 
     source = tmp_path / "published.pth"
     torch.save(InceptionV3(pretrained=False).state_dict(), source)
-    known = replace(weights_module.PYTORCH_FID, sha256=weights_module.sha256_of(source))
+    known = replace(weights_module.PYTORCH_FID, sha256=sha256_of(source))
     monkeypatch.setattr(weights_module, "SOURCES", {known.sha256: known})
     monkeypatch.setattr(weights_module, "INCEPTION_URL", source.as_uri())
     for how in (["--from", str(source)], []):  # a file given, or the download

