@@ -38,6 +38,11 @@ class DatasetOptions:
     tags_top: int = _f(0, "keep only the this-many most frequent tags (0: all)", minimum=0)
     tags_keep: str = _f("", "comma-separated tags to keep (empty: all); applied before tags_top")
     tags_lowercase: bool = _f(True, "lower-case tags and merge spelling variants (blue_hair, Blue-Hair → blue hair)")
+    stream: Optional[bool] = _f(None, "image folders: read each batch from the decoded cache file on disk (a "
+                                      "prefetching thread) instead of holding every image in memory and on the "
+                                      "device; null: stream when the decoded images exceed memory_budget_mb")
+    memory_budget_mb: int = _f(4096, "decoded images up to this size are held in memory (and on the device) "
+                                     "when dataset.stream is null", minimum=0)
 
 
 @dataclass

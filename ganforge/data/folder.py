@@ -25,7 +25,7 @@ from .tags import FolderTags, find_tag_file, is_sidecar, load_folder_tags
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 # Part of the cache key: bump it whenever decoding changes, so old caches are rebuilt.
-LOADER_VERSION = "folder-2"  # 2: the cache lists the files it holds
+LOADER_VERSION = "folder-3"  # 2: the cache lists the files it holds; 3: raw rows built in a streaming pass
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
@@ -35,32 +35,25 @@ def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptio
     key = cache.fingerprint([_signature(folder, files), resolution, channels, LOADER_VERSION])
     # Caches of one folder share a prefix, so a rebuild can delete the outdated ones.
     prefix = f"{folder.resolve().name[:40] or 'root'}-{cache.fingerprint(str(folder.resolve()))[:8]}-"
-    cache_path = cache.cache_root(options) / "folders" / f"{prefix}{key}.npy"
+    cache_path = cache.cache_root(options) / "folders" / f"{prefix}{key}{cache.ROWS_SUFFIX}"
 
-    cached = cache.load(cache_path)
-    if cached is not None:
-        array, meta = cached
-        images, skipped, loaded, status = torch.from_numpy(np.array(array)), meta["skipped"], meta["files"], "hit"
-    else:
-        array, skipped, used = _decode_all(files, resolution, channels)
-        if len(array) == 0:
-            raise DataError(_nothing_usable(spec, len(files), skipped))
-        loaded = [path.relative_to(folder).as_posix() for path in used]
-        try:
-            cache.save(cache_path, array, {"skipped": skipped, "files": loaded})
-        except OSError as err:
-            raise DataError(f"cannot write the image cache in {cache_path.parent} ({err.strerror}); "
-                            f"point --set dataset.cache_dir=PATH at a writable folder") from None
+    meta, status = cache.read_meta(cache_path), "hit"
+    if meta is None:
+        meta, status = _build_cache(spec, folder, files, cache_path, resolution, channels)
         cache.remove_stale(cache_path.parent, prefix, keep=cache_path)
-        images, status = torch.from_numpy(array), "built"
+    skipped, loaded = meta["skipped"], meta["files"]
+    stream = wants_stream(options, int(np.prod(meta["shape"])))
+    images = torch.from_numpy(cache.open_rows(cache_path, meta["shape"], in_memory=not stream))
 
     summary = f"{spec}: {len(images)} images loaded"
     if skipped:
         reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()))
         summary += f", {sum(skipped.values())} skipped ({reasons})"
+    if stream:
+        summary += f", streamed from {cache_path} ({images.numel() / 2**20:,.0f} MiB decoded)"
     info = {"summary": "", "skipped": skipped, "cache": status, "cache_path": str(cache_path),
-            "resolution": resolution, "channels": channels}
-    dataset = Dataset(name=spec, kind="image", data=images, info=info)
+            "resolution": resolution, "channels": channels, "streamed": stream}
+    dataset = Dataset(name=spec, kind="image", data=images, info=info, rows_file=cache_path if stream else None)
 
     classes = class_folders(loaded)
     if classes is not None:
@@ -122,20 +115,34 @@ def _signature(folder: Path, files: list[Path]) -> list:
     return signature
 
 
-def _decode_all(files: list[Path], resolution: int, channels: int) -> tuple[np.ndarray, dict[str, int], list[Path]]:
-    """The decoded images, the skip counts by reason, and the files the images came from."""
-    images = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
-    skipped: Counter = Counter()
-    used = []
+def wants_stream(options: DatasetOptions, decoded_bytes: int) -> bool:
+    """dataset.stream, or when it is null: whether the decoded images exceed dataset.memory_budget_mb."""
+    if options.stream is not None:
+        return options.stream
+    return decoded_bytes > options.memory_budget_mb * 2**20
+
+
+def _build_cache(spec: str, folder: Path, files: list[Path], cache_path: Path, resolution: int,
+                 channels: int) -> tuple[dict, str]:
+    """Decode the folder into the cache in one streaming pass (resuming an interrupted one); its facts
+    and "built" or "resumed"."""
     # PIL releases the GIL while decoding and resizing, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for path, result in zip(files, pool.map(lambda p: decode(p, resolution, channels), files)):
-            if isinstance(result, str):
-                skipped[result] += 1
-            else:
-                images[len(used)] = result
-                used.append(path)
-    return images[:len(used)], dict(skipped), used
+        def decode_chunk(start: int, stop: int) -> list:
+            return list(pool.map(lambda p: decode(p, resolution, channels), files[start:stop]))
+
+        try:
+            used, skipped, resumed = cache.build_rows(cache_path, len(files), (channels, resolution, resolution),
+                                                      decode_chunk)
+        except OSError as err:
+            raise DataError(f"cannot write the image cache in {cache_path.parent} ({err.strerror}); "
+                            f"point --set dataset.cache_dir=PATH at a writable folder") from None
+    if not used:
+        raise DataError(_nothing_usable(spec, len(files), skipped))
+    meta = {"shape": [len(used), channels, resolution, resolution], "skipped": skipped,
+            "files": [files[i].relative_to(folder).as_posix() for i in used]}
+    cache.finish_rows(cache_path, meta)
+    return meta, "resumed" if resumed else "built"
 
 
 def decode(path: Path, resolution: int, channels: int) -> np.ndarray | str:
