@@ -144,7 +144,8 @@ def test_interrupted_cache_build_resumes_where_it_stopped(photos, options, tmp_p
     resumed = load_dataset(str(photos), 32, 3, options)
     assert resumed.info["cache"] == "resumed" and len(decoded) == 15 - 8  # the two finished chunks stay done
     rows = os.path.basename(resumed.info["cache_path"])
-    assert sorted(os.listdir(cache_dir)) == sorted([rows, rows[:-len(".u8")] + ".json"])  # no partial left
+    stem = rows[:-len(".u8")]
+    assert sorted(os.listdir(cache_dir)) == sorted([rows, stem + ".json", stem + ".lock"])  # no partial left
     monkeypatch.undo()
     straight = load_dataset(str(photos), 32, 3, DatasetOptions(cache_dir=str(tmp_path / "other")))
     assert straight.info["cache"] == "built" and straight.info["summary"] == resumed.info["summary"]

@@ -8,10 +8,12 @@ is renamed into place last and atomically: its presence means the cache is compl
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -89,6 +91,19 @@ def build_rows(path: Path, count: int, row_shape: Sequence[int],
             state["done"] = stop
             _write_atomic(progress, lambda out: out.write(json.dumps(state).encode()))
     return state["used"], state["skipped"], resumed
+
+
+@contextmanager
+def build_lock(path: Path):
+    """Held while one process builds the cache at `path`: others (data-parallel ranks, study members)
+    wait, then find it built."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def finish_rows(path: Path, meta: dict) -> None:

@@ -39,8 +39,11 @@ def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptio
 
     meta, status = cache.read_meta(cache_path), "hit"
     if meta is None:
-        meta, status = _build_cache(spec, folder, files, cache_path, resolution, channels)
-        cache.remove_stale(cache_path.parent, prefix, keep=cache_path)
+        with cache.build_lock(cache_path):
+            meta = cache.read_meta(cache_path)  # another process may have built it while this one waited
+            if meta is None:
+                meta, status = _build_cache(spec, folder, files, cache_path, resolution, channels)
+                cache.remove_stale(cache_path.parent, prefix, keep=cache_path)
     skipped, loaded = meta["skipped"], meta["files"]
     stream = wants_stream(options, int(np.prod(meta["shape"])))
     images = torch.from_numpy(cache.open_rows(cache_path, meta["shape"], in_memory=not stream))
