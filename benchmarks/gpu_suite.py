@@ -78,12 +78,12 @@ def run_json(command: list[str], timeout: float) -> object:
     return json.loads(done.stdout)
 
 
-def train_section(args) -> dict:
+def train_section(args, workdir: Path) -> dict:
     out = {}
     for i, (variant, overrides) in enumerate(VARIANTS.items()):
         command = [sys.executable, str(HERE / "train_throughput.py"), "--json", "--device", args.device,
                    "--cases", args.case, "--batch-size", str(args.batch_size), "--rounds", str(args.rounds),
-                   "--steps", str(args.steps), "--numerics-steps", "2" if i == 0 else "0"]
+                   "--steps", str(args.steps), "--numerics-steps", "2" if i == 0 and not args.tiny else "0"]
         command += [f"--set={o}" for o in overrides]
         start = time.perf_counter()
         result = run_json(command, timeout=600)[0]
