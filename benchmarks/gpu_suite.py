@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from train_throughput import SCALARS, make_trainer  # noqa: E402
+from train_throughput import SCALARS, make_trainer, numerics_check, run_case  # noqa: E402
 
 from ganforge.metrics import InceptionV3, evaluate  # noqa: E402
 from ganforge.metrics.extractors import InceptionExtractor, extractors  # noqa: E402
@@ -79,19 +79,20 @@ def run_json(command: list[str], timeout: float) -> object:
 
 
 def train_section(args, workdir: Path) -> dict:
-    out = {}
-    for i, (variant, overrides) in enumerate(VARIANTS.items()):
-        command = [sys.executable, str(HERE / "train_throughput.py"), "--json", "--device", args.device,
-                   "--cases", args.case, "--batch-size", str(args.batch_size), "--rounds", str(args.rounds),
-                   "--steps", str(args.steps), "--numerics-steps", "2" if i == 0 and not args.tiny else "0"]
-        command += [f"--set={o}" for o in overrides]
+    """train_throughput.py's cases, run in this process (one import of torch for all variants)."""
+    device, out = torch.device(args.device), {}
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as train_throughput.py: the DCGAN example sets it
+    for variant, overrides in VARIANTS.items():
+        options = argparse.Namespace(quick=args.tiny, steps=args.steps, batch_size=args.batch_size,
+                                     rounds=args.rounds, set=overrides)
         start = time.perf_counter()
-        result = run_json(command, timeout=600)[0]
+        result = run_case(args.case, options, device, workdir / f"train-{variant}")
         out[variant] = {key: result[key] for key in ("reference_img_s", "ganforge_img_s", "ratio")}
-        if "numerics" in result:
-            out[variant]["numerics_passed"] = result["numerics"]["passed"]
         log(f"train {variant:13s}: reference {result['reference_img_s']:9.1f} img/s, ganforge "
             f"{result['ganforge_img_s']:9.1f} img/s, {result['ratio']:.2f}× ({time.perf_counter() - start:.0f} s)")
+    if not args.tiny:  # the reference loop computes what ganforge computes (fp32, CPU, as train_throughput.py)
+        out["numerics_passed"] = numerics_check(2, workdir / "numerics")["passed"]
     return out
 
 
@@ -163,7 +164,7 @@ def stream_section(args, workdir: Path) -> dict:
     command = [sys.executable, str(HERE / "stream_throughput.py"), "--json", "--device", args.device,
                "--images", str(args.stream_images), "--resolution", str(args.stream_resolution),
                "--steps", str(args.stream_steps), "--log-every", str(max(1, args.stream_steps // 6)),
-               "--batch-size", str(args.batch_size), "--workdir", str(workdir)]
+               "--batch-size", str(args.batch_size), "--rounds", "1" if args.tiny else "2", "--workdir", str(workdir)]
     result = run_json(command, timeout=600)
     log(f"stream: {result['images']:,} images {result['resolution']}×{result['resolution']}, cache built at "
         f"{result['cache_build_img_s']:,.0f} img/s; streamed {result['streamed']['img_s']:,.0f} img/s "

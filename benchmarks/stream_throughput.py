@@ -3,10 +3,11 @@
 1. Writes a folder of procedural JPEGs (a coloured shape on a background, with sensor-like noise, so
    decoding costs what a photo of that size costs) — or reuses one given with --folder.
 2. Builds ganforge's decoded cache from it, cold (a fresh cache folder): images/s of the streaming build.
-3. Trains the same run twice from that cache, each in its own process — `dataset.stream=true` (batches
+3. Trains the same run from that cache, each time in its own process — `dataset.stream=true` (batches
    read from the file on disk by a prefetching thread) and `dataset.stream=false` (the whole set in
-   memory and on the device) — and reports each process's peak RSS (wait4) and images/s (the median
-   of the run's own `img_per_s` rows, the first row left out as warm-up).
+   memory and on the device), alternating for --rounds rounds — and reports each side's peak RSS
+   (wait4, the largest of its processes) and images/s (the median of its runs' own `img_per_s` rows,
+   each run's first row left out as warm-up).
 
     .venv/bin/python benchmarks/stream_throughput.py --images 100000            # the issue's 4.9 GB case
     .venv/bin/python benchmarks/stream_throughput.py --quick --json             # a smoke run for CI
@@ -77,7 +78,7 @@ def train(folder: Path, cache_dir: Path, out: Path, stream: bool, args) -> dict:
     if child.returncode != 0:
         raise SystemExit(f"training failed ({' '.join(command)}):\n{stderr[-3000:]}")
     rates = [row["img_per_s"] for row in read_history(RunPaths(out).metrics) if "img_per_s" in row][1:]
-    return {"stream": stream, "img_s": round(statistics.median(rates), 1), "img_s_rows": rates,
+    return {"img_s": round(statistics.median(rates), 1), "img_s_rows": rates,
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "seconds": round(seconds, 1)}
 
 
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="training steps of each run (default 150; quick 6)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--log-every", type=int, help="steps per img/s row (default 10; quick 2)")
+    parser.add_argument("--rounds", type=int, help="alternating runs per side (default 2; quick 1)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--folder", help="use this folder instead of writing one (it is kept)")
     parser.add_argument("--workdir", help="where the folder, cache and runs go (default: a temporary folder, removed)")
@@ -98,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args.resolution = args.resolution or (32 if args.quick else 128)
     args.steps = args.steps or (6 if args.quick else 150)
     args.log_every = args.log_every or (2 if args.quick else 10)
+    args.rounds = args.rounds or (1 if args.quick else 2)
 
     with tempfile.TemporaryDirectory(prefix="ganforge-stream-bench-", dir=args.workdir) as tmp:
         tmp = Path(tmp)
@@ -122,12 +125,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{seconds:.0f} s, {len(dataset.data) / seconds:,.0f} img/s")
         del dataset
 
-        result["streamed"] = train(folder, cache_dir, tmp / "run-streamed", True, args)
-        log(f"streamed:  {result['streamed']['img_s']:,.1f} img/s, peak RSS {result['streamed']['peak_rss_mb']:,.0f} MiB")
-        result["in_memory"] = train(folder, cache_dir, tmp / "run-in-memory", False, args)
-        log(f"in memory: {result['in_memory']['img_s']:,.1f} img/s, peak RSS {result['in_memory']['peak_rss_mb']:,.0f} MiB")
+        # Alternating rounds, so drift in the machine's load hits both sides alike.
+        runs: dict[str, list[dict]] = {"streamed": [], "in_memory": []}
+        for r in range(args.rounds):
+            for side in (("streamed", "in_memory") if r % 2 == 0 else ("in_memory", "streamed")):
+                run = train(folder, cache_dir, tmp / f"run-{side}-{r}", side == "streamed", args)
+                runs[side].append(run)
+                log(f"round {r + 1}/{args.rounds} {side:9s}: {run['img_s']:,.1f} img/s, "
+                    f"peak RSS {run['peak_rss_mb']:,.0f} MiB")
+        for side, done in runs.items():
+            rows = [rate for run in done for rate in run["img_s_rows"]]
+            result[side] = {"img_s": round(statistics.median(rows), 1), "img_s_rows": rows,
+                            "peak_rss_mb": max(run["peak_rss_mb"] for run in done),
+                            "seconds": [run["seconds"] for run in done]}
         result["ratio"] = round(result["streamed"]["img_s"] / result["in_memory"]["img_s"], 3)
-        log(f"streamed / in memory: {result['ratio']:.3f}×")
+        log(f"streamed / in memory: {result['ratio']:.3f}× (medians of every run's rows)")
 
     if args.json:
         print(json.dumps(result))

@@ -9,7 +9,6 @@ on every load, so editing them never needs a cache rebuild; tag files are not pa
 from __future__ import annotations
 
 import os
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,11 +38,15 @@ def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptio
 
     meta, status = cache.read_meta(cache_path), "hit"
     if meta is None:
-        with cache.build_lock(cache_path):
-            meta = cache.read_meta(cache_path)  # another process may have built it while this one waited
-            if meta is None:
-                meta, status = _build_cache(spec, folder, files, cache_path, resolution, channels)
-                cache.remove_stale(cache_path.parent, prefix, keep=cache_path)
+        try:
+            with cache.build_lock(cache_path):
+                meta = cache.read_meta(cache_path)  # another process may have built it while this one waited
+                if meta is None:
+                    meta, status = _build_cache(spec, folder, files, cache_path, resolution, channels)
+                    cache.remove_stale(cache_path.parent, prefix, keep=cache_path)
+        except OSError as err:
+            raise DataError(f"cannot write the image cache in {cache_path.parent} ({err.strerror}); "
+                            f"point --set dataset.cache_dir=PATH at a writable folder") from None
     skipped, loaded = meta["skipped"], meta["files"]
     stream = wants_stream(options, int(np.prod(meta["shape"])))
     images = torch.from_numpy(cache.open_rows(cache_path, meta["shape"], in_memory=not stream))
@@ -134,12 +137,8 @@ def _build_cache(spec: str, folder: Path, files: list[Path], cache_path: Path, r
         def decode_chunk(start: int, stop: int) -> list:
             return list(pool.map(lambda p: decode(p, resolution, channels), files[start:stop]))
 
-        try:
-            used, skipped, resumed = cache.build_rows(cache_path, len(files), (channels, resolution, resolution),
-                                                      decode_chunk)
-        except OSError as err:
-            raise DataError(f"cannot write the image cache in {cache_path.parent} ({err.strerror}); "
-                            f"point --set dataset.cache_dir=PATH at a writable folder") from None
+        used, skipped, resumed = cache.build_rows(cache_path, len(files), (channels, resolution, resolution),
+                                                  decode_chunk)
     if not used:
         raise DataError(_nothing_usable(spec, len(files), skipped))
     meta = {"shape": [len(used), channels, resolution, resolution], "skipped": skipped,

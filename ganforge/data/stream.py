@@ -45,7 +45,8 @@ class RowPrefetcher:
         weakref.finalize(self, _stop_and_join, self._stop, self.thread)
         self.thread.start()
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def next(self) -> tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], tuple]:
+        """(rows, ids, flips) on the device, and the token that `release` takes back."""
         item = self._ready.get()
         if isinstance(item, BaseException):
             raise item
