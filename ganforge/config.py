@@ -16,6 +16,7 @@ from typing import Any, Optional
 import yaml
 
 from .errors import ConfigError
+from .fileio import write_atomic
 
 
 def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None):
@@ -49,6 +50,11 @@ class DatasetOptions:
                                            "and counted, before any decoding", minimum=1)
     max_decompressed_mb: int = _f(1024, "mnist: most MB of data an IDX file may declare, checked from its header "
                                         "before it is read or gunzipped", minimum=1)
+    stream: Optional[bool] = _f(None, "image folders: read each batch from the decoded cache file on disk (a "
+                                      "prefetching thread) instead of holding every image in memory and on the "
+                                      "device; null: stream when the decoded images exceed memory_budget_mb")
+    memory_budget_mb: int = _f(4096, "decoded images up to this size are held in memory (and on the device) "
+                                     "when dataset.stream is null", minimum=0)
 
 
 @dataclass
@@ -214,10 +220,9 @@ class Config:
 
     def save(self, path: str | Path) -> None:
         """Written atomically: a crash leaves the old file or the new one, never a valid-looking prefix."""
-        from .data.cache import _write_atomic  # late import: the data package imports this module
 
         text = self.to_yaml().encode()
-        _write_atomic(Path(path), lambda f: f.write(text))
+        write_atomic(Path(path), lambda f: f.write(text))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Callable, Iterator
 
 
 @contextmanager
@@ -24,6 +24,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_atomic(target: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """`write(f)` into a temporary sibling of `target`, then one rename (see atomic_path)."""
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def _umask() -> int:

@@ -7,6 +7,8 @@ from PIL import Image
 
 from ganforge.config import DatasetOptions
 from ganforge.data import load_dataset
+from ganforge.data import cache
+from ganforge.data import folder as folder_module
 from ganforge.data.folder import decode
 from ganforge.errors import DataError
 
@@ -121,18 +123,34 @@ def test_unknown_spec_lists_the_built_ins(options):
         load_dataset("foo", 32, 3, options)
 
 
-def test_interrupted_cache_write_leaves_no_cache(photos, options, monkeypatch):
-    def crash(file, array):
-        file.write(b"\x93NUMPY half a header")
-        raise KeyboardInterrupt
+def test_interrupted_cache_build_resumes_where_it_stopped(photos, options, tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "CHUNK", 4)  # 15 files: chunks of 4, the interruption in the third
+    decoded = []
 
-    monkeypatch.setattr(np, "save", crash)
+    def counting_decode(path, resolution, channels):
+        if len(decoded) == 9:
+            raise KeyboardInterrupt
+        decoded.append(path.name)
+        return decode(path, resolution, channels)
+
+    monkeypatch.setattr(folder_module, "decode", counting_decode)
     with pytest.raises(KeyboardInterrupt):
         load_dataset(str(photos), 32, 3, options)
-    monkeypatch.undo()
     cache_dir = os.path.join(options.cache_dir, "folders")
-    assert not [name for name in os.listdir(cache_dir) if name.endswith((".npy", ".tmp"))]
-    assert load_dataset(str(photos), 32, 3, options).info["cache"] == "built"
+    assert not [name for name in os.listdir(cache_dir) if name.endswith((".u8", ".tmp"))]  # no cache yet
+    assert any(name.endswith(".progress.json") for name in os.listdir(cache_dir))
+
+    decoded.clear()
+    resumed = load_dataset(str(photos), 32, 3, options)
+    assert resumed.info["cache"] == "resumed" and len(decoded) == 15 - 8  # the two finished chunks stay done
+    rows = os.path.basename(resumed.info["cache_path"])
+    stem = rows[:-len(".u8")]
+    assert sorted(os.listdir(cache_dir)) == sorted([rows, stem + ".json", stem + ".lock"])  # no partial left
+    monkeypatch.undo()
+    straight = load_dataset(str(photos), 32, 3, DatasetOptions(cache_dir=str(tmp_path / "other")))
+    assert straight.info["cache"] == "built" and straight.info["summary"] == resumed.info["summary"]
+    assert torch.equal(straight.data, resumed.data)
+    assert load_dataset(str(photos), 32, 3, options).info["cache"] == "hit"
 
 
 def test_first_level_sub_folders_are_classes(tmp_path, options):

@@ -88,3 +88,31 @@ def test_checkpoint_from_two_ranks_resumes_on_one(tmp_path):
     # and a one-process checkpoint continues on two ranks
     ranks = torchrun(tmp_path / "ddp", SMALL + ["steps=10"], resume=True)
     assert max_difference(ranks[0], ranks[1]) == 0.0
+
+
+@pytest.mark.slow
+def test_streamed_folder_each_rank_reads_its_slice_and_resumes_across_world_sizes(tmp_path):
+    # A folder read from disk by each rank's prefetching thread: the path users take to many GPUs.
+    from PIL import Image
+    import numpy as np
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(48):
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    data = [f"data={folder}", f"dataset.cache_dir={tmp_path / 'cache'}", "dataset.size=1"]
+    streamed = [o for o in SMALL if not o.startswith(("data=", "dataset."))] + data + ["dataset.stream=true"]
+    ranks = torchrun(tmp_path / "ddp", streamed + ["steps=4"])
+    assert max_difference(ranks[0], ranks[1]) == 0.0
+    # 4 steps on 2 streamed ranks, continued to 8 on one in-memory process, as 8 steps straight
+    run = tmp_path / "ddp" / "run"
+    config = build_config(overrides=[read_config(run).to_dict(), {"steps": 8, "dataset": {"stream": False}}])
+    resumed = Trainer(config, run, resume=True, echo=lambda *a, **k: None)
+    assert resumed.state.sampler.rows_file is None
+    resumed.train()
+    in_memory = [o.replace("dataset.stream=true", "dataset.stream=false") for o in streamed]
+    straight = single_process(tmp_path / "one", in_memory + ["steps=8"])
+    ours = {f"{role}.{key}": value for role, net in (("G", resumed.state.G), ("D", resumed.state.D))
+            for key, value in net.state_dict().items()}
+    assert max_difference(ours, straight) < 1e-5

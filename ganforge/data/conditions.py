@@ -28,7 +28,8 @@ import torch
 from safetensors.torch import load as load_tensors, save as save_tensors
 
 from ..errors import ConfigError, DataError, GanforgeError
-from . import cache, text
+from ..fileio import write_atomic
+from . import text
 from .dataset import Dataset
 from .tags import closest_hint, normalise, parse_tags
 
@@ -93,10 +94,10 @@ class Conditions:
         run_dir.mkdir(parents=True, exist_ok=True)
         rows, index, _ = self._support
         tensors = save_tensors({"support": rows.contiguous().cpu(), "index": index.cpu()})
-        cache._write_atomic(run_dir / TENSOR_FILE, lambda f: f.write(tensors))
+        write_atomic(run_dir / TENSOR_FILE, lambda f: f.write(tensors))
         meta = {"format": FORMAT, "kind": self.kind, "names": self.names, "dim": self.dim,
                 "encoder": self.encoder, "captions": self.captions}
-        cache._write_atomic(run_dir / JSON_FILE, lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode()))
+        write_atomic(run_dir / JSON_FILE, lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode()))
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Conditions | None:

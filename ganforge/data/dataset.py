@@ -31,6 +31,7 @@ class Dataset:
     centers: torch.Tensor | None = None       # points: K×2 mixture mode centres
     std: float | None = None                  # points: mixture component std
     info: dict = field(default_factory=dict)  # what `ganforge data inspect` prints; always has "summary"
+    rows_file: Path | None = None             # streamed image folders: the decoded uint8 rows `data` maps
 
 
 Loader = Callable[[str, int, int, DatasetOptions, int], Dataset]
@@ -47,7 +48,7 @@ def load_dataset(spec: str, resolution: int, channels: int, options: DatasetOpti
     prefix, colon, argument = spec.partition(":")
     prefixed = bool(colon) and prefix + ":" in datasets
     if prefixed or spec in datasets:
-        folder_only = [key for key in ("tags_file", "tags_keep", "tags_top") if getattr(options, key)]
+        folder_only = [key for key in ("tags_file", "tags_keep", "tags_top", "stream") if getattr(options, key)]
         if folder_only:
             raise ConfigError(f"dataset.{folder_only[0]} applies to image folders, not to {spec}; remove it")
     if prefixed:

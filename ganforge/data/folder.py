@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -27,7 +29,7 @@ from .tags import FolderTags, find_tag_file, is_sidecar, load_folder_tags
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 # Part of the cache key: bump it whenever decoding changes, so old caches are rebuilt.
-LOADER_VERSION = "folder-2"  # 2: the cache lists the files it holds
+LOADER_VERSION = "folder-3"  # 2: the cache lists the files it holds; 3: raw rows built in a streaming pass
 WHITE = (255, 255, 255)
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
@@ -41,33 +43,36 @@ def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptio
                             + ([background] if background != WHITE else []))  # white: the caches made before the option
     # Caches of one folder share a prefix, so a rebuild can delete the outdated ones.
     prefix = f"{folder.resolve().name[:40] or 'root'}-{cache.fingerprint(str(folder.resolve()))[:8]}-"
-    cache_path = cache.cache_root(options) / "folders" / f"{prefix}{key}.npy"
+    cache_path = cache.cache_root(options) / "folders" / f"{prefix}{key}{cache.ROWS_SUFFIX}"
 
-    cached = cache.load(cache_path)
-    if cached is not None:
-        array, meta = cached
-        images, skipped, loaded, status = torch.from_numpy(np.array(array)), meta["skipped"], meta["files"], "hit"
-    else:
-        array, skipped, used = _decode_all(files, resolution, channels, options.max_image_pixels, background)
-        if len(array) == 0:
-            raise DataError(_nothing_usable(spec, len(files) + sum(unusable.values()), {**skipped, **unusable}))
-        loaded = [path.relative_to(folder).as_posix() for path in used]
+    meta, status = cache.read_meta(cache_path), "hit"
+    if meta is None:
         try:
-            cache.save(cache_path, array, {"skipped": skipped, "files": loaded})
+            with cache.build_lock(cache_path):
+                meta = cache.read_meta(cache_path)  # another process may have built it while this one waited
+                if meta is None:
+                    decode_file = partial(decode, resolution=resolution, channels=channels,
+                                          max_pixels=options.max_image_pixels, background=background)
+                    meta, status = _build_cache(spec, folder, files, cache_path, (channels, resolution, resolution),
+                                                decode_file, unusable)
+                    cache.remove_stale(cache_path.parent, prefix, keep=cache_path)
         except OSError as err:
             raise DataError(f"cannot write the image cache in {cache_path.parent} ({err.strerror}); "
                             f"point --set dataset.cache_dir=PATH at a writable folder") from None
-        cache.remove_stale(cache_path.parent, prefix, keep=cache_path)
-        images, status = torch.from_numpy(array), "built"
+    skipped, loaded = meta["skipped"], meta["files"]
+    stream = wants_stream(options, int(np.prod(meta["shape"])))
+    images = torch.from_numpy(cache.open_rows(cache_path, meta["shape"], in_memory=not stream))
 
     skipped = {**skipped, **unusable}  # the listing's skips are re-counted on every load, cached or not
     summary = f"{spec}: {len(images)} images loaded"
     if skipped:
         reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items()))
         summary += f", {sum(skipped.values())} skipped ({reasons})"
+    if stream:
+        summary += f", streamed from {cache_path} ({images.numel() / 2**20:,.0f} MiB decoded)"
     info = {"summary": "", "skipped": skipped, "cache": status, "cache_path": str(cache_path),
-            "resolution": resolution, "channels": channels}
-    dataset = Dataset(name=spec, kind="image", data=images, info=info)
+            "resolution": resolution, "channels": channels, "streamed": stream}
+    dataset = Dataset(name=spec, kind="image", data=images, info=info, rows_file=cache_path if stream else None)
 
     classes = class_folders(loaded)
     if classes is not None:
@@ -160,22 +165,29 @@ def background_colour(text: str) -> tuple[int, int, int]:
                           f"or #rrggbb") from None
 
 
-def _decode_all(files: list[Path], resolution: int, channels: int, max_pixels: int,
-                background: tuple[int, int, int] = WHITE) -> tuple[np.ndarray, dict[str, int], list[Path]]:
-    """The decoded images, the skip counts by reason, and the files the images came from."""
-    images = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
-    skipped: Counter = Counter()
-    used = []
+def wants_stream(options: DatasetOptions, decoded_bytes: int) -> bool:
+    """dataset.stream, or when it is null: whether the decoded images exceed dataset.memory_budget_mb."""
+    if options.stream is not None:
+        return options.stream
+    return decoded_bytes > options.memory_budget_mb * 2**20
+
+
+def _build_cache(spec: str, folder: Path, files: list[Path], cache_path: Path, shape: tuple[int, int, int],
+                 decode_file: Callable[[Path], np.ndarray | str], unusable: dict[str, int]) -> tuple[dict, str]:
+    """Decode the folder into the cache in one streaming pass (resuming an interrupted one); its facts
+    and "built" or "resumed". `unusable`: what the listing already skipped, for the error when nothing is left."""
     # PIL releases the GIL while decoding and resizing, so threads use every core.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        for path, result in zip(files, pool.map(lambda p: decode(p, resolution, channels, max_pixels, background),
-                                                files)):
-            if isinstance(result, str):
-                skipped[result] += 1
-            else:
-                images[len(used)] = result
-                used.append(path)
-    return images[:len(used)], dict(skipped), used
+        def decode_chunk(start: int, stop: int) -> list:
+            return list(pool.map(decode_file, files[start:stop]))
+
+        used, skipped, resumed = cache.build_rows(cache_path, len(files), shape, decode_chunk)
+    if not used:
+        raise DataError(_nothing_usable(spec, len(files) + sum(unusable.values()), {**skipped, **unusable}))
+    meta = {"shape": [len(used), *shape], "skipped": skipped,
+            "files": [files[i].relative_to(folder).as_posix() for i in used]}
+    cache.finish_rows(cache_path, meta)
+    return meta, "resumed" if resumed else "built"
 
 
 def decode(path: Path, resolution: int, channels: int, max_pixels: int | None = None,

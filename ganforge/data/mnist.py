@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import urllib.request
 import zlib
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..fileio import write_atomic
 from ..config import DatasetOptions
 from ..errors import DataError
 from .dataset import Dataset, datasets
@@ -90,9 +90,7 @@ def download(folder: Path) -> None:
             try:
                 with urllib.request.urlopen(mirror + name, timeout=60) as response:
                     data = response.read()
-                tmp = folder / (name + ".part")
-                tmp.write_bytes(data)
-                os.replace(tmp, folder / name)
+                write_atomic(folder / name, lambda f: f.write(data))
                 break
             except OSError as err:
                 errors.append(f"{mirror}: {err}")

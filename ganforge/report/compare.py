@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from ..fileio import write_atomic
 from ..config import Config, from_dict, merge, parse_override, resolve
 from ..errors import ConfigError, GanforgeError
 from ..run import RunPaths, read_config, read_history
@@ -313,9 +314,7 @@ def _check_measurement(study: Study, kind: str) -> None:
 def _write_json(path: Path, data: dict) -> None:
     """Written beside and renamed: a study killed mid-write keeps the previous file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
+    write_atomic(path, lambda f: f.write((json.dumps(data, indent=1) + "\n").encode()))
 
 
 def read_record(study: Study, member: Member) -> dict:

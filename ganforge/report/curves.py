@@ -1,8 +1,9 @@
 """Loss curves from a run's metrics history."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from ..fileio import write_atomic
 
 
 def plot_losses(history: list[dict], path: str | Path) -> None:
@@ -28,7 +29,5 @@ def plot_losses(history: list[dict], path: str | Path) -> None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     # Written beside and renamed, so a viewer never sees a half-written file.
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    write_atomic(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from ..fileio import write_atomic
 from ..config import Config
 from ..metrics.evaluate import protocol
 from .compare import MemberResult, StudyResults, Summary, metric_direction, metric_values
@@ -549,7 +550,5 @@ def write_report(results: StudyResults) -> tuple[Path, Path]:
     doc = build_document(results, draw_figures(results, root / "report"))
     html_path, md_path = root / "report.html", root / "report.md"
     for path, text in ((html_path, render_html(doc)), (md_path, render_markdown(doc, root))):
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, lambda f: f.write(text.encode()))
     return html_path, md_path

@@ -23,9 +23,10 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..config import Config, resolve
-from ..data import BatchSampler, Dataset, cache, load_dataset, mode_coverage
+from ..data import BatchSampler, Dataset, load_dataset, mode_coverage
 from ..data.conditions import Conditions, build_conditions
 from ..errors import GanforgeError
+from ..fileio import write_atomic
 from ..losses import build_objective, objective_class
 from ..models import build_networks, count_parameters, describe
 from ..models.conditioning import ConditionSpec, mismatched
@@ -276,7 +277,7 @@ class Trainer:
         if self.conditions:
             info["condition"] = {"kind": self.conditions.kind, "dim": self.conditions.dim}
             self.conditions.save(root)
-        cache._write_atomic(self.paths.info, lambda f: f.write(json.dumps(info, indent=1).encode()))
+        write_atomic(self.paths.info, lambda f: f.write(json.dumps(info, indent=1).encode()))
 
     def _rewrite_history(self) -> None:
         """On resume, drop rows past the checkpoint (those steps are about to be trained again) and
@@ -290,7 +291,7 @@ class Trainer:
         backup = self.paths.history_backup(self.state.step)
         shutil.copy2(metrics, backup)
         text = "".join(json.dumps(row) + "\n" for row in self.history).encode()
-        cache._write_atomic(metrics, lambda f: f.write(text))
+        write_atomic(metrics, lambda f: f.write(text))
         self.echo(f"metrics.jsonl: kept the {len(self.history)} rows up to step {self.state.step}, dropped "
                   f"{len(lines) - len(self.history)} (past it, or damaged); the file as it was is {backup.name}")
 
