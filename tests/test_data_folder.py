@@ -127,11 +127,11 @@ def test_interrupted_cache_build_resumes_where_it_stopped(photos, options, tmp_p
     monkeypatch.setattr(cache, "CHUNK", 4)  # 15 files: chunks of 4, the interruption in the third
     decoded = []
 
-    def counting_decode(path, resolution, channels):
+    def counting_decode(path, **options):
         if len(decoded) == 9:
             raise KeyboardInterrupt
         decoded.append(path.name)
-        return decode(path, resolution, channels)
+        return decode(path, **options)
 
     monkeypatch.setattr(folder_module, "decode", counting_decode)
     with pytest.raises(KeyboardInterrupt):
