@@ -10,6 +10,7 @@ import hashlib
 import importlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,17 +103,21 @@ def test_inception_score_is_refused_without_the_classifier(converted, monkeypatc
 @needs_emoji
 def test_eval_command_names_its_protocol(converted, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GANFORGE_INCEPTION_WEIGHTS", str(converted))
-    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path))
-    args = ["eval", str(EMOJI / "twemoji"), "--ref", str(EMOJI / "noto"), "--metrics", "fid,kid,pr", "--n", "12",
-            "--kid-subset-size", "6", "--floor", "--quiet"]
-    assert main([*args, "--json"]) == 0
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    for style in ("twemoji", "noto"):  # 30 real emoji of each style: the whole path, in seconds
+        (tmp_path / style).mkdir()
+        for path in sorted((EMOJI / style).rglob("*.png"))[::120][:30]:
+            shutil.copy(path, tmp_path / style / path.name)
+    args = ["eval", str(tmp_path / "twemoji"), "--ref", str(tmp_path / "noto"), "--metrics", "fid,kid,pr",
+            "--n", "12", "--kid-subset-size", "6", "--quiet"]
+    assert main([*args, "--floor", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert (result["n"], result["n_ref"], result["source_total"], result["ref_total"]) == (12, 12, 3786, 3786)
-    assert result["ref"] == str(EMOJI / "noto") and result["weights_sha256"] == CONVERTED_SHA256
+    assert (result["n"], result["n_ref"], result["source_total"], result["ref_total"]) == (12, 12, 30, 30)
+    assert result["ref"] == str(tmp_path / "noto") and result["weights_sha256"] == CONVERTED_SHA256
     assert result["fid"] > 0 and result["ref_floor_n"] == result["source_floor_n"] == 6
     assert result["source_cache"] == result["ref_cache"] == "miss"
     assert main(args) == 0  # again: both sets' features come from the cache
     out = capsys.readouterr().out
     assert re.search(r"^source_cache +hit$", out, re.M) and re.search(r"^ref_cache +hit$", out, re.M)
-    assert (f"12 images; vs 12 of 3,786 reference images of {EMOJI / 'noto'} (seeded subset); "
+    assert (f"12 images; vs 12 of 30 reference images of {tmp_path / 'noto'} (seeded subset); "
             f"inception features, weights SHA-256 {CONVERTED_SHA256[:16]}…") in out
