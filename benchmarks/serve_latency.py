@@ -128,7 +128,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=50, help="timed requests of --count images")
     parser.add_argument("--count", type=int, default=16)
     parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS") or 2))
     parser.add_argument("--load", type=int, default=1000, help="requests of the load test (0: none)")
     parser.add_argument("--load-count", type=int, default=4, help="images per load-test request")
     parser.add_argument("--clients", type=int, default=8)
