@@ -216,8 +216,7 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
     from ..run import load_run
     from ..training.device import pick_device
 
-    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
-    chosen = {name: metric_registry.get(name) for name in names}
+    chosen = choose_metrics(metrics)
     device = pick_device(str(device))
     options = DatasetOptions(cache_dir=str(cache_dir or ""))
     result: dict = {}
@@ -226,7 +225,7 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
         options = replace(run.config.dataset, cache_dir=str(cache_dir or run.config.dataset.cache_dir))
         result["step"] = run.step
         if run.info["data_kind"] == "points":
-            return {**result, **_evaluate_points(run, names, n, seed, device, options)}
+            return {**result, **_evaluate_points(run, list(chosen), n, seed, device, options)}
 
     uses_ref = [name for name, metric in chosen.items() if metric.uses_ref] + (["--floor"] if floor else [])
     if uses_ref and ref is None and not isinstance(run, Run):
@@ -267,8 +266,7 @@ def cache_reference(ref: str, options: DatasetOptions, resolution: int, channels
     several at once) compute them once. Returns (reference images, 'hit' or 'miss')."""
     from ..training.device import pick_device
 
-    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
-    chosen = {name: metric_registry.get(name) for name in names}
+    chosen = choose_metrics(metrics)
     device = pick_device(str(device))
     extractor = build_extractor(features, device)
     _check_outputs(chosen, extractor)
@@ -288,6 +286,12 @@ def protocol(result: dict) -> str:
         parts.append(f"vs {result['n_ref']:,}{of} reference images of {result['ref']} ({subset})")
     parts.append(f"{result['features']} features, weights SHA-256 {result['weights_sha256'][:16]}…")
     return "; ".join(parts)
+
+
+def choose_metrics(metrics: tuple[str, ...] | list[str] | str) -> dict[str, Metric]:
+    """'fid,kid' or a list of names → the registered metrics by name (an unknown name says the valid ones)."""
+    names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
+    return {name: metric_registry.get(name) for name in names}
 
 
 def _check_outputs(chosen: dict[str, Metric], extractor) -> None:
