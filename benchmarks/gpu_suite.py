@@ -36,6 +36,7 @@ from ganforge.metrics import InceptionV3, evaluate  # noqa: E402
 from ganforge.metrics.extractors import InceptionExtractor, extractors  # noqa: E402
 from ganforge.models import build_networks  # noqa: E402
 from ganforge.config import ModelConfig  # noqa: E402
+from ganforge.fileio import write_atomic  # noqa: E402
 
 # Dense (no sparsity) peak TFLOP/s from the vendors' data sheets: TF32 tensor cores (what cuDNN uses for
 # fp32 convolutions by default) and bf16. Matched by a substring of torch.cuda.get_device_name().
@@ -171,6 +172,11 @@ def stream_section(args, workdir: Path) -> dict:
     return result
 
 
+def save(out: Path, report: dict) -> None:
+    text = (json.dumps(report, indent=1) + "\n").encode()
+    write_atomic(out, lambda f: f.write(text))
+
+
 SECTIONS = {"train": train_section, "flops": flops_section, "fid": fid_section, "stream": stream_section}
 
 
@@ -196,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"ganforge GPU suite on {machine}, torch {torch.__version__}" + (" (tiny)" if tiny else ""))
     report = {"device": machine, "torch": torch.__version__, "tiny": tiny,
               "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    out = Path(args.out) if args.out else HERE / f"gpu-suite-{device.type}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ganforge-gpu-suite-") as tmp:
         for name in names:
@@ -206,10 +213,10 @@ def main(argv: list[str] | None = None) -> int:
                 report[name] = {"error": f"{type(err).__name__}: {err}"[:2000]}
                 log(f"{name}: FAILED: {report[name]['error']}")
             report[name + "_seconds"] = round(time.perf_counter() - section_start, 1)
+            save(out, report)  # a lease cut short keeps the sections done
     report["seconds"] = round(time.perf_counter() - start, 1)
     log(f"suite done in {report['seconds']:.0f} s")
-    out = Path(args.out) if args.out else HERE / f"gpu-suite-{device.type}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    save(out, report)
     print(json.dumps(report))
     log(f"written to {out}")
     return 1 if any(isinstance(v, dict) and "error" in v for v in report.values()) else 0
