@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ganforge.config import PerfConfig, from_dict
+from ganforge.errors import ConfigError
 from ganforge.losses.penalties import gradient_penalty
 from ganforge.training.device import resolve_acceleration
 from ganforge.training.trainer import Trainer, train
@@ -31,6 +32,18 @@ def weights(trainer):
 def test_cpu_defaults_are_plain_fp32():
     accel = resolve_acceleration(PerfConfig(), CPU)
     assert accel.amp_dtype is None and not accel.channels_last and not accel.fused_optim and not accel.compile
+
+
+def test_compiling_on_cuda_keeps_nchw_and_refuses_channels_last():
+    """torch's compiler predicts NCHW strides for channels_last transposed-convolution gradients on CUDA
+    (pytorch#171622; seen on an H100): compile leaves the NHWC default off, and asking for both is refused."""
+    cuda = torch.device("cuda")  # resolve_acceleration asks torch nothing about the device before these
+    with pytest.raises(ConfigError, match=r"perf.channels_last=false.*"):
+        resolve_acceleration(PerfConfig(compile=True, channels_last=True, amp="off"), cuda)
+    if torch.cuda.is_available():
+        assert not resolve_acceleration(PerfConfig(compile=True), cuda).channels_last
+        assert resolve_acceleration(PerfConfig(), cuda).channels_last
+    assert resolve_acceleration(PerfConfig(compile=True, channels_last=True), CPU).channels_last  # fine on CPU
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])

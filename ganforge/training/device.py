@@ -46,6 +46,10 @@ class Acceleration:
 
 def resolve_acceleration(perf: PerfConfig, device: torch.device) -> Acceleration:
     gpu = device.type == "cuda"
+    if gpu and perf.compile and perf.channels_last:
+        raise ConfigError("perf.compile with perf.channels_last fails on CUDA in torch's compiler (its "
+                          "convolution_backward shape rule predicts NCHW strides, pytorch#171622); "
+                          "set perf.channels_last=false (or leave it unset) to compile")
     amp = perf.amp
     if amp == "auto":
         amp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if gpu else "off"
@@ -53,7 +57,8 @@ def resolve_acceleration(perf: PerfConfig, device: torch.device) -> Acceleration
         torch.backends.cudnn.benchmark = True
     return Acceleration(
         amp_dtype={"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp],
-        channels_last=gpu if perf.channels_last is None else perf.channels_last,
+        # channels_last by default on GPUs, except when compiling (pytorch#171622, above)
+        channels_last=(gpu and not perf.compile) if perf.channels_last is None else perf.channels_last,
         fused_optim=gpu if perf.fused_optim is None else perf.fused_optim,
         compile=perf.compile,
     )
