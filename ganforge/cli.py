@@ -8,15 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 from . import __version__
+from .cli_common import CONFIG_FLAGS, TRAINING_FLAGS, add_flags, config_from_args, overrides
 from .cli_compare import add_compare_command
 from .cli_eval import add_eval_commands
 from .errors import ConfigError, GanforgeError
 
-# Flags that are shorthands for config keys (flag dest → dotted key).
-_CONFIG_FLAGS = {
-    "data": "data", "objective": "objective", "resolution": "resolution", "steps": "steps",
-    "batch_size": "batch_size", "seed": "seed", "device": "device", "out": "out", "name": "name",
-}
 # File-system errors a user fixes, and how; any other OSError is a bug and keeps its traceback.
 _FILE_SYSTEM_FIXES = {
     errno.ENOSPC: "free disk space",
@@ -29,43 +25,6 @@ _FILE_SYSTEM_FIXES = {
 _RESUMABLE = {"steps", "device", "train"}
 
 
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", help="a preset shipped with ganforge (see `ganforge presets`)")
-    p.add_argument("--config", help="a YAML config file (overrides the preset)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, e.g. --set optim.lr_d=4e-4 (repeatable)")
-    p.add_argument("--data", help="image folder, or shapes | ring8 | grid25 | mnist:PATH")
-    p.add_argument("--objective", help="dcgan | wgan | wgan-gp | lsgan | hinge")
-    p.add_argument("--resolution", type=int, help="32 | 64 | 96 | 128 | 256")
-    p.add_argument("--steps", type=int, help="generator steps to train to")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--name", help="run name (default <objective>-<data>)")
-    p.add_argument("--out", help="run directory (default runs/<name>-<timestamp>)")
-
-
-def _overrides(args) -> list[dict]:
-    from .config import parse_override
-
-    updates = [parse_override(s) for s in args.set]
-    for dest, key in _CONFIG_FLAGS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            updates.append({key: value})
-    if getattr(args, "quiet", False):
-        updates.append({"train": {"quiet": True}})
-    if getattr(args, "minutes", None) is not None:
-        updates.append({"train": {"minutes": args.minutes}})
-    return updates
-
-
-def config_from_args(args):
-    from .config import build_config
-
-    return build_config(args.preset, args.config, _overrides(args))
-
-
 def cmd_train(args) -> int:
     from .config import from_dict, merge
     from .run import read_config
@@ -74,7 +33,7 @@ def cmd_train(args) -> int:
     if args.resume:
         if args.preset or args.config:
             raise ConfigError("--resume continues a run with its own config; drop --preset/--config")
-        updates = _overrides(args)
+        updates = overrides(args)
         for update in updates:
             bad = set(update) - _RESUMABLE
             if bad:
@@ -290,12 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a GAN (or continue one with --resume RUN)")
-    _add_config_flags(p)
+    add_flags(p, CONFIG_FLAGS)
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint (up to --steps)")
-    p.add_argument("--minutes", type=float, metavar="M",
-                   help="time budget: stop after M minutes of training in all (train.minutes), or at --steps if "
-                        "sooner; with --resume, a larger total continues the run")
-    p.add_argument("--quiet", action="store_true", help="no progress bar; one line per log row")
+    add_flags(p, TRAINING_FLAGS, help={
+        "--minutes": "time budget: stop after M minutes of training in all (train.minutes), or at --steps if "
+                     "sooner; with --resume, a larger total continues the run",
+        "--quiet": "no progress bar; one line per log row"})
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate images from a trained run")
@@ -352,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("config", help="print the resolved config for the given options (YAML)")
-    _add_config_flags(p)
+    add_flags(p, CONFIG_FLAGS)
     p.add_argument("--markdown", action="store_true", help="print the table of every config key instead")
     p.set_defaults(func=cmd_config)
     return parser

@@ -10,20 +10,39 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-# Flags that make up a plan: a resumed study keeps the plan in its study.json.
-_PLAN_FLAGS = ("preset", "config", "set", "data", "objective", "resolution", "steps", "batch_size", "seed",
-               "device", "name", "out", "vary", "also", "seeds", "minutes", "metrics", "n", "features", "quiet")
+from .cli_common import CONFIG_FLAGS, TRAINING_FLAGS, Flag, add_flags, config_from_args, given
+
+# Flags that make a plan, beside the config's: a resumed study keeps its plan in study.json.
+STUDY_FLAGS = (
+    Flag("--out", options={"help": "study folder (default studies/study-<timestamp>)"}),
+    Flag("--vary", options={"action": "append", "default": [], "metavar": "KEY=V1,V2,...",
+                            "help": "a config key and its values, parsed like --set values; several --vary flags "
+                                    "form a grid"}),
+    Flag("--also", options={"action": "append", "default": [], "metavar": "'KEY=V; KEY2=V2'",
+                            "help": "one more variant beside the --vary grid (a baseline, e.g. 'model.arch=mlp; "
+                                    "objective=dcgan'), its settings separated by semicolons (repeatable)"}),
+    Flag("--seeds", options={"type": int, "metavar": "N",
+                             "help": "train every variant with seeds 0..N-1 (default: the config's seed only)"}),
+    Flag("--metrics", options={"help": "comma-separated metrics of the final evaluation (default: modes for 2-D "
+                                       "points; fid,kid,is,pr for images; fid,kid,is,coverage with classifier "
+                                       "features; modes for Stacked MNIST with classifier features)"}),
+    Flag("--n", options={"type": int, "help": "samples per member in the final evaluation (default 10000 on a "
+                                              "GPU, 2000 on a CPU)"}),
+    Flag("--features", options={"help": "inception | classifier:PATH (default inception)"}),
+)
+_PLAN_FLAGS = CONFIG_FLAGS + TRAINING_FLAGS + STUDY_FLAGS
 
 
 def _given_plan_flags(args) -> list[str]:
-    return ["--" + dest.replace("_", "-") for dest in _PLAN_FLAGS if getattr(args, dest, None) not in (None, [], False)]
+    return list(dict.fromkeys(flag.name for flag in given(args, _PLAN_FLAGS)))  # --out is in two tables
 
 
 def cmd_compare(args) -> int:
-    from .cli import config_from_args
     from .errors import ConfigError
-    from .report.compare import collect, default_study_dir, load_study, plan_study, run_study, validate_study
-    from .report.html import write_report
+    from .study.plan import default_study_dir, load_study, plan_study, validate_study
+    from .study.report import write_report
+    from .study.results import collect
+    from .study.runner import run_study
 
     existing = args.resume or args.report_only
     if args.resume and args.report_only:
@@ -59,35 +78,21 @@ def cmd_compare(args) -> int:
 
 
 def add_compare_command(sub) -> None:
-    from .cli import _add_config_flags  # cli imports this module first; by now it is complete
-
     p = sub.add_parser(
         "compare", conflict_handler="resolve",  # --out below replaces train's --out (a run directory)
         help="train variants of one config over several seeds, evaluate them alike, write one report",
         description="Every member (one variant × one seed) trains on the same data and budget in its own run "
                     "directory under the study folder, is evaluated with the same metrics, and report.html "
                     "(self-contained) and report.md compare them.")
-    _add_config_flags(p)
-    p.add_argument("--out", help="study folder (default studies/study-<timestamp>)")
-    p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
-                   help="a config key and its values, parsed like --set values; several --vary flags form a grid")
-    p.add_argument("--also", action="append", default=[], metavar="'KEY=V; KEY2=V2'",
-                   help="one more variant beside the --vary grid (a baseline, e.g. 'model.arch=mlp; "
-                        "objective=dcgan'), its settings separated by semicolons (repeatable)")
-    p.add_argument("--seeds", type=int, metavar="N", help="train every variant with seeds 0..N-1 "
-                                                          "(default: the config's seed only)")
-    p.add_argument("--minutes", type=float, metavar="M",
-                   help="stop each member after M minutes of training, or at its steps if sooner")
-    p.add_argument("--metrics", help="comma-separated metrics of the final evaluation (default: modes for 2-D "
-                                     "points; fid,kid,is,pr for images; fid,kid,is,coverage with classifier "
-                                     "features; modes for Stacked MNIST with classifier features)")
-    p.add_argument("--n", type=int, help="samples per member in the final evaluation (default 10000 on a GPU, 2000 on a CPU)")
-    p.add_argument("--features", help="inception | classifier:PATH (default inception)")
+    add_flags(p, CONFIG_FLAGS)
+    add_flags(p, STUDY_FLAGS)
+    add_flags(p, TRAINING_FLAGS, help={
+        "--minutes": "stop each member after M minutes of training, or at its steps if sooner",
+        "--quiet": "no progress bars; one line per log row"})
     p.add_argument("--resume", metavar="DIR", help="continue the study in DIR: members already done are skipped")
     p.add_argument("--retry-failed", action="store_true", help="with --resume: train failed members again")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="train and evaluate up to N members at once, each in its own process with "
                         "cores/N threads (default 1); use with --quiet to keep the output readable")
     p.add_argument("--report-only", metavar="DIR", help="rebuild DIR's report from disk; train nothing")
-    p.add_argument("--quiet", action="store_true", help="no progress bars; one line per log row")
     p.set_defaults(func=cmd_compare)

@@ -17,9 +17,11 @@ from ganforge.config import build_config
 from ganforge.errors import ConfigError
 from ganforge.metrics import InceptionV3, evaluate
 from ganforge.metrics import weights
-from ganforge.report import compare
-from ganforge.report.compare import Study, Summary, best_of, collect, lead_beyond_noise, load_study, plan_study
-from ganforge.report.html import _changing_keys, fmt_summary
+from ganforge.study import plan, runner
+from ganforge.study.figures import _changing_keys
+from ganforge.study.plan import Study, load_study, plan_study
+from ganforge.study.report import fmt_summary
+from ganforge.study.results import Summary, best_of, collect, lead_beyond_noise
 from ganforge.training.checkpoint import list_checkpoints
 
 TINY = ["--data", "ring8", "--set", "batch_size=64", "--set", "model.mlp_hidden=32", "--set", "train.log_every=10",
@@ -79,8 +81,8 @@ def test_vary_flags_form_a_grid_of_validated_members(tmp_path):
     assert {(m.config.objective, m.config.optim.lr_d, m.config.seed) for m in members} == {
         (o, lr, s) for o in ("dcgan", "lsgan") for lr in (1e-4, 2e-4) for s in (0, 1)}
     assert all(m.config.steps == 5 and m.run_dir == tmp_path / "s" / "runs" / m.name for m in members)
-    assert study.metrics == ["modes"] and study.n == compare.default_n("auto")  # the 2-D default
-    assert compare.default_n("cpu") == 2000  # sized to the device: 10,000 Inception passes take ~10 min on a CPU
+    assert study.metrics == ["modes"] and study.n == plan.default_n("auto")  # the 2-D default
+    assert plan.default_n("cpu") == 2000  # sized to the device: 10,000 Inception passes take ~10 min on a CPU
     # Seed by seed: every variant's seed 0 trains before any seed 1.
     assert [m.seed for m in study.training_order()] == [0, 0, 0, 0, 1, 1, 1, 1]
     assert not (tmp_path / "s").exists()  # planning writes nothing
@@ -112,13 +114,13 @@ def test_invalid_plans_fail_before_anything_trains(tmp_path, capsys, flags, mess
 def test_default_metrics_fit_the_data_and_features(tmp_path, monkeypatch):
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path))
     monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
-    assert compare.default_metrics("points", "inception", {"modes": 8}) == ["modes"]
-    assert compare.default_metrics("image", "inception", {}) == ["fid", "kid", "is", "pr"]  # all fail alike
+    assert plan.default_metrics("points", "inception", {"modes": 8}) == ["modes"]
+    assert plan.default_metrics("image", "inception", {}) == ["fid", "kid", "is", "pr"]  # all fail alike
     pool3_only = {k: v for k, v in InceptionV3(pretrained=False).state_dict().items() if not k.startswith("fc.")}
     weights.save_converted(pool3_only, weights.weights_dir() / weights.TORCHSCRIPT.converted_name, {})
-    assert compare.default_metrics("image", "inception", {}) == ["fid", "kid", "pr"]  # IS needs the classifier
-    assert compare.default_metrics("image", "classifier:c.safetensors", {}) == ["fid", "kid", "is", "coverage"]
-    assert compare.default_metrics("image", "classifier:c.safetensors", {"modes": 1000}) == ["modes"]
+    assert plan.default_metrics("image", "inception", {}) == ["fid", "kid", "pr"]  # IS needs the classifier
+    assert plan.default_metrics("image", "classifier:c.safetensors", {}) == ["fid", "kid", "is", "coverage"]
+    assert plan.default_metrics("image", "classifier:c.safetensors", {"modes": 1000}) == ["modes"]
 
 
 def test_a_folder_holding_a_study_is_not_planned_over(study, capsys):
@@ -227,7 +229,7 @@ def test_report_only_rebuilds_the_same_report_from_disk(study, monkeypatch):
     before = (study / "report.md").read_text()
     (study / "report.md").unlink()
     (study / "report.html").unlink()
-    monkeypatch.setattr(compare, "train", None)  # nothing may train
+    monkeypatch.setattr(runner, "train", None)  # nothing may train
     assert main(["compare", "--report-only", str(study)]) == 0
     assert (study / "report.md").read_text() == before and (study / "report.html").is_file()
 
@@ -241,8 +243,8 @@ def test_resume_skips_finished_members(study, monkeypatch, capsys):
 
     files = [p for p in (study / "runs").rglob("*") if p.is_file()] + list((study / "members").iterdir())
     stamps = {p: p.stat().st_mtime_ns for p in files}
-    monkeypatch.setattr(compare, "train", must_not_train)
-    monkeypatch.setattr(compare, "evaluate_member", must_not_evaluate)
+    monkeypatch.setattr(runner, "train", must_not_train)
+    monkeypatch.setattr(runner, "evaluate_member", must_not_evaluate)
     assert main(["compare", "--resume", str(study)]) == 0
     assert capsys.readouterr().out.count("done earlier, skipped") == 4
     assert {p: p.stat().st_mtime_ns for p in files} == stamps
@@ -271,7 +273,7 @@ def test_diverging_member_is_reported_and_the_others_finish(tmp_path):
 
 
 def test_crashed_member_is_recorded_then_retried_on_request(tmp_path, monkeypatch):
-    real_train = compare.train
+    real_train = runner.train
 
     def crashing_lsgan(config, run_dir, resume=False, echo=print):
         if "lsgan" in str(run_dir):
@@ -279,7 +281,7 @@ def test_crashed_member_is_recorded_then_retried_on_request(tmp_path, monkeypatc
         return real_train(config, run_dir, resume=resume, echo=echo)
 
     root = tmp_path / "study"
-    monkeypatch.setattr(compare, "train", crashing_lsgan)
+    monkeypatch.setattr(runner, "train", crashing_lsgan)
     assert main(["compare", *TINY, "--set", "steps=20", "--vary", "objective=dcgan,lsgan", "--n", "200",
                  "--out", str(root)]) == 0
     crashed = record(root, "objective=lsgan-seed0")
@@ -287,7 +289,7 @@ def test_crashed_member_is_recorded_then_retried_on_request(tmp_path, monkeypatc
     assert record(root, "objective=dcgan-seed0")["state"] == "evaluated"
     assert "<details><summary>traceback of objective=lsgan-seed0" in (root / "report.html").read_text()
 
-    monkeypatch.setattr(compare, "train", real_train)
+    monkeypatch.setattr(runner, "train", real_train)
     assert main(["compare", "--resume", str(root)]) == 0
     assert record(root, "objective=lsgan-seed0")["state"] == "failed"  # not retried unasked
     done_before = (root / "members" / "objective=dcgan-seed0.json").stat().st_mtime_ns
@@ -334,8 +336,8 @@ def test_one_failing_metric_leaves_the_others(monkeypatch, tmp_path):
 
     monkeypatch.setattr("ganforge.metrics.evaluate", fake_evaluate)
     study = Study(root=tmp_path, base={}, vary=[], seeds=[0], metrics=["fid", "kid"], n=10, features="inception")
-    member = compare.Member("m", "base", (), 0, tmp_path / "runs" / "m", build_config())
-    assert compare.evaluate_member(study, member) == ({"n": 10, "kid": 0.5}, {"fid": "no weights for fid"})
+    member = plan.Member("m", "base", (), 0, tmp_path / "runs" / "m", build_config())
+    assert runner.evaluate_member(study, member) == ({"n": 10, "kid": 0.5}, {"fid": "no weights for fid"})
 
 
 def test_every_changing_numeric_row_key_is_plotted():
@@ -410,7 +412,7 @@ def test_jobs_must_be_positive(tmp_path, capsys):
 
 @pytest.mark.parametrize("jobs, cores, threads", [(1, 2, 2), (2, 2, 1), (3, 2, 1), (4, 16, 4)])
 def test_parallel_members_share_the_cores(jobs, cores, threads):
-    assert compare.threads_per_job(jobs, cores) == threads
+    assert runner.threads_per_job(jobs, cores) == threads
 
 
 # ------------------------------------------------------------------------------------------- beside the papers
@@ -431,7 +433,7 @@ def test_ring_study_is_shown_beside_the_published_figures(study):
 
 
 def test_published_figures_are_named_by_the_data():
-    from ganforge.report.published import PUBLISHED, benchmark_of, columns
+    from ganforge.study.published import PUBLISHED, benchmark_of, columns
 
     assert benchmark_of("ring8") == "8-Gaussian ring" and benchmark_of("grid25") == "25-Gaussian grid"
     assert benchmark_of("stacked-mnist:../shared/data/mnist") == "Stacked MNIST"

@@ -1,7 +1,7 @@
-"""Pictures a person looks at: sample grids and loss curves.
-
-Studies live in `report.compare` (plan, train, evaluate, collect) and `report.html` (report.html and
-report.md); import them from there: they use the trainer, which itself imports this package.
+"""What a person looks at, rendered: sample grids, loss curves, and documents (one model in
+`report.document`, rendered by `report.html` and `report.markdown`). Renders only: it imports no
+training or study code, so anything above (trainer, studies) may use it. A study's report is built in
+`ganforge.study.report`.
 """
 from .curves import plot_losses
 from .grids import image_grid, save_grid, save_points
