@@ -250,9 +250,10 @@ def test_resume_skips_finished_members(study, monkeypatch, capsys):
     assert {p: p.stat().st_mtime_ns for p in files} == stamps
 
 
-def test_resume_keeps_the_saved_plan(study, capsys):
-    assert main(["compare", "--resume", str(study), "--seeds", "3"]) == 2
-    assert "drop --seeds" in capsys.readouterr().err
+@pytest.mark.parametrize("flags", [["--seeds", "3"], ["--seed", "0"], ["--minutes", "1", "--quiet"]])
+def test_resume_keeps_the_saved_plan(study, capsys, flags):
+    assert main(["compare", "--resume", str(study), *flags]) == 2
+    assert f"drop {', '.join(f for f in flags if f.startswith('--'))}" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------- failures and budgets
@@ -311,6 +312,31 @@ def test_minutes_stop_each_member_by_its_training_time(tmp_path):
     assert steps[:-1] == list(range(10, steps[-1], 10)) and steps[-1] == rec["step"]
     assert minutes * 60 <= rows[-1]["wall_time"] <= 1.5 * minutes * 60
     assert "stopped by the time budget" in (root / "report.md").read_text()
+
+
+@pytest.mark.parametrize("minutes", [0.5, None])
+def test_the_time_budget_is_the_trainers_stop_policy_not_chunked_resumes(tmp_path, monkeypatch, minutes):
+    """A member trains in one call whose config carries the study's budget as train.minutes; the trainer
+    stops by it (stopped_by 'time'), and the record says so. Without --minutes the config's own is kept."""
+    from ganforge.training.trainer import TrainResult
+
+    calls = []
+
+    def fake_train(config, run_dir, resume=False, echo=print):
+        calls.append((config.train.minutes, resume))
+        return TrainResult(run_dir, 123, stopped_by="time" if config.train.minutes > 0 else "steps")
+
+    monkeypatch.setattr(runner, "train", fake_train)
+    monkeypatch.setattr(runner, "evaluate_member", lambda study, member, echo=None: ({"modes": 8}, {}))
+    base = build_config(overrides=[{"data": "ring8", "steps": 100000, "train": {"minutes": 0.0}}])
+    study = plan_study(tmp_path / "s", base, ["objective=dcgan,lsgan"], minutes=minutes)
+    assert runner.run_study(study, echo=lambda *a: None) is False
+    budget = minutes if minutes is not None else 0.0
+    assert calls == [(budget, False), (budget, False)]  # one call per member, no resumes in between
+    for member in study.members():
+        rec = study.read_record(member)
+        assert rec == {"state": "evaluated", "step": 123, "stopped_by": "time" if minutes else "steps",
+                       "eval": {"modes": 8}, "eval_errors": {}}
 
 
 def test_image_metrics_without_inception_weights_fail_alone(tmp_path, monkeypatch):

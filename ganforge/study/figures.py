@@ -115,8 +115,8 @@ def _metric_bars(results: StudyResults, path: Path) -> Path | None:
             values = [r.metrics[name] for r in variant.members if name in r.metrics]
             ax.scatter([x] * len(values), values, color="black", s=10, zorder=3)
         ax.set_xticks(range(len(labels)), labels, rotation=25, ha="right", fontsize=7)
-        ax.set_title(metric_header(name) + "  (black edge: best)" if results.best_variants.get(name) else metric_header(name),
-                     fontsize=9)
+        title = metric_header(name) + ("  (black edge: best)" if results.best_variants.get(name) else "")
+        ax.set_title(title, fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.3, axis="y")
     return _save(fig, path, top)

@@ -41,9 +41,6 @@ def default_metrics(data_kind: str, features: str, data_info: dict) -> list[str]
     return ["fid", "kid", "pr"] if lacks_classifier() else ["fid", "kid", "is", "pr"]
 
 
-# ------------------------------------------------------------------------------------------- the plan
-
-
 @dataclass(frozen=True)
 class Vary:
     key: str
