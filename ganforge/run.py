@@ -29,11 +29,15 @@ class Run:
     history: list[dict] = field(default_factory=list)
     ema_generator: torch.nn.Module | None = None  # the moving average of G's weights (model.ema_decay > 0)
     conditions: Conditions | None = None  # None for an unconditional run
-    evals: list[dict] = field(default_factory=list)  # every evaluation kept for the run (RunDir.eval_results)
 
     @property
     def z_dim(self) -> int:
         return self.generator.z_dim
+
+    @property
+    def evals(self) -> list[dict]:
+        """Every evaluation kept for the run, as {"step", "eval"} rows in step order (RunDir.eval_results)."""
+        return RunDir(self.path).eval_results(self.history)
 
     @property
     def sampling_generator(self) -> torch.nn.Module:
@@ -89,9 +93,8 @@ def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.d
     for net in (G, ema):
         if net is not None:
             net.to(device).eval()
-    history = paths.read_history()
-    return Run(path=root, config=config, info=info, generator=G, step=read_state(ckpt)["step"], history=history,
-               ema_generator=ema, conditions=conditions, evals=paths.eval_results(history))
+    return Run(path=root, config=config, info=info, generator=G, step=read_state(ckpt)["step"],
+               history=paths.read_history(), ema_generator=ema, conditions=conditions)
 
 
 def load_stage1(G: torch.nn.Module, run_dir: str | Path, frozen: bool, device) -> str:
