@@ -284,8 +284,8 @@ class Trainer:
         if truncated is None:
             return
         backup, dropped = truncated
-        self.echo(f"{self.paths.metrics.name}: kept the {len(self.history)} rows up to step {self.state.step}, dropped "
-                  f"{dropped} (past it, or damaged); the file as it was is {backup.name}")
+        self.echo(f"{self.paths.metrics.name}: kept the {len(self.history)} rows up to step {self.state.step}, "
+                  f"dropped {dropped} (past it, or damaged); the file as it was is {backup.name}")
 
     # ------------------------------------------------------------------ one generator step
 
@@ -405,7 +405,8 @@ class Trainer:
             save_grid(to_uint8(out), path, nrow=self.grid_columns)
             if stages is not None:  # stage 1's images too, for side-by-side views
                 self.paths.stage1_samples.mkdir(exist_ok=True)
-                save_grid(to_uint8(stages[0]), self.paths.sample_grid(self.state.step, stage1=True), nrow=self.grid_columns)
+                save_grid(to_uint8(stages[0]), self.paths.sample_grid(self.state.step, stage1=True),
+                          nrow=self.grid_columns)
         return path
 
     def evaluate_now(self) -> dict:
