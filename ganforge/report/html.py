@@ -365,8 +365,7 @@ def _figure(results: StudyResults, panels: int, legend: bool = True):
 
 def _save(fig, path: Path, top: float) -> Path:
     fig.tight_layout(rect=(0, 0, 1, top))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    write_atomic(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower()))
     return path
 
 
