@@ -39,7 +39,7 @@ from safetensors.torch import load_file
 
 from ganforge.cli import main as ganforge_main
 from ganforge.errors import GanforgeError
-from ganforge.run import RunPaths, read_history
+from ganforge.rundir import RunDir
 from ganforge.training.checkpoint import find_checkpoint, list_checkpoints
 
 SHAPE = ["--data", "shapes", "--resolution", "32", "--batch-size", "16", "--set", "dataset.size=2000", "--quiet",
@@ -101,7 +101,7 @@ def cycles(work: Path, count: int, rng: random.Random, cache: Path) -> dict:
         tally[sig.name] += 1
         proc.send_signal(sig)
         output = line + proc.communicate(timeout=300)[0]
-        rows = [row["step"] for row in read_history(RunPaths(run).metrics) if "d_loss" in row]
+        rows = [row["step"] for row in RunDir(run).read_history() if "d_loss" in row]
         after = intact_step(run)
         if "error" in output and proc.returncode == 2:
             log(f"cycle {i}: {output.strip().splitlines()[-1]}")
@@ -165,10 +165,10 @@ def disk_full(work: Path, cache: Path) -> dict:
         run = mount / "later"
         first = ganforge("train", *SHAPE, "--set", f"dataset.cache_dir={cache}", "--steps", 10, "--out", run)
         assert first.returncode == 0, first.stderr
-        history = RunPaths(run).metrics.read_text()
+        history = RunDir(run).metrics.read_text()
         filler = fill(mount, leave=8_000)
         stopped = ganforge("train", "--resume", run, "--steps", 30)
-        kept = intact_step(run) == 10 and RunPaths(run).metrics.read_text().startswith(history)
+        kept = intact_step(run) == 10 and RunDir(run).metrics.read_text().startswith(history)
         clean = not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".tmp")]
         filler.unlink()
         again = ganforge("train", "--resume", run, "--steps", 30)

@@ -45,7 +45,7 @@ from ganforge.data import load_dataset  # noqa: E402
 from ganforge.metrics import evaluate  # noqa: E402
 from ganforge.report import save_grid  # noqa: E402
 from ganforge.report.grids import to_uint8  # noqa: E402
-from ganforge.run import read_config  # noqa: E402
+from ganforge.rundir import read_config  # noqa: E402
 from ganforge.training.device import pick_device  # noqa: E402
 from ganforge.training.trainer import train  # noqa: E402
 

@@ -31,7 +31,7 @@ from PIL import Image
 from ganforge.config import DatasetOptions
 from ganforge.data import load_dataset
 from ganforge.data.shapes import load_shapes
-from ganforge.run import RunPaths, read_history
+from ganforge.rundir import RunDir
 
 CHUNK = 1000  # images rendered at a time while writing the folder
 
@@ -77,7 +77,7 @@ def train(folder: Path, cache_dir: Path, out: Path, stream: bool, args) -> dict:
     seconds = time.perf_counter() - start
     if child.returncode != 0:
         raise SystemExit(f"training failed ({' '.join(command)}):\n{stderr[-3000:]}")
-    rates = [row["img_per_s"] for row in read_history(RunPaths(out).metrics) if "img_per_s" in row][1:]
+    rates = [row["img_per_s"] for row in RunDir(out).read_history() if "img_per_s" in row][1:]
     return {"img_s": round(statistics.median(rates), 1), "img_s_rows": rates,
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "seconds": round(seconds, 1)}
 

@@ -27,7 +27,7 @@ _RESUMABLE = {"steps", "device", "train"}
 
 def cmd_train(args) -> int:
     from .config import from_dict, merge
-    from .run import read_config
+    from .rundir import read_config
     from .training.trainer import train
 
     if args.resume:
@@ -74,32 +74,31 @@ def cmd_sample(args) -> int:
     if args.run is None:
         raise ConfigError("give the run directory to sample from (ganforge sample RUN), or --recipe IMAGE.png")
 
+    from .fileio import write_atomic
     from .report import save_grid, save_points
     from .report.grids import to_uint8
     from .run import load_run
+    from .rundir import RunDir
     from .training.device import pick_device
 
     device = pick_device(args.device)
     run = load_run(args.run, checkpoint=args.checkpoint, device=device)
     z = torch.randn(args.n, run.z_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
-    target = Path(args.out) if args.out else run.path / "samples" / f"sample-step{run.step}-seed{args.seed}.png"
+    target = Path(args.out) if args.out else RunDir(run.path).sample_file(run.step, args.seed)
     as_folder = str(args.out or "").endswith(("/", "\\")) or target.is_dir()
     if args.stages and as_folder:
         raise ConfigError("--stages writes one grid image: give --out FILE.png")
     y = _requested_condition(run, args)
     if y is not None:
         y = y.expand(args.n, *y.shape).to(device)
-    if args.stages:
-        out = _stage_rows(run, z, y, args)
-    else:
-        with torch.no_grad():
-            out = run.sampler(z) if y is None else run.sampler(z, y)
+    out = _stage_rows(run, z, y, args) if args.stages else run.sample(z, y)
     if run.info["data_kind"] == "points":
         if as_folder or target.suffix.lower() not in (".png", ".csv"):
             raise ConfigError("a 2-D point run samples to one file: give --out FILE.png (scatter) or FILE.csv")
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.suffix.lower() == ".csv":
-            target.write_text("x,y\n" + "".join(f"{x:.6f},{y:.6f}\n" for x, y in out.cpu().tolist()))
+            text = "x,y\n" + "".join(f"{x:.6f},{y:.6f}\n" for x, y in out.cpu().tolist())
+            write_atomic(target, lambda f: f.write(text.encode()))
         else:
             save_points(out, target, title=f"{run.path.name} step {run.step}")
     elif as_folder:
@@ -120,6 +119,7 @@ def cmd_sample(args) -> int:
 
 def _sample_recipe(args) -> int:
     """Regenerate an image downloaded from `ganforge serve` from the recipe inside it."""
+    from .fileio import write_atomic
     from .serve.recipe import png_bytes, read_recipe, regenerate
 
     ignored = [flag for flag, value in (("--class", args.class_), ("--tags", args.tags), ("--text", args.text),
@@ -132,7 +132,8 @@ def _sample_recipe(args) -> int:
     if target.suffix.lower() != ".png":
         raise ConfigError(f"--out {target} must be a .png (the recipe is written into it)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(png_bytes(image, recipe))
+    data = png_bytes(image, recipe)
+    write_atomic(target, lambda f: f.write(data))
     print(f"regenerated image {recipe['index']} of seed {recipe['request']['seed']} from {recipe['run']} "
           f"(step {recipe['step']}) to {target}")
     return 0
@@ -156,7 +157,7 @@ def _stage_rows(run, z, y, args):
     from .models.stacked import stage_images
     from .report.grids import to_uint8
 
-    G = getattr(run.sampler, "generator", run.sampler)  # a conditional G inside its prior-drawing wrapper
+    G = run.sampling_generator
     if y is None and run.conditions:
         y = run.conditions.prior(len(z), torch.Generator().manual_seed(args.seed)).to(z.device)
     stages = stage_images(G, z, y)

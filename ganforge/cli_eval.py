@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 DEFAULT_METRICS = "fid"
 
@@ -14,6 +13,7 @@ DEFAULT_METRICS = "fid"
 def cmd_eval(args) -> int:
     from .metrics import evaluate
     from .metrics.evaluate import Settings, protocol
+    from .rundir import RunDir
 
     result = evaluate(args.source, ref=args.ref, metrics=args.metrics, n=args.n, features=args.features,
                       n_ref=args.n_ref, batch_size=args.batch_size, device=args.device, seed=args.seed,
@@ -28,13 +28,11 @@ def cmd_eval(args) -> int:
         if "weights_sha256" in result:
             print(f"protocol        {protocol(result)}")
     if "step" in result:  # a run: keep the result in its directory (the run directory is the interface)
-        extractor = args.features.partition(":")[0]
-        out = Path(args.source) / "eval" / f"step-{result['step']:06d}-{extractor}.json"
+        paths = RunDir(args.source)
         try:  # after printing: a run directory that cannot be written must not cost the result
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(result, indent=1) + "\n")
+            paths.record_eval(result["step"], result)
         except OSError as err:
-            print(f"ganforge: warning: the result above is not kept in {out.parent} ({err.strerror}); "
+            print(f"ganforge: warning: the result above is not kept in {paths.metrics} ({err.strerror}); "
                   f"make the run directory writable to keep it", file=sys.stderr)
     return 0
 

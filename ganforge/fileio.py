@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,24 @@ def write_atomic(target: str | Path, write: Callable[[BinaryIO], object]) -> Non
     """`write(f)` into a temporary sibling of `target`, then one rename (see atomic_path)."""
     with atomic_path(target) as tmp, open(tmp, "wb") as f:
         write(f)
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield an empty folder beside `target` (.tmp-NAME, left over only by a crash and cleared by the
+    next call) to fill; on success it replaces `target` (removed first, if it exists) by one rename, on
+    any error it is deleted, so `target` is never seen half-written."""
+    target = Path(target)
+    tmp = target.parent / f".tmp-{target.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if target.exists():  # e.g. saving the same checkpoint step again
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="latest", help="'latest' or a step")
     args = parser.parse_args()
     run = load_run(args.run, checkpoint=args.checkpoint)
-    G = run.sampler.generator  # the conditional G inside the prior-drawing wrapper
+    G = run.sampling_generator
     if run.conditions.kind == "class":
         result = {"class_accuracy": class_accuracy(G, run.conditions, load_classifier(args.classifier[0]), args.n,
                                                    args.seed)}

@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="latest", help="'latest' or a step")
     args = parser.parse_args()
     run = load_run(args.run, checkpoint=args.checkpoint)
-    G = getattr(run.sampler, "generator", run.sampler)  # a conditional G inside its prior-drawing wrapper
+    G = run.sampling_generator
     draw = torch.Generator().manual_seed(args.seed)
     stages = ([], [])
     for start in range(0, args.n, 250):

@@ -6,7 +6,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from ganforge.config import build_config, parse_override
-from ganforge.run import read_config
+from ganforge.rundir import read_config
 from ganforge.training import distributed
 from ganforge.training.trainer import Trainer
 

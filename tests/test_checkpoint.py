@@ -66,3 +66,20 @@ def test_checkpoint_holds_no_pickle(tmp_path):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(GanforgeError, match="has no checkpoint"):
         find_checkpoint(tmp_path)
+
+
+def test_a_save_that_fails_midway_leaves_the_earlier_checkpoint_of_that_name_whole(tmp_path, monkeypatch):
+    import ganforge.training.checkpoint as checkpoint
+
+    net = torch.nn.Linear(2, 2)
+    first = save_checkpoint(tmp_path, 5, {"G": net}, {}, {}, keep=3, name="best")
+    before = {p.name: p.read_bytes() for p in first.iterdir()}
+
+    def full_disk(tensors, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", full_disk)
+    with pytest.raises(GanforgeError, match="No space left on device"):
+        save_checkpoint(tmp_path, 6, {"G": net}, {}, {}, keep=3, name="best")
+    assert {p.name: p.read_bytes() for p in first.iterdir()} == before
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["best"]  # the staging folder is gone

@@ -11,7 +11,7 @@ from PIL import Image
 from ganforge.config import DatasetOptions, build_config, parse_override
 from ganforge.data import BatchSampler, load_dataset
 from ganforge.errors import ConfigError, DataError
-from ganforge.run import read_config
+from ganforge.rundir import read_config
 from ganforge.training.trainer import Trainer
 
 CPU = torch.device("cpu")

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from ganforge.config import build_config, parse_override
-from ganforge.run import read_config
+from ganforge.rundir import read_config
 from ganforge.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

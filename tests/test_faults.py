@@ -29,6 +29,7 @@ from ganforge.cli import main
 from ganforge.config import DatasetOptions
 from ganforge.data import load_dataset, read_idx
 from ganforge.errors import DataError
+from ganforge.rundir import RunDir
 from ganforge.training.checkpoint import list_checkpoints
 from ganforge.training.lock import hold_run_lock
 
@@ -474,7 +475,9 @@ def test_eval_prints_its_result_even_where_it_cannot_keep_it(run, capsys, monkey
     import ganforge.metrics
 
     monkeypatch.setattr(ganforge.metrics, "evaluate", lambda *a, **k: {"step": 20, "fid": 12.5})
-    (run / "eval").write_text("a file where the eval folder would go")
+    metrics = RunDir(run).metrics  # where the result is kept: a folder in its way makes it unwritable
+    shutil.move(metrics, run / "moved.jsonl")
+    metrics.mkdir()
     code, stdout, err = run_cli(capsys, "eval", run, "--quiet")
     assert code == 0 and re.search(r"^fid +12.5$", stdout, re.M)
     assert "the result above is not kept" in err

@@ -16,6 +16,7 @@ from ganforge.metrics import (FeatureStats, InceptionV3, MetricError, WeightsErr
                               inception_score, kid, precision_recall)
 from ganforge.metrics.classifier import ClassifierNet, load_classifier, read_metadata, save_classifier
 from ganforge.metrics.modes import class_histogram, histogram_kl
+from ganforge.rundir import RunDir
 
 evaluate_module = importlib.import_module("ganforge.metrics.evaluate")
 weights_module = importlib.import_module("ganforge.metrics.weights")
@@ -157,7 +158,7 @@ def test_eval_command_on_a_run_prints_json_last_and_keeps_the_result(shapes_run,
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["step"] == 6 and result["n"] == 32 and result["n_ref"] == 32 and result["ref"] == "shapes"
     assert result["fid"] > 0 and 1 <= result["coverage"] <= 10
-    assert json.loads((shapes_run / "eval" / "step-000006-classifier.json").read_text()) == result
+    assert RunDir(shapes_run).eval_results()[-1] == {"step": 6, "eval": result}  # kept with the run's history
     assert run_cli(argv) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ref_cache"] == "hit"
 

@@ -90,7 +90,7 @@ def test_sample_stages_puts_stage1_above_stage2(tmp_path, capsys):
     run = load_run(cfg.out)
     z = torch.randn(3, 16, generator=torch.Generator().manual_seed(5))
     y = run.conditions.prior(3, torch.Generator().manual_seed(5))
-    low, high = stage_images(run.sampler.generator, z, y)
+    low, high = stage_images(run.sampling_generator, z, y)
     tile = lambda row, col: grid[2 + 66 * row: 66 * (row + 1), 2 + 66 * col: 66 * (col + 1)].transpose(2, 0, 1)
     upscaled = to_uint8(torch.nn.functional.interpolate(low, size=(64, 64), mode="nearest"))
     assert np.array_equal(tile(0, 1), upscaled[1].numpy()) and np.array_equal(tile(1, 1), to_uint8(high)[1].numpy())

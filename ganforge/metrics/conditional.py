@@ -104,7 +104,7 @@ def tag_group_accuracy(G: torch.nn.Module, conditions: Conditions, classifier, n
     missing = [tag for tag in group if tag not in conditions.names]
     if missing:
         raise MetricError(f"the classifier reads tags the run was not trained with ({', '.join(missing)}); "
-                          f"train it with --tags from the run's vocabulary (conditions.json)")
+                          f"train it with --tags from the run's tag vocabulary")
     images, y = _generate(G, conditions, n, seed, device)
     columns = torch.tensor([conditions.names.index(tag) for tag in group])
     asked = y[:, columns] > 0

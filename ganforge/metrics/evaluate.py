@@ -25,6 +25,7 @@ from ..data.cache import cache_root
 from ..data.folder import EXTENSIONS
 from ..registry import Registry
 from ..run import Run
+from ..rundir import RunDir
 from .cache import load_reference, reference_key, save_reference
 from .collect import Collected, collect
 from .errors import MetricError
@@ -196,7 +197,7 @@ def _load_images(spec: str, resolution: int | None, channels: int, options: Data
 
 
 def _is_run(source) -> bool:
-    return isinstance(source, (str, Path)) and (Path(source).expanduser() / "config.yaml").is_file()
+    return isinstance(source, (str, Path)) and RunDir(Path(source).expanduser()).is_run()
 
 
 # --- evaluate -----------------------------------------------------------------------------------------
@@ -365,7 +366,7 @@ def _evaluate_points(run, names: list[str], n: int, seed: int, device, options: 
                           f"{', '.join(names)} need images")
     cfg = run.config
     data = load_dataset(cfg.data, cfg.resolution, cfg.channels, options, cfg.seed)
-    z = torch.randn(n, run.sampler.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    z = torch.randn(n, run.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.inference_mode():
-        points = run.sampler(z)
+        points = run.sample(z)
     return {"n": n, **mode_coverage(points, data.centers, data.std)}

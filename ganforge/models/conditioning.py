@@ -184,3 +184,11 @@ class FromPrior(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.generator(z, self.draw(len(z)).to(z.device) if y is None else y)
+
+
+def drawing_from_prior(G: nn.Module, conditions, seed: int) -> FromPrior:
+    """A conditional G that, called as G(z), draws its conditions like the training data (`conditions`:
+    data.conditions.Conditions), from a generator of its own seeded by the run's seed (so training-time
+    and loaded evaluations agree)."""
+    draw = torch.Generator().manual_seed(seed + 3)
+    return FromPrior(G, lambda n: conditions.prior(n, draw))

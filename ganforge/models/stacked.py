@@ -9,7 +9,6 @@ fixed as in StackGAN or fine-tuned jointly (`model.stage1_frozen`), or trains fr
 from __future__ import annotations
 
 from collections import OrderedDict
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -108,32 +107,22 @@ def base_generator(G: nn.Module) -> nn.Module:
     return getattr(G, "base", G)
 
 
-def load_stage1(G: nn.Module, run_dir: str | Path, frozen: bool, device) -> str:
-    """Copy a trained run's G into stage 1 (frozen: no gradients, so its optimizer never moves it).
-    A run that kept an EMA of G gives that, the generator its samples came from."""
-    from ..run import RunPaths, load_run
-
+def fill_stage1(G: nn.Module, source: nn.Module, frozen: bool, origin: str) -> None:
+    """Copy a trained generator `source` (and its condition embedding, when both are conditional) into
+    G's stage 1; frozen: no gradients, so its optimizer never moves it. `origin` names it in errors."""
     stacked = base_generator(G)
-    if not RunPaths(Path(run_dir)).config.is_file():
-        raise ConfigError(f"model.stage1_run {run_dir} is not a trained run; train stage 1 there first (e.g. "
-                          f"ganforge train --preset shapes-tags --out {run_dir}), point model.stage1_run at another "
-                          f"run, or set it to '' to train both stages end to end")
-    run = load_run(run_dir, device=device)
-    source = getattr(run.sampler, "generator", run.sampler)  # a conditional run's G sits in FromPrior
-    source = getattr(source, "base", source)
     try:
-        stacked.stage1.load_state_dict(source.state_dict())
+        stacked.stage1.load_state_dict(base_generator(source).state_dict())
     except RuntimeError as err:
-        raise ConfigError(f"model.stage1_run {run_dir} does not fit stage 1 ({str(err).splitlines()[0]}); "
-                          f"train it with the same model.* settings at resolution "
-                          f"{stacked.stage1.plan[-1]}") from None
-    if getattr(G, "embed", None) is not None and hasattr(run.sampler, "generator"):
-        G.embed.load_state_dict(run.sampler.generator.embed.state_dict())
+        raise ConfigError(f"{origin} does not fit stage 1 ({str(err).splitlines()[0]}); train it with the same "
+                          f"model.* settings at resolution {stacked.stage1.plan[-1]}") from None
+    embed = getattr(G, "embed", None)  # a conditional G's learned condition embedding
+    if embed is not None and getattr(source, "embed", None) is not None:
+        embed.load_state_dict(source.embed.state_dict())
     if frozen:
         stacked.stage1.requires_grad_(False)
-        if getattr(G, "embed", None) is not None:
-            G.embed.requires_grad_(False)
-    return f"stage 1 from {run_dir} (step {run.step}{', frozen' if frozen else ', fine-tuned'})"
+        if embed is not None:
+            embed.requires_grad_(False)
 
 
 @torch.no_grad()

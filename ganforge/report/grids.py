@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from ..fileio import write_atomic
+
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Generator output in [-1, 1] → uint8 on the CPU, rounded as StyleGAN2-ADA's metrics do."""
@@ -28,7 +30,10 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) 
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, padding: int = 2) -> None:
-    image_grid(images, nrow, padding).save(path)
+    """Written atomically (a reader, e.g. the web page, never sees half an image), in the format of the suffix."""
+    grid = image_grid(images, nrow, padding)
+    image_format = Image.registered_extensions().get(Path(path).suffix.lower())
+    write_atomic(path, lambda f: grid.save(f, format=image_format))
 
 
 def save_points(fake: torch.Tensor, path: str | Path, real: torch.Tensor | None = None,
@@ -47,5 +52,5 @@ def save_points(fake: torch.Tensor, path: str | Path, real: torch.Tensor | None 
     ax.legend(loc="upper right", fontsize=7)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    write_atomic(path, lambda f: fig.savefig(f, format=Path(path).suffix[1:].lower() or "png"))
     plt.close(fig)

@@ -64,7 +64,7 @@ class Explorer:
             raise GanforgeError(f"{run.path} is a 2-D point run; the explorer shows image runs")
         self.run = run
         self.run_path = str(run.path.resolve())
-        self.generator = getattr(run.sampler, "generator", run.sampler)  # the conditional G inside FromPrior
+        self.generator = run.sampling_generator
         self.generator.eval()
         self.digest = weights_digest(self.generator)
         self.two_stage = hasattr(base_generator(self.generator), "stages")

@@ -24,7 +24,8 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import GanforgeError
-from ..run import RunPaths, load_run
+from ..run import load_run
+from ..rundir import RunDir
 from .nearest import PIXELS, FeatureSpace, TrainingImages
 from .recipe import make_recipe, png_bytes
 from .render import Explorer
@@ -69,9 +70,9 @@ class ServedRun:
         # JSON has no NaN: a metric that came out non-finite shows as an empty cell
         evals = [{key: value if _finite(value) or not isinstance(value, float) else None
                   for key, value in {"step": row.get("step"), **row["eval"]}.items()}
-                 for row in self.run.history if isinstance(row.get("eval"), dict)]
+                 for row in self.run.evals]
         return {**self.summary(), "losses": losses[::stride], "evals": evals,
-                "sample_steps": sorted(RunPaths(self.run.path).sample_grids())}
+                "sample_steps": sorted(RunDir(self.run.path).sample_grids())}
 
 
 class ExplorerServer(ThreadingHTTPServer):
@@ -195,7 +196,7 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) == 3 and parts[:2] == ["api", "runs"]:
             return self._json(HTTPStatus.OK, self.server.served(parts[2]).details())
         if len(parts) == 5 and parts[:2] == ["api", "runs"] and parts[3] == "samples" and parts[4].isdigit():
-            grid = RunPaths(self.server.served(parts[2]).run.path).sample_grids().get(int(parts[4]))
+            grid = RunDir(self.server.served(parts[2]).run.path).sample_grids().get(int(parts[4]))
             if grid is None:
                 raise LookupError(f"run '{parts[2]}' has no sample grid at step {parts[4]}")
             return self._send(HTTPStatus.OK, grid.read_bytes(), "image/png")

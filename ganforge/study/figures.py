@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..fileio import write_atomic
 from .results import StudyResults, metric_header, metric_values
 
 _LOSSES = ("d_loss", "g_loss")
@@ -48,8 +49,7 @@ def _figure(results: StudyResults, panels: int, legend: bool = True):
 
 def _save(fig, path: Path, top: float) -> Path:
     fig.tight_layout(rect=(0, 0, 1, top))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    write_atomic(path, lambda f: fig.savefig(f, format=path.suffix[1:].lower()))
     return path
 
 

@@ -204,7 +204,7 @@ def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
     # --- curves
     if "curves" in figures:
         doc.append(Heading("Training curves"))
-        doc.append(Paragraph("Every numeric column of metrics.jsonl that changes during training, against the generator step; "
+        doc.append(Paragraph("Every numeric column of the training history that changes during training, against the generator step; "
                              "colour: variant, line style: seed."))
         doc.append(Picture(figures["curves"], "Training curves"))
     if "eval_curves" in figures:

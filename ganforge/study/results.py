@@ -4,12 +4,11 @@ lead counting only beyond the seed spread (else "within noise", and why)."""
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..run import RunPaths, read_history
+from ..rundir import RunDir
 from ..training.checkpoint import list_checkpoints
 from .plan import Member, Study
 
@@ -141,22 +140,16 @@ def lead_beyond_noise(summaries: dict[str, Summary | None], metric: str) -> tupl
     return leaders, None if lead > max(summaries[leader].std, runner_up.std) else "within the seed spread"
 
 
-def _sample_grids(folder: Path) -> dict[int, Path]:
-    """step → samples/step-N.png of a folder (none when it does not exist)."""
-    return {int(m.group(1)): p for p in sorted(folder.glob("step-*.png"))
-            if (m := re.fullmatch(r"step-(\d+)\.png", p.name))}
-
-
 def _member_result(study: Study, member: Member) -> MemberResult:
     record = study.read_record(member)
-    paths = RunPaths(member.run_dir)
-    samples, stage1_samples = _sample_grids(paths.samples), _sample_grids(paths.samples / "stage1")
+    paths = RunDir(member.run_dir)
+    samples, stage1_samples = paths.sample_grids(), paths.sample_grids(stage1=True)
     state = record.get("state") or ("incomplete" if member.run_dir.exists() else "pending")
     found = list_checkpoints(member.run_dir)
     return MemberResult(member=member, state=state, step=record.get("step", found[-1][0] if found else None),
                         stopped_by=record.get("stopped_by"), error=record.get("error"),
                         traceback=record.get("traceback"), eval=record.get("eval", {}),
-                        metric_errors=record.get("eval_errors", {}), history=read_history(paths.metrics),
+                        metric_errors=record.get("eval_errors", {}), history=paths.read_history(),
                         samples=samples, stage1_samples=stage1_samples)
 
 

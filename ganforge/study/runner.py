@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..errors import ConfigError, GanforgeError
-from ..run import read_config
+from ..rundir import read_config
 from ..training.checkpoint import list_checkpoints
 from ..training.trainer import train
 from .plan import EVAL_SEED, STUDY_FILE, Member, Study

@@ -1,10 +1,10 @@
 """Checkpoints that load without unpickling and are never seen half-written.
 
-One folder per checkpoint, `checkpoints/step-NNNNNN/`:
-  model.safetensors   network weights and buffers, keys "G.<name>", "D.<name>"
-  state.safetensors   every other tensor: optimizer moments, RNG states
-  state.json          everything else: step, optimizer hyper-parameters, data cursor
-  manifest.json       SHA-256 and size of each file above, written last
+One folder per checkpoint (where, and its file names: RunDir.checkpoint and CheckpointDir in rundir.py):
+  weights             network weights and buffers, keys "G.<name>", "D.<name>"
+  other tensors       optimizer moments, RNG states
+  state (JSON)        everything else: step, optimizer hyper-parameters, data cursor
+  manifest (JSON)     SHA-256 and size of each file above, written last
 The folder is written under a temporary name and renamed into place, so a crash, Ctrl-C or a full
 disk during a save leaves the previous checkpoints intact. Loading verifies the manifest, so a
 truncated, zeroed or bit-flipped file is noticed; 'latest' is the newest checkpoint that verifies
@@ -14,8 +14,6 @@ existed cannot be verified bit for bit: it is accepted when its three files are 
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -25,12 +23,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..errors import GanforgeError
-from ..fileio import sha256_of
+from ..fileio import atomic_dir, sha256_of
+from ..rundir import CheckpointDir, RunDir
 
 FORMAT = 1
-_STEP_DIR = re.compile(r"^step-(\d{6,})$")
-FILES = ("model.safetensors", "state.safetensors", "state.json")
-MANIFEST = "manifest.json"
+MANIFEST = CheckpointDir.MANIFEST
 
 
 class DamagedCheckpoint(GanforgeError):
@@ -42,16 +39,19 @@ def warn(message: str) -> None:
     print(f"ganforge: warning: {message}", file=sys.stderr, flush=True)
 
 
-def step_dir_name(step: int) -> str:
-    return f"step-{step:06d}"
-
-
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
-    return sorted(found)
+    return RunDir(run_dir).list_checkpoints()
+
+
+def read_state(checkpoint: Path) -> dict:
+    """A checkpoint's JSON part: step, optimizer hyper-parameters, cursors, and what `extra` added."""
+    return CheckpointDir(Path(checkpoint)).read_state()
+
+
+def best_fid(run_dir: Path) -> float | None:
+    """The FID of the run's best checkpoint; None when it has none (training never evaluated)."""
+    best = RunDir(run_dir).best
+    return read_state(best.path)["best"]["fid"] if best.state.is_file() else None
 
 
 def find_checkpoint(run_dir: Path, which: str = "latest", on_damaged=warn) -> Path:
@@ -59,7 +59,7 @@ def find_checkpoint(run_dir: Path, which: str = "latest", on_damaged=warn) -> Pa
     number, or a folder name. Every checkpoint returned has verified; a named one that does not is an
     error (never silently another), while 'latest' reports each damaged newer one via `on_damaged`."""
     if which == "best":
-        best = Path(run_dir) / "checkpoints" / "best"
+        best = RunDir(run_dir).best.path
         if not best.is_dir():
             raise GanforgeError(f"{run_dir} has no best checkpoint; it is kept when training evaluates FID "
                                 "(set eval.every)")
@@ -90,8 +90,8 @@ def newest_intact(run_dir: Path, found: list[tuple[int, Path]], on_damaged=warn)
             on_damaged(f"{message}; using {path.name}, the newest intact checkpoint")
         return path
     raise DamagedCheckpoint(f"every checkpoint of {run_dir} is damaged (newest: {damaged[0]}); restore "
-                            f"checkpoints/ from a backup, or start the run again with ganforge train --resume "
-                            f"{run_dir} after removing {Path(run_dir) / 'checkpoints'}")
+                            f"{RunDir(run_dir).checkpoints.name}/ from a backup, or start the run again with "
+                            f"ganforge train --resume {run_dir} after removing {RunDir(run_dir).checkpoints}")
 
 
 def _verified(path: Path, fix: str) -> Path:
@@ -104,13 +104,13 @@ def _verified(path: Path, fix: str) -> Path:
 
 def _write_manifest(folder: Path) -> None:
     files = {p.name: {"sha256": sha256_of(p), "bytes": p.stat().st_size} for p in sorted(folder.iterdir())}
-    (folder / MANIFEST).write_text(json.dumps({"format": FORMAT, "files": files}, indent=1))
+    CheckpointDir(folder).manifest.write_text(json.dumps({"format": FORMAT, "files": files}, indent=1))
 
 
 def verify_checkpoint(folder: Path) -> None:
     """Raise DamagedCheckpoint (naming the folder and what is wrong) unless every file is as written."""
     folder = Path(folder)
-    manifest_path = folder / MANIFEST
+    manifest_path = CheckpointDir(folder).manifest
     if not manifest_path.is_file():
         return _verify_unhashed(folder)
     try:
@@ -118,7 +118,7 @@ def verify_checkpoint(folder: Path) -> None:
         listed = {str(name): (str(entry["sha256"]), int(entry["bytes"])) for name, entry in listed.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({MANIFEST} is unreadable)") from None
-    for name in FILES:
+    for name in CheckpointDir.REQUIRED:
         if name not in listed:
             raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({MANIFEST} does not list {name})")
     for name, (sha256, size) in listed.items():
@@ -137,12 +137,12 @@ def verify_checkpoint(folder: Path) -> None:
 def _verify_unhashed(folder: Path) -> None:
     """A checkpoint from before manifests: accepted when its files are present and parse."""
     try:
-        meta = json.loads((folder / "state.json").read_text())
+        meta = read_state(folder)
         meta["step"]
         if "manifest" in meta:
             raise DamagedCheckpoint(f"checkpoint {folder} is damaged ({MANIFEST} is missing)")
-        for name in FILES[:2]:
-            with safe_open(str(folder / name), framework="pt") as f:
+        for path in (CheckpointDir(folder).model, CheckpointDir(folder).tensors):
+            with safe_open(str(path), framework="pt") as f:
                 f.keys()
     except (OSError, ValueError, KeyError, TypeError, SafetensorError) as err:
         reason = getattr(err, "strerror", None) or str(err).splitlines()[0][:120] or type(err).__name__
@@ -177,15 +177,13 @@ def _unflatten_optimizer(prefix: str, meta: dict, tensors: dict) -> dict:
 def save_checkpoint(run_dir: Path, step: int, modules: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer], extra: dict, keep: int,
                     name: str | None = None) -> Path:
-    """Write checkpoint `step` atomically and keep only the `keep` most recent step-NNNNNN ones.
+    """Write checkpoint `step` atomically and keep only the `keep` most recent numbered ones.
 
     `name` saves under another folder name (e.g. "best"), which the pruning never touches."""
-    folder = Path(run_dir) / "checkpoints"
+    paths = RunDir(run_dir)
+    folder = paths.checkpoints
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / (name or step_dir_name(step))
-    tmp = folder / f".tmp-{final.name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    final = paths.checkpoint(name or step).path
 
     weights = {f"{name}.{key}": value.detach().contiguous().cpu()
                for name, module in modules.items() for key, value in module.state_dict().items()}
@@ -196,23 +194,22 @@ def save_checkpoint(run_dir: Path, step: int, modules: dict[str, torch.nn.Module
             tensors[f"rng.cuda{i}"] = s
     opt_meta = {name: _flatten_optimizer(f"opt.{name}", opt.state_dict(), tensors) for name, opt in optimizers.items()}
     try:
-        save_file(weights, tmp / "model.safetensors")
-        save_file({k: v.cpu() for k, v in tensors.items()}, tmp / "state.safetensors")
-        # "manifest" marks a checkpoint that had one: deleting it then reads as damage, not as an old checkpoint.
-        (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "step": step, "manifest": MANIFEST,
-                                                    "optimizers": opt_meta, **extra}, indent=1))
-        _write_manifest(tmp)
+        # Saving the same step again (e.g. a resumed run that ends where it began) replaces it whole.
+        with atomic_dir(final) as tmp:  # a failed write is deleted, freeing what it took
+            staged = CheckpointDir(tmp)
+            save_file(weights, staged.model)
+            save_file({k: v.cpu() for k, v in tensors.items()}, staged.tensors)
+            # "manifest" marks a checkpoint that had one: deleting it then reads as damage, not as an old checkpoint.
+            staged.state.write_text(json.dumps({"format": FORMAT, "step": step, "manifest": MANIFEST,
+                                                "optimizers": opt_meta, **extra}, indent=1))
+            _write_manifest(tmp)
     except (OSError, SafetensorError) as err:  # safetensors reports a full disk as its own error
-        shutil.rmtree(tmp, ignore_errors=True)  # free what the partial write took
         kept = [p.name for _, p in list_checkpoints(run_dir)]
         reason = getattr(err, "strerror", None) or str(err).rsplit(": ", 1)[-1]
         raise GanforgeError(f"cannot write checkpoint {final} ({reason}); the earlier checkpoints "
-                            f"({', '.join(kept) or 'none yet'}) and metrics.jsonl are intact — free space or make "
-                            f"{folder} writable, then continue with ganforge train --resume {run_dir}") from None
+                            f"({', '.join(kept) or 'none yet'}) and {paths.metrics.name} are intact — free space or "
+                            f"make {folder} writable, then continue with ganforge train --resume {run_dir}") from None
 
-    if final.exists():  # saving the same step again (e.g. a resumed run that ends where it began)
-        shutil.rmtree(final)
-    os.replace(tmp, final)
     for _, old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -227,7 +224,7 @@ def _read_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, t
 
 
 def load_weights(checkpoint: Path, modules: dict[str, torch.nn.Module], device: torch.device | str = "cpu") -> None:
-    weights = _read_tensors(Path(checkpoint) / "model.safetensors", device)
+    weights = _read_tensors(CheckpointDir(Path(checkpoint)).model, device)
     for name, module in modules.items():
         prefix = name + "."
         own = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
@@ -245,11 +242,11 @@ def load_checkpoint(checkpoint: Path, modules: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer], device: torch.device) -> dict:
     """Restore weights, optimizer states and RNG states; return the JSON part (step, cursors, ...)."""
     checkpoint = Path(checkpoint)
-    meta = json.loads((checkpoint / "state.json").read_text())
+    meta = read_state(checkpoint)
     if meta.get("format") != FORMAT:
         raise GanforgeError(f"checkpoint {checkpoint} has format {meta.get('format')}, this ganforge reads {FORMAT}")
     load_weights(checkpoint, modules, device)
-    tensors = _read_tensors(checkpoint / "state.safetensors")
+    tensors = _read_tensors(CheckpointDir(checkpoint).tensors)
     for name, opt in optimizers.items():
         opt.load_state_dict(_unflatten_optimizer(f"opt.{name}", meta["optimizers"][name], tensors))
     torch.set_rng_state(tensors["rng.cpu"])

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import GanforgeError
-from ..run import RunPaths
+from ..rundir import RunDir
 
 try:
     import fcntl
@@ -24,7 +24,7 @@ except ImportError:  # Windows has no flock: runs are not locked there
 def hold_run_lock(root: Path):
     """Lock `root` (made if missing) for the duration. Where no run came of it (no config.yaml), the lock
     file and a folder this call made are removed again: a failed start leaves no litter."""
-    paths = RunPaths(Path(root))
+    paths = RunDir(Path(root))
     created, lock_existed = not paths.root.exists(), paths.lock.exists()
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
@@ -37,7 +37,7 @@ def hold_run_lock(root: Path):
         yield
     finally:
         os.close(fd)  # releases the lock
-        if not lock_existed and not paths.config.exists():  # no run came of it: leave the folder as found
+        if not lock_existed and not paths.is_run():  # no run came of it: leave the folder as found
             paths.lock.unlink(missing_ok=True)
             if created and not any(paths.root.iterdir()):
                 paths.root.rmdir()

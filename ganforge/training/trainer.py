@@ -6,7 +6,6 @@ device and copied out once per log interval, one interval late, so the device ne
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -26,18 +25,18 @@ from ..config import Config, resolve
 from ..data import BatchSampler, Dataset, load_dataset, mode_coverage
 from ..data.conditions import Conditions, build_conditions
 from ..errors import GanforgeError
-from ..fileio import write_atomic
 from ..losses import build_objective, objective_class
 from ..models import build_networks, count_parameters, describe
-from ..models.conditioning import ConditionSpec, mismatched
+from ..models.conditioning import ConditionSpec, drawing_from_prior, mismatched
 from ..models.ema import build_ema
-from ..models.stacked import load_stage1, stage_images
+from ..models.stacked import stage_images
 from ..report import plot_losses, save_grid, save_points
 from ..report.grids import to_uint8
-from ..run import RunPaths, config_digest, drawing_from_prior, read_history
+from ..run import load_stage1
+from ..rundir import RunDir, config_digest
 from . import distributed
 from .balance import build_balance
-from .checkpoint import find_checkpoint, list_checkpoints
+from .checkpoint import best_fid, find_checkpoint, list_checkpoints
 from .lock import hold_run_lock
 from .augment import DiffAugment
 from .device import pick_device, resolve_acceleration
@@ -148,7 +147,7 @@ class Trainer:
         self.world, device_name = distributed.init_world(config.device)
         self.echo = echo if self.world.main else (lambda *args, **kwargs: None)
         echo = self.echo
-        self.paths = RunPaths(Path(run_dir))
+        self.paths = RunDir(Path(run_dir))
         if resume and not list_checkpoints(self.paths.root):
             echo(f"{self.paths.root} has no checkpoint (it stopped before its first); starting it again from "
                  f"step 0 with its own config")
@@ -222,13 +221,12 @@ class Trainer:
 
         self.best_fid = math.inf
         if resume:
-            best = self.paths.checkpoints / "best" / "state.json"
-            if best.is_file():
-                self.best_fid = json.loads(best.read_text())["best"]["fid"]
+            best = best_fid(self.paths.root)
+            self.best_fid = math.inf if best is None else best
             checkpoint = find_checkpoint(self.paths.root)  # the newest intact one, as sample and eval use
             self.state.load(checkpoint, self.device)
             echo(f"resumed {self.paths.root} from {checkpoint.name}")
-            self.history = [row for row in read_history(self.paths.metrics) if row["step"] <= self.state.step]
+            self.history = [row for row in self.paths.read_history() if row["step"] <= self.state.step]
             if self.world.main:
                 self._rewrite_history()
         else:
@@ -277,23 +275,17 @@ class Trainer:
         if self.conditions:
             info["condition"] = {"kind": self.conditions.kind, "dim": self.conditions.dim}
             self.conditions.save(root)
-        write_atomic(self.paths.info, lambda f: f.write(json.dumps(info, indent=1).encode()))
+        self.paths.write_info(info)
 
     def _rewrite_history(self) -> None:
         """On resume, drop rows past the checkpoint (those steps are about to be trained again) and
         damaged lines — after keeping the file as it was, so nothing written is lost."""
-        metrics = self.paths.metrics
-        if not metrics.is_file():
+        truncated = self.paths.truncate_history(self.history, self.state.step)
+        if truncated is None:
             return
-        lines = [line for line in metrics.read_text(errors="replace").splitlines() if line.strip()]
-        if len(lines) == len(self.history):
-            return
-        backup = self.paths.history_backup(self.state.step)
-        shutil.copy2(metrics, backup)
-        text = "".join(json.dumps(row) + "\n" for row in self.history).encode()
-        write_atomic(metrics, lambda f: f.write(text))
-        self.echo(f"metrics.jsonl: kept the {len(self.history)} rows up to step {self.state.step}, dropped "
-                  f"{len(lines) - len(self.history)} (past it, or damaged); the file as it was is {backup.name}")
+        backup, dropped = truncated
+        self.echo(f"{self.paths.metrics.name}: kept the {len(self.history)} rows up to step {self.state.step}, "
+                  f"dropped {dropped} (past it, or damaged); the file as it was is {backup.name}")
 
     # ------------------------------------------------------------------ one generator step
 
@@ -401,7 +393,7 @@ class Trainer:
         out = _call(G, self.fixed_z, self.fixed_y)
         stages = stage_images(G, self.fixed_z, self.fixed_y)  # None unless G has two stages
         G.train()
-        path = self.paths.samples / f"step-{self.state.step:06d}.png"
+        path = self.paths.sample_grid(self.state.step)
         if self.dataset.kind == "points":
             ds = self.dataset
             real = ds.data[torch.randperm(len(ds.data), generator=torch.Generator().manual_seed(0))[:2000]]
@@ -412,8 +404,9 @@ class Trainer:
         else:
             save_grid(to_uint8(out), path, nrow=self.grid_columns)
             if stages is not None:  # stage 1's images too, for side-by-side views
-                (self.paths.samples / "stage1").mkdir(exist_ok=True)
-                save_grid(to_uint8(stages[0]), self.paths.samples / "stage1" / path.name, nrow=self.grid_columns)
+                self.paths.stage1_samples.mkdir(exist_ok=True)
+                save_grid(to_uint8(stages[0]), self.paths.sample_grid(self.state.step, stage1=True),
+                          nrow=self.grid_columns)
         return path
 
     def evaluate_now(self) -> dict:
@@ -432,10 +425,7 @@ class Trainer:
                                   cache_dir=cfg.dataset.cache_dir or None, progress=False)
         finally:
             G.train()
-        row = {"step": self.state.step, "eval": result}
-        self.history.append(row)
-        with self.paths.metrics.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+        self.history.append(self.paths.record_eval(self.state.step, result))
         if result.get("fid", math.inf) < self.best_fid:
             self.best_fid = result["fid"]
             self.state.save(self.paths.root, self.config.train.keep_checkpoints, name="best",
@@ -512,8 +502,7 @@ class Trainer:
         if not self.world.main:
             return
         self.history.extend(rows)
-        with self.paths.metrics.open("a") as f:
-            f.writelines(json.dumps(row) + "\n" for row in rows)
+        self.paths.append_history(rows)
 
     # ------------------------------------------------------------------ the loop
 
