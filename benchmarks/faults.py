@@ -40,7 +40,7 @@ from safetensors.torch import load_file
 from ganforge.cli import main as ganforge_main
 from ganforge.errors import GanforgeError
 from ganforge.rundir import RunDir
-from ganforge.training.checkpoint import find_checkpoint, list_checkpoints
+from ganforge.checkpoint import find_checkpoint, list_checkpoints
 
 SHAPE = ["--data", "shapes", "--resolution", "32", "--batch-size", "16", "--set", "dataset.size=2000", "--quiet",
          "--set", "model.width=8", "--set", "model.z_dim=16", "--set", "train.log_every=5",

@@ -46,7 +46,7 @@ from ganforge.metrics import evaluate  # noqa: E402
 from ganforge.report import save_grid  # noqa: E402
 from ganforge.report.grids import to_uint8  # noqa: E402
 from ganforge.rundir import read_config  # noqa: E402
-from ganforge.training.device import pick_device  # noqa: E402
+from ganforge.device import pick_device  # noqa: E402
 from ganforge.training.trainer import train  # noqa: E402
 
 RESOLUTION, BATCH = 64, 64

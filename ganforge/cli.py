@@ -79,7 +79,7 @@ def cmd_sample(args) -> int:
     from .report.grids import to_uint8
     from .run import load_run
     from .rundir import RunDir
-    from .training.device import pick_device
+    from .device import pick_device
 
     device = pick_device(args.device)
     run = load_run(args.run, checkpoint=args.checkpoint, device=device)

@@ -55,7 +55,7 @@ def cmd_train_classifier(args) -> int:
     from .config import DatasetOptions
     from .data import load_dataset
     from .metrics.classifier import labelled_by_tags, save_classifier, train_classifier
-    from .training.device import pick_device
+    from .device import pick_device
 
     dataset = load_dataset(args.data, args.resolution, args.channels, DatasetOptions(flip=False), args.seed)
     if args.tags:

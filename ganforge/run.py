@@ -73,7 +73,7 @@ def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.d
     from .losses import objective_class
     from .models import build_networks
     from .models.conditioning import ConditionSpec
-    from .training.checkpoint import find_checkpoint, load_weights, read_state
+    from .checkpoint import find_checkpoint, load_weights, read_state
 
     root = Path(path)
     config = read_config(root)

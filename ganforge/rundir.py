@@ -8,7 +8,7 @@ that knows its file and folder names.
     loss_curve.png      kept up to date during training
     samples/            step-NNNNNN.png: grids of one fixed z over time (stage1/: a two-stage run's
                         first stage); sample-stepN-seedS.png: what `ganforge sample` writes by default
-    checkpoints/        step-NNNNNN/ folders and best/ (see CheckpointDir and training/checkpoint.py)
+    checkpoints/        step-NNNNNN/ folders and best/ (see CheckpointDir and checkpoint.py)
     conditions.json     conditional runs: the condition's kind and vocabulary (+ conditions.safetensors),
                         so that sampling by class, tag or text works from the directory alone
     run.lock            held (flock) by the process training the run; holds its PID
@@ -47,7 +47,7 @@ def step_name(step: int) -> str:
 
 @dataclass(frozen=True)
 class CheckpointDir:
-    """The files of one checkpoint folder (what they hold: training/checkpoint.py)."""
+    """The files of one checkpoint folder (what they hold: checkpoint.py)."""
     path: Path
 
     MODEL = "model.safetensors"      # network weights and buffers

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ganforge.errors import GanforgeError
-from ganforge.training.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from ganforge.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 
 
 def _parts(seed):
@@ -69,7 +69,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_a_save_that_fails_midway_leaves_the_earlier_checkpoint_of_that_name_whole(tmp_path, monkeypatch):
-    import ganforge.training.checkpoint as checkpoint
+    import ganforge.checkpoint as checkpoint
 
     net = torch.nn.Linear(2, 2)
     first = save_checkpoint(tmp_path, 5, {"G": net}, {}, {}, keep=3, name="best")

@@ -22,7 +22,7 @@ from ganforge.study.figures import _changing_keys
 from ganforge.study.plan import Study, load_study, plan_study
 from ganforge.study.report import fmt_summary
 from ganforge.study.results import Summary, best_of, collect, lead_beyond_noise
-from ganforge.training.checkpoint import list_checkpoints
+from ganforge.checkpoint import list_checkpoints
 
 TINY = ["--data", "ring8", "--set", "batch_size=64", "--set", "model.mlp_hidden=32", "--set", "train.log_every=10",
         "--quiet"]

@@ -30,7 +30,7 @@ from ganforge.config import DatasetOptions
 from ganforge.data import load_dataset, read_idx
 from ganforge.errors import DataError
 from ganforge.rundir import RunDir
-from ganforge.training.checkpoint import list_checkpoints
+from ganforge.checkpoint import list_checkpoints
 from ganforge.training.lock import hold_run_lock
 
 A = ["--data", "shapes", "--resolution", "32", "--batch-size", "16", "--set", "dataset.size=2000", "--quiet"]
@@ -424,7 +424,7 @@ def test_two_fresh_runs_into_one_directory_one_wins(tmp_path):
 # ------------------------------------------------------------------ 6 one-line errors
 
 def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_history(run, capsys, monkeypatch):
-    import ganforge.training.checkpoint as checkpoint
+    import ganforge.checkpoint as checkpoint
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -444,7 +444,7 @@ def test_a_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_history(run,
 
 
 def test_a_full_disk_at_the_first_checkpoint_leaves_a_restartable_run(tmp_path, capsys, monkeypatch):
-    import ganforge.training.checkpoint as checkpoint
+    import ganforge.checkpoint as checkpoint
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

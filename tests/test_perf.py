@@ -7,7 +7,7 @@ import torch
 from ganforge.config import PerfConfig, from_dict
 from ganforge.errors import ConfigError
 from ganforge.losses.penalties import gradient_penalty
-from ganforge.training.device import resolve_acceleration
+from ganforge.device import resolve_acceleration
 from ganforge.training.trainer import Trainer, train
 
 TINY = {"data": "shapes", "resolution": 32, "batch_size": 16, "dataset": {"size": 128},

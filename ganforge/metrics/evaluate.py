@@ -215,7 +215,7 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
     floor: also the FID between two disjoint halves of the reference (and of real source images), the
     figure no generator can beat at that sample count."""
     from ..run import load_run
-    from ..training.device import pick_device
+    from ..device import pick_device
 
     chosen = choose_metrics(metrics)
     device = pick_device(str(device))
@@ -265,7 +265,7 @@ def cache_reference(ref: str, options: DatasetOptions, resolution: int, channels
     """Compute and cache now the reference features that evaluate(..., ref=ref, n_ref=n_ref, seed=seed)
     will read for these metrics, so that many evaluations against one reference (a study's members,
     several at once) compute them once. Returns (reference images, 'hit' or 'miss')."""
-    from ..training.device import pick_device
+    from ..device import pick_device
 
     chosen = choose_metrics(metrics)
     device = pick_device(str(device))

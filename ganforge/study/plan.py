@@ -154,7 +154,7 @@ class Study:
 
 def default_n(device: str) -> int:
     """The evaluation size for a study on this device (DEFAULT_N)."""
-    from ..training.device import pick_device
+    from ..device import pick_device
 
     return DEFAULT_N["cuda" if pick_device(device).type == "cuda" else "cpu"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..rundir import RunDir
-from ..training.checkpoint import list_checkpoints
+from ..checkpoint import list_checkpoints
 from .plan import Member, Study
 
 # Final-evaluation numbers and which way is better; evaluate() also returns bookkeeping

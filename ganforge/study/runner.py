@@ -15,7 +15,7 @@ import torch
 
 from ..errors import ConfigError, GanforgeError
 from ..rundir import read_config
-from ..training.checkpoint import list_checkpoints
+from ..checkpoint import list_checkpoints
 from ..training.trainer import train
 from .plan import EVAL_SEED, STUDY_FILE, Member, Study
 

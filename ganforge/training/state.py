@@ -9,7 +9,7 @@ import torch
 from ..data import BatchSampler
 from ..models.ema import EMA
 from .balance import BalancePolicy
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from .schedules import LearningRateSchedule
 
 

@@ -36,10 +36,10 @@ from ..run import load_stage1
 from ..rundir import RunDir, config_digest
 from . import distributed
 from .balance import build_balance
-from .checkpoint import best_fid, find_checkpoint, list_checkpoints
+from ..checkpoint import best_fid, find_checkpoint, list_checkpoints
 from .lock import hold_run_lock
 from .augment import DiffAugment
-from .device import pick_device, resolve_acceleration
+from ..device import pick_device, resolve_acceleration
 from .optim import build_optimizers
 from .schedules import CriticSchedule, LearningRateSchedule
 from .state import TrainState

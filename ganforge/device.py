@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import PerfConfig
-from ..errors import ConfigError
+from .config import PerfConfig
+from .errors import ConfigError
 
 
 def pick_device(name: str) -> torch.device:

@@ -22,9 +22,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from ..errors import GanforgeError
-from ..fileio import atomic_dir, sha256_of
-from ..rundir import CheckpointDir, RunDir
+from .errors import GanforgeError
+from .fileio import atomic_dir, sha256_of
+from .rundir import CheckpointDir, RunDir
 
 FORMAT = 1
 MANIFEST = CheckpointDir.MANIFEST
