@@ -21,6 +21,8 @@ from ganforge.metrics.evaluate import Settings
 from ganforge.metrics.inception import InceptionV3
 from ganforge.metrics.resize import resize_bilinear_tf1
 from ganforge.metrics import weights as weights_module
+from ganforge.metrics import weights_file as weights_file_module
+from ganforge.metrics.weights_file import find_inception_weights
 
 # Shapes from the architecture that pytorch-fid (src/pytorch_fid/inception.py, torchvision's
 # Inception3 with num_classes=1008, aux_logits=False, patched blocks) and torch-fidelity
@@ -222,6 +224,7 @@ def published(network, tmp_path, monkeypatch):
     torch.save(converter_style_state_dict(network), path)
     source = replace(weights_module.PYTORCH_FID, sha256=sha256_of(path), size=path.stat().st_size)
     monkeypatch.setattr(weights_module, "SOURCES", {source.sha256: source})
+    monkeypatch.setattr(weights_file_module, "PREFERENCE", (source.sha256,))  # where evaluation looks in the cache
     return path, source
 
 
@@ -372,7 +375,7 @@ CIFAR10 = Path(os.environ.get("GANFORGE_CIFAR10", Path(__file__).resolve().paren
 
 def real_weights_available() -> bool:
     try:
-        weights_module.find_inception_weights()
+        find_inception_weights()
         return True
     except WeightsError:
         return False

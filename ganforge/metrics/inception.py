@@ -23,7 +23,7 @@ from ..errors import GanforgeError
 from .errors import WeightsError
 from .resize import resize_bilinear_tf1
 from ..fileio import sha256_of
-from .weights import converted_facts, find_inception_weights
+from .weights_file import converted_facts, find_inception_weights
 
 INPUT_SIZE = 299
 
@@ -155,7 +155,7 @@ class InceptionV3(nn.Module):
     """uint8 N×3×H×W (any H, W; 1 channel is repeated) → (pool3 N×2048, logits_unbiased N×1008 or None
     when the weights have no classifier), float32.
 
-    Weights: `weights_path`, else $GANFORGE_INCEPTION_WEIGHTS, else the cache folder (see weights.py);
+    Weights: `weights_path`, else $GANFORGE_INCEPTION_WEIGHTS, else the cache folder (see weights_file.py);
     none found is an error that says how to get them. `pretrained=False` builds random weights, for
     tests of the architecture only.
     """

