@@ -146,7 +146,7 @@ def fid_section(args, workdir: Path) -> dict:
     if "inception-random" not in extractors:
         extractors.register("inception-random")(lambda argument, device, weights_path: random_inception(device))
     torch.manual_seed(0)
-    G, _ = build_networks(ModelConfig(norm="batch", width=64), "image", (3, 64, 64), True)
+    G, _ = build_networks(ModelConfig(norm="batch", width=64), "image", (3, 64, 64))
     G = G.to(device).eval()
     common = dict(metrics="fid", n=args.fid_n, features="inception-random", batch_size=args.fid_batch,
                   device=device, cache_dir=workdir / "fid-cache", progress=False)

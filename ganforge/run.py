@@ -170,8 +170,7 @@ def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.d
     A conditional run's generator is called G(z, y) for given conditions (`run.conditions.encode`) or
     G(z), which draws conditions with the training data's frequencies. `ema_generator` is the moving
     average of G's weights when the run kept one (model.ema_decay > 0): `sampler` is what to sample from."""
-    from .losses import objective_class
-    from .models import build_networks
+    from .models import build_networks, discriminator_norm
     from .models.conditioning import ConditionSpec
     from .training.checkpoint import find_checkpoint, load_weights
 
@@ -182,7 +181,7 @@ def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.d
     conditions = Conditions.load(root)
     spec = ConditionSpec(conditions.kind, conditions.dim) if conditions else None
     G, _ = build_networks(config.model, info["data_kind"], tuple(info["data_shape"]),
-                          objective_class(config.objective).d_batchnorm_ok, condition=spec,
+                          discriminator_norm(config), condition=spec,
                           conditioning=config.conditioning)
     ckpt = find_checkpoint(root, checkpoint)
     load_weights(ckpt, {"G": G}, device)

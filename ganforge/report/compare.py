@@ -263,8 +263,7 @@ def _check_members(members: list[Member]) -> tuple[str, dict]:
     """Resolve every config, load each distinct dataset once, build the networks without memory (meta
     device). Returns the data kind all members share and one dataset's info."""
     from ..data import load_dataset
-    from ..losses import objective_class
-    from ..models import build_networks
+    from ..models import build_networks, discriminator_norm
 
     loaded: dict[tuple, tuple[str, tuple, dict]] = {}
     kinds = set()
@@ -278,7 +277,7 @@ def _check_members(members: list[Member]) -> tuple[str, dict]:
                 loaded[key] = (ds.kind, tuple(ds.data.shape[1:]), ds.info)
             kind, shape, info = loaded[key]
             with torch.device("meta"):
-                build_networks(resolved.model, kind, shape, objective_class(resolved.objective).d_batchnorm_ok)
+                build_networks(resolved.model, kind, shape, discriminator_norm(resolved))
         except GanforgeError as err:
             raise type(err)(f"member {member.name}: {err}") from None
         kinds.add(kind)

@@ -27,8 +27,8 @@ from ..data import BatchSampler, Dataset, load_dataset, mode_coverage
 from ..data.conditions import Conditions, build_conditions
 from ..errors import GanforgeError
 from ..fileio import write_atomic
-from ..losses import build_objective, objective_class
-from ..models import build_networks, count_parameters, describe
+from ..losses import build_objective
+from ..models import build_networks, count_parameters, describe, discriminator_norm
 from ..models.conditioning import ConditionSpec, mismatched
 from ..models.ema import build_ema
 from ..models.stacked import load_stage1, stage_images
@@ -168,9 +168,7 @@ class Trainer:
         self.mismatch_weight = cfg.conditioning.mismatch_weight if self.conditions else 0.0
 
         torch.manual_seed(cfg.seed)  # identical initial weights for a given seed
-        # R1, like the gradient penalty, is per sample: BatchNorm in D would mix the samples' gradients.
-        d_batchnorm_ok = objective_class(cfg.objective).d_batchnorm_ok and cfg.loss.r1_weight == 0
-        G, D = build_networks(cfg.model, self.dataset.kind, self.data_shape, d_batchnorm_ok,
+        G, D = build_networks(cfg.model, self.dataset.kind, self.data_shape, discriminator_norm(cfg),
                               condition=self.condition, conditioning=cfg.conditioning)
         if cfg.model.stage1_run and not resume:  # a resumed run has stage 1 in its own checkpoint
             echo(load_stage1(G, cfg.model.stage1_run, cfg.model.stage1_frozen, "cpu"))
