@@ -275,7 +275,8 @@ def cmd_presets(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from .config import markdown_table, resolve
+    from .config import markdown_table
+    from .losses import resolve
 
     if args.markdown:
         print(markdown_table())

@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 from ganforge import load_run
 from ganforge.config import from_dict
 from ganforge.models import build_networks, discriminator_norm
-from ganforge.training.trainer import TrainingDiverged, early_sample_step, train
+from ganforge.training.callbacks import early_sample_step
+from ganforge.training.trainer import TrainingDiverged, train
 
 TINY = {
     "data": "shapes", "resolution": 32, "batch_size": 16,

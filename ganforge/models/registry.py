@@ -14,14 +14,13 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..config import ConditioningConfig, Config, ModelConfig
+from ..data.kinds import data_kinds
 from ..errors import ConfigError
 from ..losses import objective_class
 from ..registry import Registry
 from .conditioning import ConditionSpec, condition_networks
 
 networks = Registry("network")
-
-ARCH_FOR_DATA = {"image": "dcgan", "points": "mlp"}
 
 
 def per_sample_penalty(config: Config) -> str | None:
@@ -57,7 +56,7 @@ def build_networks(model_cfg: ModelConfig, data_kind: str, data_shape: tuple[int
     With a `condition`, G(z, y) and D(x, y) as `conditioning` (defaults if None) says; without, G(z)
     and D(x), the same weights for the same seed as before conditioning existed.
     """
-    arch = ARCH_FOR_DATA[data_kind] if model_cfg.arch == "auto" else model_cfg.arch
+    arch = data_kinds.get(data_kind).network if model_cfg.arch == "auto" else model_cfg.arch
     if arch not in networks:
         raise ConfigError(f"model.arch = {arch!r} is not valid; choose one of: auto, {', '.join(networks.names())}")
     builder = networks.get(arch)

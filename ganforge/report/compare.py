@@ -28,7 +28,8 @@ from pathlib import Path
 import torch
 
 from ..fileio import write_atomic
-from ..config import Config, from_dict, merge, parse_override, resolve
+from ..config import Config, from_dict, merge, parse_override
+from ..losses import resolve
 from ..errors import ConfigError, GanforgeError
 from ..run import RunPaths, read_config, read_history
 from ..training.checkpoint import list_checkpoints
