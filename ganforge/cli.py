@@ -115,6 +115,7 @@ def cmd_sample(args) -> int:
     if args.run is None:
         raise ConfigError("give the run directory to sample from (ganforge sample RUN), or --recipe IMAGE.png")
 
+    from .data.kinds import data_kinds
     from .report import save_grid, save_points
     from .report.grids import to_uint8
     from .run import load_run
@@ -135,7 +136,7 @@ def cmd_sample(args) -> int:
     else:
         with torch.no_grad():
             out = run.sampler(z) if y is None else run.sampler(z, y)
-    if run.info["data_kind"] == "points":
+    if not data_kinds.get(run.info["data_kind"]).images:
         if as_folder or target.suffix.lower() not in (".png", ".csv"):
             raise ConfigError("a 2-D point run samples to one file: give --out FILE.png (scatter) or FILE.csv")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -253,17 +254,20 @@ def _write_preview(ds, target: Path, count: int = 64) -> None:
     """A seeded sample of the data as training sees it (decoded, resized, cropped; scatter for points)."""
     import torch
 
+    from .data.kinds import data_kinds
     from .report import save_grid, save_points
 
     if target.suffix.lower() != ".png":
         raise ConfigError(f"--preview {target} must be a .png file")
     target.parent.mkdir(parents=True, exist_ok=True)
-    if ds.kind == "points":
-        save_points(ds.data[:2000], target, title=ds.name)
-    else:
+    kind = data_kinds.get(ds.kind)
+    if kind.images:
         chosen = torch.randperm(len(ds.data), generator=torch.Generator().manual_seed(0))[:count]
         save_grid(ds.data[chosen], target)
-    print(f"preview: {target} ({'2,000 points' if ds.kind == 'points' else f'{min(count, len(ds.data))} images'})")
+        print(f"preview: {target} ({min(count, len(ds.data))} images)")
+    else:
+        save_points(ds.data[:kind.sample_count], target, title=ds.name)
+        print(f"preview: {target} ({kind.sample_count:,} points)")
 
 
 def cmd_presets(args) -> int:
