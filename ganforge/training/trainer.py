@@ -1,7 +1,8 @@
 """The training loop: per generator step, n D steps then one G step; callbacks every N steps.
 
-The loop knows objectives and networks only through their small interfaces (losses/base.py,
-models/registry.py). Nothing in a step reads a value back to the host: losses are summed on the
+setup.build makes the parts from the config; the Trainer adds the run directory and runs the loop, which
+knows objectives and networks only through their small interfaces (losses/base.py, models/registry.py),
+and sampling, evaluation and checkpoints only as callbacks with a cadence (callbacks.py). Nothing in a step reads a value back to the host: losses are summed on the
 device and copied out once per log interval, one interval late, so the device never waits on Python.
 """
 from __future__ import annotations
@@ -162,7 +163,7 @@ class Trainer:
         self.dataset, self.conditions, self.schedule = parts.dataset, parts.conditions, parts.schedule
         self.rollbacks = 0
 
-        self.best_fid = math.inf
+        self.best_fid = math.inf  # as the run directory has it; Evaluation keeps it from here on
         if resume:
             best = self.paths.checkpoints / "best" / "state.json"
             if best.is_file():
