@@ -39,6 +39,7 @@ class Parts:
     device: torch.device
     accel: Acceleration
     dataset: Dataset
+    data_shape: tuple[int, ...]       # one sample's: (C, H, W) or (2,)
     conditions: Conditions | None     # the data's conditions (None: unconditional)
     condition: ConditionSpec | None   # their kind and width, as the networks see them
     state: TrainState                 # what checkpoints save: step, networks, optimizers, sampler, schedules
@@ -103,10 +104,10 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
     state.balance = balance  # checkpoints carry its plan
     state.lr_schedule = lr_schedule  # and the learning-rate scale of any rollback
     echo(describe(G, D))
-    return Parts(config=cfg, world=world, device=device, accel=accel, dataset=dataset, conditions=conditions,
-                 condition=condition, state=state, objective=objective, schedule=schedule, lr_schedule=lr_schedule,
-                 balance=balance, augment=augment, G_train=G_train, D_train=D_train, D_for_g=D_for_g,
-                 noise_shard=sampler.shard)
+    return Parts(config=cfg, world=world, device=device, accel=accel, dataset=dataset, data_shape=data_shape,
+                 conditions=conditions, condition=condition, state=state, objective=objective, schedule=schedule,
+                 lr_schedule=lr_schedule, balance=balance, augment=augment, G_train=G_train, D_train=D_train,
+                 D_for_g=D_for_g, noise_shard=sampler.shard)
 
 
 def _conditions(cfg: Config, dataset: Dataset, saved: Conditions | None) -> Conditions | None:

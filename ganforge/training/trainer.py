@@ -160,7 +160,8 @@ class Trainer:
         self.parts: Parts = build(config, world, device_name, resume, saved_conditions, echo)
         parts = self.parts
         self.config, self.world, self.device, self.state = parts.config, parts.world, parts.device, parts.state
-        self.dataset, self.conditions, self.schedule = parts.dataset, parts.conditions, parts.schedule
+        self.dataset, self.data_shape, self.conditions = parts.dataset, parts.data_shape, parts.conditions
+        self.schedule = parts.schedule
         self.rollbacks = 0
 
         self.best_fid = math.inf  # as the run directory has it; Evaluation keeps it from here on
@@ -216,7 +217,7 @@ class Trainer:
             "ganforge_version": __version__,
             "created": datetime.now().isoformat(timespec="seconds"),
             "data_kind": self.dataset.kind,
-            "data_shape": list(self.dataset.data.shape[1:]),
+            "data_shape": list(self.data_shape),
             "dataset": self.dataset.info.get("summary", ""),
             "parameters": {"G": count_parameters(self.state.G), "D": count_parameters(self.state.D)},
             "device": str(self.device),
