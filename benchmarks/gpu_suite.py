@@ -31,13 +31,14 @@ from torch.utils.flop_counter import FlopCounterMode
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from train_throughput import SCALARS, make_trainer, numerics_check, run_case  # noqa: E402
+from train_throughput import make_trainer, numerics_check, run_case  # noqa: E402
 
 from ganforge.metrics import InceptionV3, evaluate  # noqa: E402
 from ganforge.metrics.extractors import InceptionExtractor, extractors  # noqa: E402
 from ganforge.models import build_networks  # noqa: E402
 from ganforge.config import ModelConfig  # noqa: E402
 from ganforge.fileio import write_atomic  # noqa: E402
+from ganforge.training.step_metrics import accumulator  # noqa: E402
 
 # Dense (no sparsity) peak TFLOP/s from the vendors' data sheets: TF32 tensor cores (what cuDNN uses for
 # fp32 convolutions by default) and bf16. Matched by a substring of torch.cuda.get_device_name().
@@ -109,7 +110,7 @@ def flops_section(args, workdir: Path) -> dict:
     resolution = int(args.case.removeprefix("dcgan"))
     for variant, precision in (("fp32", "tf32"), ("bf16", "bf16")):
         trainer = make_trainer(resolution, "dcgan", args.batch_size, device, workdir / variant, tuple(VARIANTS[variant]))
-        acc = torch.zeros(len(SCALARS), device=device)
+        acc = accumulator(device)
         trainer._step(0, acc, want_grad_norms=False)  # warm-up: cuDNN autotuning, allocator
         counter = FlopCounterMode(display=False)
         with counter:
@@ -146,7 +147,7 @@ def fid_section(args, workdir: Path) -> dict:
     if "inception-random" not in extractors:
         extractors.register("inception-random")(lambda argument, device, weights_path: random_inception(device))
     torch.manual_seed(0)
-    G, _ = build_networks(ModelConfig(norm="batch", width=64), "image", (3, 64, 64), True)
+    G, _ = build_networks(ModelConfig(norm="batch", width=64), "image", (3, 64, 64))
     G = G.to(device).eval()
     common = dict(metrics="fid", n=args.fid_n, features="inception-random", batch_size=args.fid_batch,
                   device=device, cache_dir=workdir / "fid-cache", progress=False)

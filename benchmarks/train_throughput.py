@@ -39,7 +39,8 @@ import torch
 from torch import nn
 
 from ganforge.config import from_dict, merge, parse_override
-from ganforge.training.trainer import SCALARS, Trainer
+from ganforge.training.step_metrics import accumulator
+from ganforge.training.trainer import Trainer
 
 CASES = {  # name: (resolution, ganforge objective)
     "dcgan64": (64, "dcgan"),
@@ -252,7 +253,7 @@ def run_case(name: str, args, device: torch.device, workdir: Path) -> dict:
             reference.step(next_real)
     assert trainer.schedule.d_steps(0) == d_steps_per_g_step  # both see as many real images per G step
 
-    acc = torch.zeros(len(SCALARS), device=device)  # the trainer's on-device loss sums (one per SCALARS entry)
+    acc = accumulator(device)  # the trainer's on-device sums of the step's named scalars
     g_step = [0]
 
     def ganforge_step() -> None:
@@ -308,7 +309,7 @@ def numerics_check(steps: int, workdir: Path) -> dict:
     st.sampler.load_state_dict({"epoch": 0, "position": 0})
     initial = flat_weights(st.G, st.D)
 
-    ours, acc = [], torch.zeros(len(SCALARS))
+    ours, acc = [], accumulator()
     for k in range(steps):
         torch.manual_seed(1000 + k)  # _step's first draw from the global RNG is its z
         trainer._step(k, acc, want_grad_norms=False)

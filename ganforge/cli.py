@@ -74,6 +74,7 @@ def cmd_sample(args) -> int:
     if args.run is None:
         raise ConfigError("give the run directory to sample from (ganforge sample RUN), or --recipe IMAGE.png")
 
+    from .data.kinds import data_kinds
     from .fileio import write_atomic
     from .report import save_grid, save_points
     from .report.grids import to_uint8
@@ -92,7 +93,7 @@ def cmd_sample(args) -> int:
     if y is not None:
         y = y.expand(args.n, *y.shape).to(device)
     out = _stage_rows(run, z, y, args) if args.stages else run.sample(z, y)
-    if run.info["data_kind"] == "points":
+    if not data_kinds.get(run.info["data_kind"]).images:
         if as_folder or target.suffix.lower() not in (".png", ".csv"):
             raise ConfigError("a 2-D point run samples to one file: give --out FILE.png (scatter) or FILE.csv")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -213,17 +214,20 @@ def _write_preview(ds, target: Path, count: int = 64) -> None:
     """A seeded sample of the data as training sees it (decoded, resized, cropped; scatter for points)."""
     import torch
 
+    from .data.kinds import data_kinds
     from .report import save_grid, save_points
 
     if target.suffix.lower() != ".png":
         raise ConfigError(f"--preview {target} must be a .png file")
     target.parent.mkdir(parents=True, exist_ok=True)
-    if ds.kind == "points":
-        save_points(ds.data[:2000], target, title=ds.name)
-    else:
+    kind = data_kinds.get(ds.kind)
+    if kind.images:
         chosen = torch.randperm(len(ds.data), generator=torch.Generator().manual_seed(0))[:count]
         save_grid(ds.data[chosen], target)
-    print(f"preview: {target} ({'2,000 points' if ds.kind == 'points' else f'{min(count, len(ds.data))} images'})")
+        print(f"preview: {target} ({min(count, len(ds.data))} images)")
+    else:
+        save_points(ds.data[:kind.sample_count], target, title=ds.name)
+        print(f"preview: {target} ({kind.sample_count:,} points)")
 
 
 def cmd_presets(args) -> int:
@@ -235,7 +239,8 @@ def cmd_presets(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from .config import markdown_table, resolve
+    from .config import markdown_table
+    from .losses import resolve
 
     if args.markdown:
         print(markdown_table())

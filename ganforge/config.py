@@ -361,19 +361,6 @@ def parse_override(text: str) -> dict:
     return out
 
 
-def resolve(config: Config) -> Config:
-    """Fill every key left null with the objective's defaults; the result is what a run saves."""
-    from .losses import objective_class  # late import: losses import nothing from here but types
-
-    defaults = objective_class(config.objective).defaults
-    data = config.to_dict()
-    for dotted, value in defaults.items():
-        section, key = dotted.split(".")
-        if data[section][key] is None:
-            data[section][key] = value
-    return from_dict(data)
-
-
 def build_config(preset: str | None = None, config_file: str | None = None,
                  overrides: list[dict] | None = None) -> Config:
     data: dict = {}

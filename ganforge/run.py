@@ -70,8 +70,7 @@ def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.d
 
     `generator` and `ema_generator` are the networks as trained (a conditional one is called G(z, y));
     `sample(z, condition)` samples the run, `sampler` is G callable as G(z)."""
-    from .losses import objective_class
-    from .models import build_networks
+    from .models import build_networks, discriminator_norm
     from .models.conditioning import ConditionSpec
     from .checkpoint import find_checkpoint, load_weights, read_state
 
@@ -82,7 +81,7 @@ def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.d
     conditions = Conditions.load(root)
     spec = ConditionSpec(conditions.kind, conditions.dim) if conditions else None
     G, _ = build_networks(config.model, info["data_kind"], tuple(info["data_shape"]),
-                          objective_class(config.objective).d_batchnorm_ok, condition=spec,
+                          discriminator_norm(config), condition=spec,
                           conditioning=config.conditioning)
     ckpt = find_checkpoint(root, checkpoint)
     load_weights(ckpt, {"G": G}, device)

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge.config import Config, LossConfig, resolve
+from ganforge.config import Config, LossConfig
 from ganforge.errors import ConfigError
-from ganforge.losses import build_objective, objective_class, objectives
+from ganforge.losses import build_objective, objective_class, objectives, resolve
 from ganforge.losses.penalties import clip_weights, gradient_penalty
 
 ALL = ["dcgan", "hinge", "lsgan", "wgan", "wgan-gp"]

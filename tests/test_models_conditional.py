@@ -187,7 +187,7 @@ def test_a_family_without_features_and_head_is_refused(monkeypatch):
 @pytest.mark.parametrize("mode", ("projection", "concat"))
 def test_gradient_penalty_with_a_condition(mode):
     torch.manual_seed(0)
-    G, D = build_networks(image_cfg(), "image", (3, 32, 32), d_batchnorm_ok=False, condition=SPECS["tags"],
+    G, D = build_networks(image_cfg(), "image", (3, 32, 32), d_norm="none", condition=SPECS["tags"],
                           conditioning=ConditioningConfig(embed_dim=6, d_mode=mode))
     y = conditions(SPECS["tags"], 4, 0)
     penalty = gradient_penalty(D, torch.rand(4, 3, 32, 32) * 2 - 1, G(torch.randn(4, 8), y), y)

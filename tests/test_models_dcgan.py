@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from ganforge.config import ModelConfig
+from ganforge.config import ModelConfig, from_dict
 from ganforge.errors import ConfigError
-from ganforge.models import build_networks, count_parameters, describe, resolve_d_norm
+from ganforge.models import build_networks, count_parameters, describe, discriminator_norm, resolve_d_norm
 from ganforge.models.dcgan import DCGANDiscriminator, DCGANGenerator
 
 RESOLUTIONS = (32, 64, 96, 128, 256)
@@ -56,16 +56,31 @@ def test_layer_plans():
 
 
 def test_resolve_d_norm():
-    assert resolve_d_norm(CLASSIC, d_batchnorm_ok=True) == "batch"
-    assert resolve_d_norm(CLASSIC, d_batchnorm_ok=False) == "none"
-    assert resolve_d_norm(replace(CLASSIC, norm="selu"), d_batchnorm_ok=False) == "selu"
-    assert resolve_d_norm(replace(CLASSIC, d_norm="none"), d_batchnorm_ok=True) == "none"
-    with pytest.raises(ConfigError, match=r"model\.d_norm.*BatchNorm.*none, selu"):
-        resolve_d_norm(replace(CLASSIC, d_norm="batch"), d_batchnorm_ok=False)
+    penalty = "objective wgan-gp"
+    assert resolve_d_norm(CLASSIC) == "batch"
+    assert resolve_d_norm(CLASSIC, penalty) == "none"
+    assert resolve_d_norm(replace(CLASSIC, norm="selu"), penalty) == "selu"
+    assert resolve_d_norm(replace(CLASSIC, d_norm="none")) == "none"
+    with pytest.raises(ConfigError, match=r"model\.d_norm.*wgan-gp.*BatchNorm.*none, selu"):
+        resolve_d_norm(replace(CLASSIC, d_norm="batch"), penalty)
+
+
+@pytest.mark.parametrize("objective, r1_weight, d_norm, expected", [
+    ("dcgan", 0.0, "auto", "batch"), ("dcgan", 1.0, "auto", "none"), ("wgan-gp", 0.0, "auto", "none"),
+    ("hinge", 1.0, "selu", "selu"), ("dcgan", 1.0, "batch", "R1"), ("wgan-gp", 0.0, "batch", "wgan-gp"),
+])
+def test_discriminator_norm_rules_out_batchnorm_under_any_per_sample_penalty(objective, r1_weight, d_norm, expected):
+    config = from_dict({"objective": objective, "loss": {"r1_weight": r1_weight},
+                        "model": {"norm": "batch", "d_norm": d_norm}})
+    if expected in ("R1", "wgan-gp"):  # an explicit batch: one line naming the penalty and the choices
+        with pytest.raises(ConfigError, match=rf"^model\.d_norm = 'batch' does not work with .*{expected}.*none, selu$"):
+            discriminator_norm(config)
+    else:
+        assert discriminator_norm(config) == expected
 
 
 def test_d_norm_decides_d_batchnorm():
-    G, D = build_networks(tiny(), "image", (3, 32, 32), d_batchnorm_ok=False)
+    G, D = build_networks(tiny(), "image", (3, 32, 32), d_norm="none")
     assert has(G, nn.BatchNorm2d) and not has(D, nn.BatchNorm2d)
     assert D.head.bias is not None  # bias-free only where BatchNorm is used
     _, D = build_networks(tiny(), "image", (3, 32, 32))

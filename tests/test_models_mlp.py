@@ -42,7 +42,7 @@ def test_points_are_unbounded():
 
 
 def test_norms_and_dropout():
-    G, D = build_networks(tiny(), "points", (2,), d_batchnorm_ok=False)
+    G, D = build_networks(tiny(), "points", (2,), d_norm="none")
     assert has(G, nn.BatchNorm1d) and not has(D, nn.BatchNorm1d) and not has(D, nn.Dropout)
     G, D = build_networks(tiny(norm="none", d_norm="batch", d_dropout=0.5), "points", (2,))
     assert not has(G, nn.BatchNorm1d) and has(D, nn.BatchNorm1d)

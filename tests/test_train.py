@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 
 from ganforge import load_run
 from ganforge.config import from_dict
-from ganforge.losses import objective_class
-from ganforge.models import build_networks
-from ganforge.training.trainer import TrainingDiverged, early_sample_step, train
+from ganforge.models import build_networks, discriminator_norm
+from ganforge.training.callbacks import early_sample_step
+from ganforge.training.trainer import TrainingDiverged, train
 
 TINY = {
     "data": "shapes", "resolution": 32, "batch_size": 16,
@@ -66,7 +66,7 @@ def test_every_objective_trains_and_writes_a_complete_run(tmp_path, objective):
 
     loaded = load_run(run)
     assert loaded.step == 30 and len(loaded.history) == 6
-    _, D = build_networks(saved.model, "image", (3, 32, 32), objective_class(objective).d_batchnorm_ok)
+    _, D = build_networks(saved.model, "image", (3, 32, 32), discriminator_norm(saved))
     has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
     assert has_bn == (objective != "wgan-gp")  # the gradient penalty needs D without BatchNorm
     with torch.no_grad():

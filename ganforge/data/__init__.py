@@ -1,7 +1,7 @@
 """Training data: image folders, MNIST, the procedural `shapes` images and 2-D toy mixtures, and their conditions."""
 from .conditions import Conditions, build_conditions
-from .dataset import Dataset, datasets, load_dataset
-from . import mnist, shapes, stacked_mnist, toy2d  # noqa: F401  (each registers its built-in sources)
+from .dataset import Dataset, datasets
+from .load import load_dataset
 from .mnist import read_idx
 from .sampler import BatchSampler
 from .shapes import read_attributes

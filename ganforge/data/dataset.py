@@ -1,9 +1,9 @@
-"""The Dataset record every source returns, and `load_dataset`, which picks the source from a spec.
+"""The Dataset record every source returns, and the registry of built-in sources.
 
 A built-in source is one module that registers a loader in `datasets`:
 `loader(argument, resolution, channels, options, seed) -> Dataset`. A name ending in ":" is a prefix
-form (`mnist:PATH`) whose loader gets PATH as its argument; plain names get "". Any other spec must
-be an image folder; the tag options (dataset.tags_*) belong to folders alone.
+form (`mnist:PATH`) whose loader gets PATH as its argument; plain names get "". load.py picks the
+source for a spec.
 """
 from __future__ import annotations
 
@@ -14,14 +14,13 @@ from typing import Callable
 import torch
 
 from ..config import DatasetOptions
-from ..errors import ConfigError, DataError
 from ..registry import Registry
 
 
 @dataclass
 class Dataset:
     name: str                                 # "shapes", "ring8", "grid25", "mnist", or the folder path
-    kind: str                                 # "image" or "points"
+    kind: str                                 # a data_kinds name (kinds.py): "image" or "points"
     data: torch.Tensor                        # image: uint8 N×C×H×W; points: float32 N×2
     labels: torch.Tensor | None = None        # int64 N class ids
     class_names: list[str] | None = None
@@ -36,27 +35,3 @@ class Dataset:
 
 Loader = Callable[[str, int, int, DatasetOptions, int], Dataset]
 datasets: Registry[Loader] = Registry("dataset")
-
-
-def builtin_names() -> str:
-    """The built-in specs as a user types them, e.g. 'grid25, mnist:PATH, ring8, shapes'."""
-    return ", ".join(name + "PATH" if name.endswith(":") else name for name in datasets.names())
-
-
-def load_dataset(spec: str, resolution: int, channels: int, options: DatasetOptions, seed: int = 0) -> Dataset:
-    # Built-in names win over a same-named folder in the working directory; "./shapes" picks the folder.
-    prefix, colon, argument = spec.partition(":")
-    prefixed = bool(colon) and prefix + ":" in datasets
-    if prefixed or spec in datasets:
-        folder_only = [key for key in ("tags_file", "tags_keep", "tags_top", "stream") if getattr(options, key)]
-        if folder_only:
-            raise ConfigError(f"dataset.{folder_only[0]} applies to image folders, not to {spec}; remove it")
-    if prefixed:
-        return datasets.get(prefix + ":")(argument, resolution, channels, options, seed)
-    if spec in datasets:
-        return datasets.get(spec)("", resolution, channels, options, seed)
-    if Path(spec).expanduser().is_dir():
-        from .folder import load_folder  # late import: folder imports this module
-
-        return load_folder(spec, resolution, channels, options)
-    raise DataError(f"'{spec}' is neither a folder nor a built-in dataset ({builtin_names()})")

@@ -15,6 +15,7 @@ import torch
 
 from ..errors import DataError
 from .dataset import Dataset
+from .kinds import data_kinds
 from .stream import RowPrefetcher
 
 
@@ -60,7 +61,7 @@ class BatchSampler:
         self.data = dataset.data.to(device) if self.rows_file is None else dataset.data
         # Per-sample conditions (class ids, tag weights or text embeddings) travel with their images.
         self.conditions = conditions.to(device) if conditions is not None else None
-        self.images = dataset.kind == "image"
+        self.images = data_kinds.get(dataset.kind).images
         self.flip = flip and self.images
         self.batch_size, self.device, self.seed = batch_size, device, seed
         local = batch_size // world_size

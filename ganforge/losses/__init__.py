@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..config import LossConfig
+from ..config import Config, LossConfig, from_dict
 from ..registry import Registry
 from .base import Objective
 from .dcgan import DCGAN
@@ -31,3 +31,14 @@ def build_objective(name: str, loss_cfg: LossConfig) -> Objective:
     filled = {key.split(".", 1)[1]: value for key, value in cls.defaults.items()
               if key.startswith("loss.") and getattr(loss_cfg, key.split(".", 1)[1]) is None}
     return cls(dataclasses.replace(loss_cfg, **filled))
+
+
+def resolve(config: Config) -> Config:
+    """`config` with every key left null filled with its objective's defaults; the result is what a run saves.
+    (It lives beside the objectives, which own those defaults, so that config.py imports nothing above it.)"""
+    data = config.to_dict()
+    for dotted, value in objective_class(config.objective).defaults.items():
+        section, key = dotted.split(".")
+        if data[section][key] is None:
+            data[section][key] = value
+    return from_dict(data)

@@ -5,7 +5,7 @@ logits (for a matching-aware conditional D also the loss on real images shown wi
 for penalties that need D itself (its own, such as the gradient penalty, plus R1 for any objective
 when loss.r1_weight > 0), for a constraint applied after each D step (weight clipping), and for the
 objective's default settings (optimizer, learning rates, betas, critic schedule), which
-`ganforge.config.resolve` copies into keys the user left null.
+`ganforge.losses.resolve` copies into keys the user left null.
 """
 from __future__ import annotations
 

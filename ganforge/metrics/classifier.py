@@ -18,6 +18,7 @@ from safetensors import safe_open
 from torch import nn
 
 from ..data import Dataset
+from ..data.kinds import data_kinds
 from ..errors import DataError
 from .errors import WeightsError
 
@@ -142,7 +143,7 @@ def train_classifier(dataset: Dataset, holdout: int = 2000, train_size: int | No
     report has the held-out accuracy and the split sizes."""
     from tqdm import tqdm
 
-    if dataset.labels is None or dataset.kind != "image":
+    if dataset.labels is None or not data_kinds.get(dataset.kind).images:
         raise DataError(f"{dataset.name} has no class labels; train the classifier on a labelled "
                            f"image dataset such as mnist:PATH")
     if len(dataset.data) <= holdout:

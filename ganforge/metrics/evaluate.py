@@ -22,6 +22,7 @@ import torch
 from ..config import DatasetOptions
 from ..data import Dataset, load_dataset
 from ..data.cache import cache_root
+from ..data.kinds import data_kinds
 from ..data.folder import EXTENSIONS
 from ..registry import Registry
 from ..run import Run
@@ -190,7 +191,7 @@ def _load_images(spec: str, resolution: int | None, channels: int, options: Data
             raise MetricError(f"give --resolution to load '{spec}' (no generated images fix the size)")
         resolution = _folder_resolution(Path(spec).expanduser())
     dataset: Dataset = load_dataset(spec, resolution, channels, options, seed)
-    if dataset.kind != "image":
+    if not data_kinds.get(dataset.kind).images:
         raise MetricError(f"'{spec}' holds 2-D points, not images; evaluate a run trained on it for mode coverage")
     split = dataset.info.get("split")  # which part of a data set with splits (MNIST's train or test files)
     return _from_tensor(dataset.data, n, seed, f"{spec} ({split} set)" if split else spec)
@@ -225,7 +226,7 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
     if isinstance(run, Run):  # a run: its own data options, and its training data as default reference
         options = replace(run.config.dataset, cache_dir=str(cache_dir or run.config.dataset.cache_dir))
         result["step"] = run.step
-        if run.info["data_kind"] == "points":
+        if not data_kinds.get(run.info["data_kind"]).images:
             return {**result, **_evaluate_points(run, list(chosen), n, seed, device, options)}
 
     uses_ref = [name for name, metric in chosen.items() if metric.uses_ref] + (["--floor"] if floor else [])

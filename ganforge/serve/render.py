@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.kinds import data_kinds
 from ..errors import GanforgeError
 from ..models.stacked import base_generator
 from ..report.grids import to_uint8
@@ -60,7 +61,7 @@ class Explorer:
     """One loaded run, rendering checked requests; forwards are serialised per run (one model, many tabs)."""
 
     def __init__(self, run: Run):
-        if run.info.get("data_kind") == "points":
+        if not data_kinds.get(run.info.get("data_kind", "image")).images:
             raise GanforgeError(f"{run.path} is a 2-D point run; the explorer shows image runs")
         self.run = run
         self.run_path = str(run.path.resolve())

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import Config, from_dict, merge, parse_override, resolve
+from ..config import Config, from_dict, merge, parse_override
+from ..data.kinds import data_kinds
+from ..losses import resolve
 from ..errors import ConfigError, GanforgeError
 from ..fileio import write_atomic
 
@@ -31,7 +33,7 @@ def default_metrics(data_kind: str, features: str, data_info: dict) -> list[str]
     """What a study measures when --metrics is not given; every one computable offline except
     Inception-based ones without weights, which then fail alone, in the report. Inception Score only
     where the weights have the classifier layer it needs."""
-    if data_kind == "points":
+    if not data_kinds.get(data_kind).images:  # 2-D points: the modes a mixture has
         return ["modes"]
     if features.startswith("classifier:"):
         # Data with countable modes (Stacked MNIST) are measured by the digits in each channel.
@@ -231,8 +233,7 @@ def _check_members(members: list[Member]) -> tuple[str, dict]:
     """Resolve every config, load each distinct dataset once, build the networks without memory (meta
     device). Returns the data kind all members share and one dataset's info."""
     from ..data import load_dataset
-    from ..losses import objective_class
-    from ..models import build_networks
+    from ..models import build_networks, discriminator_norm
 
     loaded: dict[tuple, tuple[str, tuple, dict]] = {}
     kinds = set()
@@ -246,7 +247,7 @@ def _check_members(members: list[Member]) -> tuple[str, dict]:
                 loaded[key] = (ds.kind, tuple(ds.data.shape[1:]), ds.info)
             kind, shape, info = loaded[key]
             with torch.device("meta"):
-                build_networks(resolved.model, kind, shape, objective_class(resolved.objective).d_batchnorm_ok)
+                build_networks(resolved.model, kind, shape, discriminator_norm(resolved))
         except GanforgeError as err:
             raise type(err)(f"member {member.name}: {err}") from None
         kinds.add(kind)
@@ -264,7 +265,7 @@ def _check_measurement(study: Study, kind: str) -> None:
         raise ConfigError("--metrics is empty; give comma-separated names, e.g. --metrics fid,kid")
     for name in study.metrics:
         metric_registry.get(name)
-    if kind == "points" and study.metrics != ["modes"]:
+    if not data_kinds.get(kind).images and study.metrics != ["modes"]:
         raise ConfigError(f"2-D point data are measured by --metrics modes (modes covered, high-quality share); "
                           f"{', '.join(m for m in study.metrics if m != 'modes')} need images")
     prefix, colon, argument = study.features.partition(":")

@@ -1,7 +1,8 @@
 """The training loop: per generator step, n D steps then one G step; callbacks every N steps.
 
-The loop knows objectives and networks only through their small interfaces (losses/base.py,
-models/registry.py). Nothing in a step reads a value back to the host: losses are summed on the
+setup.build makes the parts from the config; the Trainer adds the run directory and runs the loop, which
+knows objectives and networks only through their small interfaces (losses/base.py, models/registry.py),
+and sampling, evaluation and checkpoints only as callbacks with a cadence (callbacks.py). Nothing in a step reads a value back to the host: losses are summed on the
 device and copied out once per log interval, one interval late, so the device never waits on Python.
 """
 from __future__ import annotations
@@ -13,7 +14,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -21,31 +22,20 @@ import torch
 from tqdm import tqdm
 
 from .. import __version__
-from ..config import Config, resolve
-from ..data import BatchSampler, Dataset, load_dataset, mode_coverage
-from ..data.conditions import Conditions, build_conditions
+from ..config import Config
+from ..data.conditions import Conditions
 from ..errors import GanforgeError
-from ..losses import build_objective, objective_class
-from ..models import build_networks, count_parameters, describe
-from ..models.conditioning import ConditionSpec, drawing_from_prior, mismatched
-from ..models.ema import build_ema
-from ..models.stacked import stage_images
-from ..report import plot_losses, save_grid, save_points
-from ..report.grids import to_uint8
-from ..run import load_stage1
+from ..models import count_parameters
+from ..models.conditioning import mismatched
 from ..rundir import RunDir, config_digest
 from . import distributed
-from .balance import build_balance
+from .callbacks import Cadence, Checkpoints, Evaluation, SamplePictures, early_sample_step, sampling_generator
 from ..checkpoint import best_fid, find_checkpoint, list_checkpoints
 from .lock import hold_run_lock
-from .augment import DiffAugment
-from ..device import pick_device, resolve_acceleration
-from .optim import build_optimizers
-from .schedules import CriticSchedule, LearningRateSchedule
-from .state import TrainState
+from .setup import Parts, build
+from .step_metrics import (D_TERMS, LOSSES, LOSSES_AND_GRAD_NORMS, PER_STEP, Scalar, accumulator,
+                           row_values)
 
-SCALARS = ("d_loss", "d_real", "d_fake", "d_penalty", "g_loss", "d_grad_norm", "g_grad_norm", "d_accuracy")
-_PER_STEP = [0, 1, 2, 3, 4, 7]  # summed every step and averaged per row; grad norms are taken once per row
 # What went non-finite first (the code kept beside the step): checked for on the device, read at flushes.
 _DIVERGED = {1: "losses", 2: "gradient norms", 3: "the optimizer state (Adam/RMSprop moments)"}
 # The signals that stop a run gracefully: Ctrl-C, and what Slurm, Kubernetes and a closed terminal send.
@@ -65,14 +55,6 @@ class TrainResult:
     interrupted: bool = False
     stop_signal: int = 0  # the signal that stopped it (SIGINT for Ctrl-C); the CLI exits with 128 + it
     stopped_by: str = "steps"   # steps | time (train.minutes) | interrupt (Ctrl-C, SIGTERM, SIGHUP)
-
-
-def early_sample_step(step: int) -> bool:
-    """1, 2, 5, 10, 20, 50, …: log-spaced grids before the first regular one, so that the first minutes
-    of a run already show what it learns."""
-    while step >= 10 and step % 10 == 0:
-        step //= 10
-    return step in (1, 2, 5)
 
 
 def default_run_dir(config: Config) -> Path:
@@ -132,94 +114,55 @@ def _detach_from_closed_terminal() -> None:
     os.close(devnull)
 
 
-def _compiled(module: torch.nn.Module) -> torch.nn.Module:
-    """torch.compile where this platform supports it; graphs that fail to compile run eagerly."""
-    import torch._dynamo
+@dataclass
+class _Interval:
+    """The steps since the last log row: counts for its row, and the time its callbacks took (not training)."""
+    steps: int = 0
+    d_steps: int = 0
+    batches: int = 0
+    start: float = field(default_factory=time.perf_counter)
+    callback_time: float = 0.0
 
-    if not torch._dynamo.is_dynamo_supported():
-        return module
-    torch._dynamo.config.suppress_errors = True  # a compile failure falls back to eager, with a warning
-    return torch.compile(module)
+    def add_step(self, n_d: int) -> None:
+        self.steps += 1
+        self.d_steps += n_d
+        self.batches += max(n_d, 1)  # a step whose D sits out still draws one batch
+
+    def reset(self) -> None:
+        self.steps = self.d_steps = self.batches = 0
+        self.start, self.callback_time = time.perf_counter(), 0.0
+
+
+def _mark_non_finite(acc: torch.Tensor, watched: slice, first_bad: torch.Tensor, step: int) -> torch.Tensor:
+    """first_bad with `step` marked when the sums went non-finite and nothing was marked before; on the device.
+    Losses (code 1) are watched every step; gradient norms (code 2) enter acc only at log steps."""
+    norms_code = torch.where(torch.isfinite(acc[watched].sum()), 0, 2)
+    code = torch.where(torch.isfinite(acc[LOSSES].sum()), norms_code, 1)
+    first = (code > 0) & (first_bad[0] < 0)
+    return torch.where(first, torch.stack([torch.full_like(code, step), code]), first_bad)
 
 
 class Trainer:
+    """A run: its parts built by setup.build from the config, its run directory, and the loop over steps."""
+
     def __init__(self, config: Config, run_dir: Path, resume: bool = False, echo=print):
-        self.world, device_name = distributed.init_world(config.device)
-        self.echo = echo if self.world.main else (lambda *args, **kwargs: None)
+        world, device_name = distributed.init_world(config.device)
+        self.echo = echo if world.main else (lambda *args, **kwargs: None)
         echo = self.echo
         self.paths = RunDir(Path(run_dir))
         if resume and not list_checkpoints(self.paths.root):
             echo(f"{self.paths.root} has no checkpoint (it stopped before its first); starting it again from "
                  f"step 0 with its own config")
             resume = False
-        self.config = config if resume else resolve(config)
-        cfg = self.config
-        self.device = pick_device(device_name)
-        self.accel = resolve_acceleration(cfg.perf, self.device)
-        distributed.local_batch(cfg.batch_size, self.world)  # fails early when the batch does not split over ranks
-
-        self.dataset: Dataset = load_dataset(cfg.data, cfg.resolution, cfg.channels, cfg.dataset, seed=cfg.seed)
-        echo(self.dataset.info["summary"])
-        self.data_shape = tuple(self.dataset.data.shape[1:])
-
-        self.conditions = self._conditions(resume)
-        self.condition = ConditionSpec(self.conditions.kind, self.conditions.dim) if self.conditions else None
-        self.mismatch_weight = cfg.conditioning.mismatch_weight if self.conditions else 0.0
-
-        torch.manual_seed(cfg.seed)  # identical initial weights for a given seed
-        # R1, like the gradient penalty, is per sample: BatchNorm in D would mix the samples' gradients.
-        d_batchnorm_ok = objective_class(cfg.objective).d_batchnorm_ok and cfg.loss.r1_weight == 0
-        G, D = build_networks(cfg.model, self.dataset.kind, self.data_shape, d_batchnorm_ok,
-                              condition=self.condition, conditioning=cfg.conditioning)
-        if cfg.model.stage1_run and not resume:  # a resumed run has stage 1 in its own checkpoint
-            echo(load_stage1(G, cfg.model.stage1_run, cfg.model.stage1_frozen, "cpu"))
-        channels_last = self.accel.channels_last and self.dataset.kind == "image"
-        memory_format = torch.channels_last if channels_last else torch.preserve_format
-        G, D = G.to(self.device, memory_format=memory_format), D.to(self.device, memory_format=memory_format)
-        opt_d, opt_g = build_optimizers(G, D, cfg.optim, self.accel.fused_optim)
-        sampler = BatchSampler(self.dataset, cfg.batch_size, self.device, cfg.seed, cfg.dataset.flip,
-                               self.world.rank, self.world.size, channels_last,
-                               self.conditions.values if self.conditions else None)
-        scaler = torch.amp.GradScaler(self.device.type) if self.accel.needs_scaler else None
-        self.state = TrainState(step=0, G=G, D=D, opt_g=opt_g, opt_d=opt_d, sampler=sampler, scaler=scaler,
-                                ema=build_ema(G, cfg.model))
-        self.augment = DiffAugment(cfg.loss.augment, self.data_shape)
-        # What a step calls: DDP (several ranks) and torch.compile (perf.compile) wrap the plain networks,
-        # which stay in self.state for checkpoints and sampling. The gradient penalty's double backward
-        # runs on the plain D (it neither compiles nor passes DDP's single-backward bookkeeping); so does
-        # G's step, which needs no D weight gradients and so must not enter DDP's gradient reduction.
-        self.G_train = distributed.wrap(G, self.world, self.device)
-        self.D_train = distributed.wrap(D, self.world, self.device)
-        self.D_for_g = D
-        if self.accel.compile:
-            self.G_train, self.D_train, self.D_for_g = map(_compiled, (self.G_train, self.D_train, D))
-        self.noise_shard = sampler.shard  # every rank draws the global batch's z and keeps its slice
-        self.objective = build_objective(cfg.objective, cfg.loss)
-        self.schedule = CriticSchedule(cfg.optim.n_critic, cfg.optim.critic_burst, cfg.optim.burst_first,
-                                       cfg.optim.burst_every)
-        self.lr_schedule = LearningRateSchedule(cfg.optim.lr_decay, cfg.steps, cfg.optim.decay_start,
-                                                [(opt_d, cfg.optim.lr_d), (opt_g, cfg.optim.lr_g)])
-        self.balance = build_balance(cfg.balance, self.schedule)  # asks the schedule when balancing is off
-        self.state.balance = self.balance  # checkpoints carry its plan
-        self.state.lr_schedule = self.lr_schedule  # and the learning-rate scale of any rollback
+        saved_conditions = Conditions.load(self.paths.root) if resume else None
+        self.parts: Parts = build(config, world, device_name, resume, saved_conditions, echo)
+        parts = self.parts
+        self.config, self.world, self.device, self.state = parts.config, parts.world, parts.device, parts.state
+        self.dataset, self.data_shape, self.conditions = parts.dataset, parts.data_shape, parts.conditions
+        self.schedule = parts.schedule
         self.rollbacks = 0
-        echo(describe(G, D))
 
-        # One fixed z, independent of the training RNG, so grids over time are comparable.
-        n_fixed = 2000 if self.dataset.kind == "points" else cfg.train.sample_count
-        self.grid_columns = None
-        if self.conditions and self.conditions.kind == "class" and self.conditions.dim <= 16:
-            self.grid_columns = self.conditions.dim  # one column per class
-            n_fixed = self.grid_columns * math.ceil(n_fixed / self.grid_columns)
-        fixed = torch.Generator().manual_seed(cfg.seed + 1)
-        self.fixed_z = torch.randn(n_fixed, G.z_dim, generator=fixed).to(self.device)
-        self.fixed_y = None
-        if self.conditions:
-            self.fixed_y = (torch.arange(n_fixed) % self.grid_columns if self.grid_columns
-                            else self.conditions.prior(n_fixed, torch.Generator().manual_seed(cfg.seed + 2)))
-            self.fixed_y = self.fixed_y.to(self.device)
-
-        self.best_fid = math.inf
+        self.best_fid = math.inf  # as the run directory has it; Evaluation keeps it from here on
         if resume:
             best = best_fid(self.paths.root)
             self.best_fid = math.inf if best is None else best
@@ -234,19 +177,25 @@ class Trainer:
                 self._create_run_dir()
             self.history = []
 
-    # ------------------------------------------------------------------ run directory
-
-    def _conditions(self, resume: bool) -> Conditions | None:
+        # Called in this order at a step where several are due: an evaluation's row is in the history
+        # before the loss curve is drawn, and a new best is kept before the regular checkpoint.
         cfg = self.config
-        if cfg.condition == "none":
-            return None
-        conditions = build_conditions(self.dataset, cfg.condition, cfg.conditioning.text_encoder)
-        saved = Conditions.load(self.paths.root) if resume else None
-        if saved is not None and (saved.names != conditions.names or saved.dim != conditions.dim):
-            raise GanforgeError(f"the data's {cfg.condition} vocabulary no longer matches the one {self.paths.root} "
-                                f"was trained with ({saved.dim} vs {conditions.dim} entries); resume with the "
-                                f"same data and tag options, or start a new run")
-        return conditions
+        self.samples = SamplePictures(cfg, self.paths, self.state, self.dataset, self.conditions,
+                                      lambda: self.history, self.device)
+        self.callbacks = [
+            Evaluation(cfg, self.paths, self.state, self.dataset, self.conditions, self.device,
+                       self.samples.fixed_z, self._record_eval, self.best_fid),
+            self.samples,
+            Checkpoints(cfg, self.paths, self.state),
+        ]
+        self.log_cadence = Cadence(cfg.train.log_every, cfg.steps)
+
+    @property
+    def sampling_generator(self) -> torch.nn.Module:
+        """What samples and metrics use: the EMA of G's weights when model.ema_decay > 0, else G."""
+        return sampling_generator(self.state)
+
+    # ------------------------------------------------------------------ run directory
 
     def _create_run_dir(self) -> None:
         root = self.paths.root
@@ -290,27 +239,27 @@ class Trainer:
     # ------------------------------------------------------------------ one generator step
 
     def _step(self, g_step: int, acc: torch.Tensor, want_grad_norms: bool) -> int:
-        """D phase ×n then G phase ×m, as the balance policy plans; sums losses into `acc` (on device).
-        Returns the number of D steps."""
-        st, objective, scaler = self.state, self.objective, self.state.scaler
-        autocast = self.accel.autocast(self.device)
-        n_d, n_g = self.balance.plan(g_step)
+        """D phase ×n then G phase ×m, as the balance policy plans; sums the step's scalars into `acc`
+        (on the device; step_metrics.accumulator()). Returns the number of D steps."""
+        parts, st, objective, scaler = self.parts, self.state, self.parts.objective, self.state.scaler
+        autocast = parts.accel.autocast(self.device)
+        n_d, n_g = parts.balance.plan(g_step)
         grad_scale = scaler.scale(torch.ones((), device=self.device)) if scaler is not None else None
         for i in range(n_d):
             real, y = st.sampler.next()  # y: the batch's conditions (None without), also asked of G
-            z = torch.randn(self.config.batch_size, st.G.z_dim, device=self.device)[self.noise_shard]
+            z = torch.randn(self.config.batch_size, st.G.z_dim, device=self.device)[parts.noise_shard]
             last = i == n_d - 1
             # The last D step's fake keeps its graph: the G step below reuses it instead of a new G forward.
             with torch.set_grad_enabled(last), autocast:
-                fake = _call(self.G_train, z, y)
+                fake = _call(parts.G_train, z, y)
             with autocast:
                 # DiffAugment (loss.augment): every image D sees, real or fake, with fresh random draws.
-                real_seen, fake_seen = self.augment(real), self.augment(fake.detach())
-                real_logits, fake_logits = _call(self.D_train, real_seen, y), _call(self.D_train, fake_seen, y)
+                real_seen, fake_seen = parts.augment(real), parts.augment(fake.detach())
+                real_logits, fake_logits = _call(parts.D_train, real_seen, y), _call(parts.D_train, fake_seen, y)
                 d_loss = objective.d_loss(real_logits, fake_logits)
-                if self.mismatch_weight > 0:  # GAN-CLS: real images with wrong conditions are negatives too
-                    wrong_logits = self.D_train(real_seen, mismatched(y, self.condition))
-                    d_loss = d_loss + self.mismatch_weight * objective.d_wrong_loss(wrong_logits)
+                if parts.mismatch_weight > 0:  # GAN-CLS: real images with wrong conditions are negatives too
+                    wrong_logits = parts.D_train(real_seen, mismatched(y, parts.condition))
+                    d_loss = d_loss + parts.mismatch_weight * objective.d_wrong_loss(wrong_logits)
                 penalty = objective.d_penalty(st.D, real_seen, fake_seen, y, grad_scale)
             total = d_loss if penalty is None else d_loss + penalty
             st.opt_d.zero_grad(set_to_none=True)
@@ -318,7 +267,7 @@ class Trainer:
             if last and want_grad_norms:
                 if scaler is not None:
                     scaler.unscale_(st.opt_d)
-                acc[5] += _grad_norm(st.D)
+                acc[Scalar.d_grad_norm] += _grad_norm(st.D)
             self._optimizer_step(st.opt_d)
             objective.after_d_step(st.D)
             logged_penalty = torch.zeros((), device=self.device)
@@ -328,15 +277,15 @@ class Trainer:
                     # Under fp16 an overflowing scale makes the penalty's input gradient inf: the scaler
                     # skips that step and lowers its scale, so it is logged as 0, not taken as divergence.
                     logged_penalty = torch.where(torch.isfinite(logged_penalty), logged_penalty, 0.0)
-            acc[:4] += torch.stack([
+            acc[D_TERMS] += torch.stack([
                 d_loss.detach(), objective.d_output(real_logits.detach()).float().mean(),
                 objective.d_output(fake_logits.detach()).float().mean(), logged_penalty,
             ]) / n_d
-            acc[7] += objective.d_accuracy(real_logits.detach(), fake_logits.detach()) / n_d
+            acc[Scalar.d_accuracy] += objective.d_accuracy(real_logits.detach(), fake_logits.detach()) / n_d
         if n_d == 0:  # D sits this step out; G still needs a batch's conditions, the policy D's accuracy
             real, y = st.sampler.next()
             with torch.no_grad(), autocast:
-                real_logits = _call(self.D_for_g, self.augment(real), y)
+                real_logits = _call(parts.D_for_g, parts.augment(real), y)
 
         # The G step needs gradients through D, not D's own weight gradients (the next D step would
         # discard them), so D's parameters sit out of this backward pass.
@@ -344,28 +293,28 @@ class Trainer:
         try:
             for j in range(n_g):
                 if j > 0 or n_d == 0:  # only the last D step's fake can be reused: further updates draw fresh z
-                    z = torch.randn(self.config.batch_size, st.G.z_dim, device=self.device)[self.noise_shard]
+                    z = torch.randn(self.config.batch_size, st.G.z_dim, device=self.device)[parts.noise_shard]
                     with autocast:
-                        fake = _call(self.G_train, z, y)
+                        fake = _call(parts.G_train, z, y)
                 with autocast:
-                    fake_logits = _call(self.D_for_g, self.augment(fake), y)
+                    fake_logits = _call(parts.D_for_g, parts.augment(fake), y)
                     g_loss = objective.g_loss(fake_logits)
                 st.opt_g.zero_grad(set_to_none=True)
                 self._backward(g_loss)
                 if want_grad_norms and j == n_g - 1:
                     if scaler is not None:
                         scaler.unscale_(st.opt_g)
-                    acc[6] += _grad_norm(st.G)
+                    acc[Scalar.g_grad_norm] += _grad_norm(st.G)
                 self._optimizer_step(st.opt_g)
                 if st.ema is not None:
                     st.ema.update(st.G)
-                acc[4] += g_loss.detach() / n_g
+                acc[Scalar.g_loss] += g_loss.detach() / n_g
                 if n_d == 0 and j == 0:  # D as it stands on this batch, so a skipped D still shows in the row
                     fake_logits = fake_logits.detach()
-                    acc[:4] += torch.stack([
+                    acc[D_TERMS] += torch.stack([
                         objective.d_loss(real_logits, fake_logits), objective.d_output(real_logits).float().mean(),
                         objective.d_output(fake_logits).float().mean(), torch.zeros((), device=self.device)])
-                    acc[7] += objective.d_accuracy(real_logits, fake_logits)
+                    acc[Scalar.d_accuracy] += objective.d_accuracy(real_logits, fake_logits)
         finally:
             st.D.requires_grad_(True)
         return n_d
@@ -384,64 +333,11 @@ class Trainer:
             scaler.step(optimizer)
             scaler.update()
 
-    # ------------------------------------------------------------------ callbacks
+    def _record_eval(self, step: int, result: dict) -> None:
+        """An evaluation's result, into the history and the run directory's one place for results."""
+        self.history.append(self.paths.record_eval(step, result))
 
-    @torch.no_grad()
-    def write_samples(self) -> Path:
-        G = self.sampling_generator
-        G.eval()
-        out = _call(G, self.fixed_z, self.fixed_y)
-        stages = stage_images(G, self.fixed_z, self.fixed_y)  # None unless G has two stages
-        G.train()
-        path = self.paths.sample_grid(self.state.step)
-        if self.dataset.kind == "points":
-            ds = self.dataset
-            real = ds.data[torch.randperm(len(ds.data), generator=torch.Generator().manual_seed(0))[:2000]]
-            cover = mode_coverage(out, ds.centers, ds.std)
-            title = (f"step {self.state.step}: {cover['modes']}/{len(ds.centers)} modes, "
-                     f"{100 * cover['high_quality']:.1f}% high quality")
-            save_points(out, path, real=real, title=title)
-        else:
-            save_grid(to_uint8(out), path, nrow=self.grid_columns)
-            if stages is not None:  # stage 1's images too, for side-by-side views
-                self.paths.stage1_samples.mkdir(exist_ok=True)
-                save_grid(to_uint8(stages[0]), self.paths.sample_grid(self.state.step, stage1=True),
-                          nrow=self.grid_columns)
-        return path
-
-    def evaluate_now(self) -> dict:
-        """Metrics of the current G (eval.*), logged as an "eval" row; a better FID is kept as checkpoints/best."""
-        cfg, G = self.config, self.unconditional(self.sampling_generator)
-        G.eval()  # BatchNorm must not update its running statistics while measuring
-        try:
-            if self.dataset.kind == "points":
-                with torch.no_grad():
-                    result = mode_coverage(G(self.fixed_z), self.dataset.centers, self.dataset.std)
-            else:
-                from ..metrics import evaluate
-
-                result = evaluate(G, ref=self.dataset.data, ref_name=cfg.data, metrics=cfg.eval.metrics, n=cfg.eval.n,
-                                  features=cfg.eval.features, device=self.device, seed=cfg.seed,
-                                  cache_dir=cfg.dataset.cache_dir or None, progress=False)
-        finally:
-            G.train()
-        self.history.append(self.paths.record_eval(self.state.step, result))
-        if result.get("fid", math.inf) < self.best_fid:
-            self.best_fid = result["fid"]
-            self.state.save(self.paths.root, self.config.train.keep_checkpoints, name="best",
-                            extra={"best": {"fid": self.best_fid, "step": self.state.step}})
-        return result
-
-    @property
-    def sampling_generator(self) -> torch.nn.Module:
-        """What samples and metrics use: the EMA of G's weights when model.ema_decay > 0, else G."""
-        return self.state.ema.module if self.state.ema is not None else self.state.G
-
-    def unconditional(self, G: torch.nn.Module) -> torch.nn.Module:
-        """G callable as G(z) for metrics: a conditional G draws its conditions like the training data."""
-        if not self.conditions:
-            return G
-        return drawing_from_prior(G, self.conditions, self.config.seed)
+    # ------------------------------------------------------------------ stop policies: divergence
 
     def _watch_optimizers(self, first_bad: torch.Tensor, step: int) -> torch.Tensor:
         """Mark `step` as diverged (code 3) when any optimizer moment is NaN/Inf, unless something was
@@ -476,26 +372,44 @@ class Trainer:
             return False
         checkpoint = find_checkpoint(self.paths.root)
         self.state.load(checkpoint, self.device)
-        self.lr_schedule.scale *= tc.rollback_lr_scale
-        self.lr_schedule.apply(self.state.step)
+        lr_schedule = self.parts.lr_schedule
+        lr_schedule.scale *= tc.rollback_lr_scale
+        lr_schedule.apply(self.state.step)
         self.rollbacks += 1
         self.history = [row for row in self.history if row["step"] <= self.state.step]
         if self.world.main:
             self._rewrite_history()
         self.echo(f"{diverged.what} became NaN/Inf at step {diverged.step}: rolled back to {checkpoint.name} with "
-                  f"learning rates × {self.lr_schedule.scale:g} (rollback {self.rollbacks} of {tc.max_rollbacks})")
+                  f"learning rates × {lr_schedule.scale:g} (rollback {self.rollbacks} of {tc.max_rollbacks})")
         return True
+
+    def _queue_row(self, pending: list, acc: torch.Tensor, interval: "_Interval", step: int, wall_time: float) -> dict:
+        """A log row for the interval ending at `step`: its sums, averaged over ranks and steps, start their
+        copy off the device and wait in `pending` to be written at the next flush; `acc` starts afresh."""
+        st = self.state
+        elapsed = time.perf_counter() - interval.start - interval.callback_time
+        means = distributed.average(acc.clone(), self.world)
+        means[PER_STEP] /= interval.steps
+        meta = {
+            "step": step, "d_steps": interval.d_steps,
+            "lr_d": st.opt_d.param_groups[0]["lr"], "lr_g": st.opt_g.param_groups[0]["lr"],
+            "img_per_s": round(interval.batches * self.config.batch_size / max(elapsed, 1e-9), 1),
+            "wall_time": round(wall_time, 2),
+        }
+        pending.append((meta, means.to("cpu", non_blocking=True)))
+        acc.zero_()
+        interval.reset()
+        return meta
 
     def _write_rows(self, pending: list) -> None:
         rows = []
         for meta, values in pending:
-            values = values.tolist()
+            scalars = row_values(values.tolist())
             row = {"step": meta["step"]}
-            for name, v in zip(SCALARS, values):
-                row[name] = v if math.isfinite(v) else None
+            row.update({name: v if math.isfinite(v) else None for name, v in scalars.items()})
             # Every rank observes the same rank-averaged accuracy, so all ranks keep the same plan.
-            self.balance.observe(meta["step"], values[SCALARS.index("d_accuracy")])
-            row.update(self.balance.decisions)
+            self.parts.balance.observe(meta["step"], scalars["d_accuracy"])
+            row.update(self.parts.balance.decisions)
             row.update({k: v for k, v in meta.items() if k != "step"})
             rows.append(row)
         pending.clear()
@@ -529,16 +443,20 @@ class Trainer:
         if budget < math.inf:
             self.echo(f"time budget: {tc.minutes:g} min of training (stops then, or at step {cfg.steps} if sooner)")
 
-        acc = torch.zeros(len(SCALARS), device=self.device)
+        acc = accumulator(self.device)
         first_bad = torch.full((2,), -1, dtype=torch.long, device=self.device)  # (step, _DIVERGED code)
         # Under fp16 a non-finite gradient is the scaler's signal to lower its scale, not divergence.
-        watched = slice(0, 5) if st.scaler is not None else slice(0, 7)
+        watched = LOSSES if st.scaler is not None else LOSSES_AND_GRAD_NORMS
         pending: list = []  # (host metadata, values copied off the device) awaiting the next flush
         bad_as_logged = torch.full((2,), -1)  # first_bad as of the previous log row, copied off the device
-        steps_in_interval = d_steps_in_interval = batches_in_interval = 0
-        interval_start, callback_time, wall_start = time.perf_counter(), 0.0, time.perf_counter()
+        interval = _Interval()
+        wall_start = time.perf_counter()
+
+        def out_of_time() -> bool:
+            return wall_offset + time.perf_counter() - wall_start >= budget
+
         if st.step == 0 and self.world.main:  # the starting point, before the first step
-            self.write_samples()
+            self.samples.write(0)
 
         # Under a time budget the step count is only a cap: an ETA for it would mislead.
         bar = tqdm(total=cfg.steps, initial=st.step, disable=tc.quiet or not self.world.main, unit="step",
@@ -551,20 +469,13 @@ class Trainer:
                 done = st.step + 1
                 # One process decides before a step whether it is the last, so that it is logged, sampled
                 # and checkpointed like a run's final step; several ranks agree at log steps (below).
-                ending = None if self.world.parallel else self._stop_reason(
-                    interrupt, wall_offset + time.perf_counter() - wall_start >= budget)
-                log_now = done % tc.log_every == 0 or done == cfg.steps or ending is not None
-                self.lr_schedule.apply(st.step)
+                ending = None if self.world.parallel else self._stop_reason(interrupt, out_of_time())
+                log_now = self.log_cadence.due(done, stopping=ending is not None)
+                self.parts.lr_schedule.apply(st.step)
                 n_d = self._step(st.step, acc, want_grad_norms=log_now)
                 st.step = done
-                steps_in_interval += 1
-                d_steps_in_interval += n_d
-                batches_in_interval += max(n_d, 1)  # a step whose D sits out still draws one batch
-                # Losses (code 1) every step; gradient norms (code 2) enter acc only at log steps.
-                norms_code = torch.where(torch.isfinite(acc[watched].sum()), 0, 2)
-                code = torch.where(torch.isfinite(acc[:5].sum()), norms_code, 1)
-                first = (code > 0) & (first_bad[0] < 0)
-                first_bad = torch.where(first, torch.stack([torch.full_like(code, done), code]), first_bad)
+                interval.add_step(n_d)
+                first_bad = _mark_non_finite(acc, watched, first_bad, done)
 
                 if log_now:
                     first_bad = self._watch_optimizers(first_bad, done)
@@ -573,45 +484,24 @@ class Trainer:
                     if not self.world.parallel and bad_as_logged[0] >= 0:  # ranks agree only at flushes
                         self._check_finite(first_bad)
                     bad_as_logged = first_bad.to("cpu", non_blocking=True)
-                    elapsed = time.perf_counter() - interval_start - callback_time
-                    means = distributed.average(acc.clone(), self.world)
-                    means[_PER_STEP] /= steps_in_interval
-                    meta = {
-                        "step": done, "d_steps": d_steps_in_interval,
-                        "lr_d": st.opt_d.param_groups[0]["lr"], "lr_g": st.opt_g.param_groups[0]["lr"],
-                        "img_per_s": round(batches_in_interval * cfg.batch_size / max(elapsed, 1e-9), 1),
-                        "wall_time": round(wall_offset + time.perf_counter() - wall_start, 2),
-                    }
-                    pending.append((meta, means.to("cpu", non_blocking=True)))
-                    acc.zero_()
-                    steps_in_interval = d_steps_in_interval = batches_in_interval = 0
-                    interval_start, callback_time = time.perf_counter(), 0.0
+                    meta = self._queue_row(pending, acc, interval, done, wall_offset + time.perf_counter() - wall_start)
                     self._report_progress(bar, meta)
                 elif early_sample_step(done):
                     self._report_early_progress(bar, done, time.perf_counter() - wall_start)
 
                 if self.world.parallel:
-                    ending = self._stop_reason_agreed(
-                        interrupt, wall_offset + time.perf_counter() - wall_start >= budget, log_now)
+                    ending = self._stop_reason_agreed(interrupt, out_of_time(), log_now)
                 stop = ending is not None
-                sample_now = (done % tc.sample_every == 0 or done == cfg.steps or stop
-                              or (done < tc.sample_every and early_sample_step(done)))
-                checkpoint_now = done % tc.checkpoint_every == 0 or done == cfg.steps or stop
-                eval_now = cfg.eval.every > 0 and (done % cfg.eval.every == 0 or done == cfg.steps)
-                if sample_now or checkpoint_now or eval_now:
+                due = [callback for callback in self.callbacks if callback.cadence.due(done, stopping=stop)]
+                if due:
                     t0 = time.perf_counter()
                     self._write_rows(pending)
                     # Never a checkpoint of a non-finite state, even between log rows.
                     self._check_finite(self._watch_optimizers(first_bad, done))
                     if self.world.main:  # the other ranks wait for it at the next gradient reduction
-                        if eval_now:
-                            self.evaluate_now()
-                        if sample_now:
-                            self.write_samples()
-                            plot_losses(self.history, self.paths.loss_curve)
-                        if checkpoint_now:
-                            st.save(self.paths.root, tc.keep_checkpoints)
-                    callback_time += time.perf_counter() - t0
+                        for callback in due:
+                            callback(done)
+                    interval.callback_time += time.perf_counter() - t0
                 if stop:
                     stopped_by = ending
                     break

@@ -1,0 +1,189 @@
+"""What the loop does every so often besides training: sample pictures, evaluation, checkpoints.
+
+Each callback has a Cadence (every N steps, at the run's last step, where a run stops early, and for
+sample pictures at log-spaced early steps) and is called by the loop on the main rank once the step's
+metrics rows are written. What differs by data kind (the picture, the measurement) is registered by
+kind below, not branched on.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..config import Config
+from ..data import Dataset, mode_coverage
+from ..data.conditions import Conditions
+from ..data.kinds import data_kinds
+from ..models.stacked import stage_images
+from ..registry import Registry
+from ..report import plot_losses, save_grid, save_points
+from ..report.grids import to_uint8
+from ..models.conditioning import drawing_from_prior
+from ..rundir import RunDir
+from .state import TrainState
+
+
+def early_sample_step(step: int) -> bool:
+    """1, 2, 5, 10, 20, 50, …: log-spaced grids before the first regular one, so that the first minutes
+    of a run already show what it learns."""
+    while step >= 10 and step % 10 == 0:
+        step //= 10
+    return step in (1, 2, 5)
+
+
+@dataclass(frozen=True)
+class Cadence:
+    every: int            # steps between calls; 0: never
+    last: int             # the run's final step (config.steps): always due there
+    at_stop: bool = True  # also due at a step where the run stops early (time budget, signal)
+    early: bool = False   # also due at the log-spaced early steps before the first `every`
+
+    def due(self, step: int, stopping: bool = False) -> bool:
+        if self.every <= 0:
+            return False
+        return (step % self.every == 0 or step == self.last or (self.at_stop and stopping)
+                or (self.early and step < self.every and early_sample_step(step)))
+
+
+class Callback:
+    cadence: Cadence
+
+    def __call__(self, step: int) -> None:
+        raise NotImplementedError
+
+
+def sampling_generator(state: TrainState) -> torch.nn.Module:
+    """What samples and metrics use: the EMA of G's weights when model.ema_decay > 0, else G."""
+    return state.ema.module if state.ema is not None else state.G
+
+
+# ------------------------------------------------------------------ what differs by data kind
+
+# kind → draw(samples, stage-1 samples or None, sampler, step, path): the picture of one step's samples.
+sample_pictures: Registry[Callable] = Registry("data kind")
+# kind → measure(G callable as G(z), sampler, config, device): the metrics of eval.* during training.
+measurements: Registry[Callable] = Registry("data kind")
+
+
+@sample_pictures.register("image")
+def _image_grid(out, stages, sampler: "SamplePictures", step: int, path: Path) -> None:
+    save_grid(to_uint8(out), path, nrow=sampler.grid_columns)
+    if stages is not None:  # stage 1's images too, for side-by-side views
+        sampler.paths.stage1_samples.mkdir(exist_ok=True)
+        save_grid(to_uint8(stages[0]), sampler.paths.sample_grid(step, stage1=True),
+                  nrow=sampler.grid_columns)
+
+
+@sample_pictures.register("points")
+def _point_plot(out, stages, sampler: "SamplePictures", step: int, path: Path) -> None:
+    ds = sampler.dataset
+    real = ds.data[torch.randperm(len(ds.data), generator=torch.Generator().manual_seed(0))[:2000]]
+    cover = mode_coverage(out, ds.centers, ds.std)
+    title = (f"step {step}: {cover['modes']}/{len(ds.centers)} modes, "
+             f"{100 * cover['high_quality']:.1f}% high quality")
+    save_points(out, path, real=real, title=title)
+
+
+@measurements.register("image")
+def _image_metrics(G, evaluation: "Evaluation", fixed_z: torch.Tensor) -> dict:
+    from ..metrics import evaluate  # late import: the metrics stack is only needed with eval.every
+
+    cfg = evaluation.config
+    return evaluate(G, ref=evaluation.dataset.data, ref_name=cfg.data, metrics=cfg.eval.metrics, n=cfg.eval.n,
+                    features=cfg.eval.features, device=evaluation.device, seed=cfg.seed,
+                    cache_dir=cfg.dataset.cache_dir or None, progress=False)
+
+
+@measurements.register("points")
+def _point_metrics(G, evaluation: "Evaluation", fixed_z: torch.Tensor) -> dict:
+    with torch.no_grad():
+        return mode_coverage(G(fixed_z), evaluation.dataset.centers, evaluation.dataset.std)
+
+
+# ------------------------------------------------------------------ the callbacks
+
+
+class SamplePictures(Callback):
+    """samples/step-NNNNNN.png from one fixed z (independent of the training RNG, so pictures over time
+    compare), and the loss curve beside them."""
+
+    def __init__(self, config: Config, paths: RunDir, state: TrainState, dataset: Dataset,
+                 conditions: Conditions | None, history: Callable[[], list], device: torch.device):
+        tc = config.train
+        self.cadence = Cadence(tc.sample_every, config.steps, early=True)
+        self.paths, self.state, self.dataset, self.history = paths, state, dataset, history
+        n_fixed = data_kinds.get(dataset.kind).sample_count or tc.sample_count
+        self.grid_columns = None
+        if conditions and conditions.kind == "class" and conditions.dim <= 16:
+            self.grid_columns = conditions.dim  # one column per class
+            n_fixed = self.grid_columns * math.ceil(n_fixed / self.grid_columns)
+        fixed = torch.Generator().manual_seed(config.seed + 1)
+        self.fixed_z = torch.randn(n_fixed, state.G.z_dim, generator=fixed).to(device)
+        self.fixed_y = None
+        if conditions:
+            self.fixed_y = (torch.arange(n_fixed) % self.grid_columns if self.grid_columns
+                            else conditions.prior(n_fixed, torch.Generator().manual_seed(config.seed + 2)))
+            self.fixed_y = self.fixed_y.to(device)
+
+    def __call__(self, step: int) -> None:
+        self.write(step)
+        plot_losses(self.history(), self.paths.loss_curve)
+
+    @torch.no_grad()
+    def write(self, step: int) -> Path:
+        G = sampling_generator(self.state)
+        G.eval()
+        out = G(self.fixed_z) if self.fixed_y is None else G(self.fixed_z, self.fixed_y)
+        stages = stage_images(G, self.fixed_z, self.fixed_y)  # None unless G has two stages
+        G.train()
+        path = self.paths.sample_grid(step)
+        sample_pictures.get(self.dataset.kind)(out, stages, self, step, path)
+        return path
+
+
+class Evaluation(Callback):
+    """eval.* metrics of the current G every eval.every steps, as an "eval" row of the history; a better
+    FID than any before is kept as checkpoints/best."""
+
+    def __init__(self, config: Config, paths: RunDir, state: TrainState, dataset: Dataset,
+                 conditions: Conditions | None, device: torch.device, fixed_z: torch.Tensor,
+                 record: Callable[[int, dict], None], best_fid: float = math.inf):
+        self.cadence = Cadence(config.eval.every, config.steps, at_stop=False)
+        self.config, self.paths, self.state, self.dataset = config, paths, state, dataset
+        self.conditions, self.device, self.fixed_z, self.record = conditions, device, fixed_z, record
+        self.best_fid = best_fid
+
+    def __call__(self, step: int) -> dict:
+        G = self.unconditional(sampling_generator(self.state))
+        G.eval()  # BatchNorm must not update its running statistics while measuring
+        try:
+            result = measurements.get(self.dataset.kind)(G, self, self.fixed_z)
+        finally:
+            G.train()
+        self.record(step, result)
+        if result.get("fid", math.inf) < self.best_fid:
+            self.best_fid = result["fid"]
+            self.state.save(self.paths.root, self.config.train.keep_checkpoints, name="best",
+                            extra={"best": {"fid": self.best_fid, "step": step}})
+        return result
+
+    def unconditional(self, G: torch.nn.Module) -> torch.nn.Module:
+        """G callable as G(z) for metrics: a conditional G draws its conditions like the training data."""
+        if not self.conditions:
+            return G
+        return drawing_from_prior(G, self.conditions, self.config.seed)
+
+
+class Checkpoints(Callback):
+    """checkpoints/step-NNNNNN every train.checkpoint_every steps, at the last step and wherever a run stops."""
+
+    def __init__(self, config: Config, paths: RunDir, state: TrainState):
+        self.cadence = Cadence(config.train.checkpoint_every, config.steps)
+        self.paths, self.state, self.keep = paths, state, config.train.keep_checkpoints
+
+    def __call__(self, step: int) -> None:
+        self.state.save(self.paths.root, self.keep)
