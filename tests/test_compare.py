@@ -23,6 +23,7 @@ from ganforge.study.plan import Study, load_study, plan_study
 from ganforge.study.report import fmt_summary
 from ganforge.study.results import Summary, best_of, collect, lead_beyond_noise
 from ganforge.checkpoint import list_checkpoints
+from ganforge.rundir import RunDir
 
 TINY = ["--data", "ring8", "--set", "batch_size=64", "--set", "model.mlp_hidden=32", "--set", "train.log_every=10",
         "--quiet"]
@@ -53,6 +54,11 @@ def column(table: list[list[str]], first_cell: str, header: str) -> str:
 
 def record(root, name: str) -> dict:
     return json.loads((root / "members" / f"{name}.json").read_text())
+
+
+def member_eval(root, name: str) -> dict:
+    """The study's evaluation of a member: the last eval row its run directory keeps."""
+    return RunDir(root / "runs" / name).eval_results()[-1]["eval"]
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +154,7 @@ def test_member_table_shows_each_members_own_evaluation(study):
     members = tables((study / "report.md").read_text())["member"]
     for name in NAMES:
         own = evaluate(study / "runs" / name, metrics="modes", n=N, seed=0, progress=False)
-        assert record(study, name)["eval"] == own
+        assert member_eval(study, name) == own
         assert column(members, name, "modes ↑") in (str(own["modes"]), f"**{own['modes']}** ★")
         assert column(members, name, "high_quality ↑").strip("*★ ") == f"{own['high_quality']:.4g}"
 
@@ -158,7 +164,7 @@ def test_variant_rows_are_mean_and_std_over_seeds(study):
     results = collect(load_study(study))
     for variant, seeds in (("objective=dcgan", NAMES[:2]), ("objective=wgan-gp", NAMES[2:])):
         for metric in ("modes", "high_quality"):
-            values = [record(study, name)["eval"][metric] for name in seeds]
+            values = [member_eval(study, name)[metric] for name in seeds]
             mean, std = statistics.fmean(values), statistics.stdev(values)
             summary = next(v for v in results.variants if v.label == variant).metric(metric)
             assert summary.mean == pytest.approx(mean) and summary.count == 2
@@ -171,7 +177,7 @@ def test_best_member_and_best_variant_are_marked(study):
     found = tables((study / "report.md").read_text())
     results = collect(load_study(study))
     for metric in ("modes", "high_quality"):
-        values = {name: record(study, name)["eval"][metric] for name in NAMES}
+        values = {name: member_eval(study, name)[metric] for name in NAMES}
         best = {n for n, v in values.items() if v == max(values.values())}
         marked = {n for n in NAMES if column(found["member"], n, f"{metric} ↑").endswith("★")}
         assert marked == best
@@ -306,7 +312,9 @@ def test_minutes_stop_each_member_by_its_training_time(tmp_path):
                  "--out", str(root)]) == 0
     rec = record(root, "base-seed0")
     assert rec["stopped_by"] == "time" and 0 < rec["step"] < 100000
-    rows = [json.loads(line) for line in (root / "runs" / "base-seed0" / "metrics.jsonl").read_text().splitlines()]
+    history = RunDir(root / "runs" / "base-seed0").read_history()
+    rows = [row for row in history if "eval" not in row]
+    assert history[-1] == {"step": rec["step"], "eval": member_eval(root, "base-seed0")}  # the study's evaluation
     # One run under the trainer's own budget: a row every log_every steps, and one at the step it stopped.
     steps = [row["step"] for row in rows]
     assert steps[:-1] == list(range(10, steps[-1], 10)) and steps[-1] == rec["step"]
@@ -324,6 +332,7 @@ def test_the_time_budget_is_the_trainers_stop_policy_not_chunked_resumes(tmp_pat
 
     def fake_train(config, run_dir, resume=False, echo=print):
         calls.append((config.train.minutes, resume))
+        run_dir.mkdir(parents=True)
         return TrainResult(run_dir, 123, stopped_by="time" if config.train.minutes > 0 else "steps")
 
     monkeypatch.setattr(runner, "train", fake_train)
@@ -336,7 +345,8 @@ def test_the_time_budget_is_the_trainers_stop_policy_not_chunked_resumes(tmp_pat
     for member in study.members():
         rec = study.read_record(member)
         assert rec == {"state": "evaluated", "step": 123, "stopped_by": "time" if minutes else "steps",
-                       "eval": {"modes": 8}, "eval_errors": {}}
+                       "eval_errors": {}}
+        assert RunDir(member.run_dir).eval_results() == [{"step": 123, "eval": {"modes": 8}}]
 
 
 def test_image_metrics_without_inception_weights_fail_alone(tmp_path, monkeypatch):
@@ -532,5 +542,5 @@ def test_reference_features_are_computed_once_for_all_members(tmp_path, monkeypa
     # the reference's and each member's.
     assert out.count(": 64/120 images\n") == 5 and out.count(": 120/120 images\n") == 5
     assert len(list((tmp_path / "cache" / "eval").glob("*.npz"))) == 1  # one reference, whatever the seeds
-    evals = [json.loads(p.read_text())["eval"] for p in (root / "members").glob("*.json")]
+    evals = [member_eval(root, p.stem) for p in (root / "members").glob("*.json")]
     assert len(evals) == 4 and all(e["ref_cache"] == "hit" and e["n_ref"] == 120 for e in evals)

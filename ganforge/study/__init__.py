@@ -3,7 +3,8 @@ with the same metrics; everything the report needs is on disk, so it can be rebu
 
     <study>/study.json              the plan: base config, varied keys, seeds, budget, metrics
     <study>/runs/<member>/          each member's run directory (the layout of `ganforge train`)
-    <study>/members/<member>.json   how its training ended, and its final evaluation
+    <study>/members/<member>.json   how its training ended, and which metrics failed (the evaluation
+                                    itself is an eval row of the member run's metrics.jsonl, as every run's)
     <study>/report.html, report.md, report/*.png   (study/report.py)
 
 A member is one variant (a choice of value for every varied key) with one seed. Members are

@@ -146,11 +146,23 @@ def _member_result(study: Study, member: Member) -> MemberResult:
     samples, stage1_samples = paths.sample_grids(), paths.sample_grids(stage1=True)
     state = record.get("state") or ("incomplete" if member.run_dir.exists() else "pending")
     found = list_checkpoints(member.run_dir)
+    history = paths.read_history()
     return MemberResult(member=member, state=state, step=record.get("step", found[-1][0] if found else None),
                         stopped_by=record.get("stopped_by"), error=record.get("error"),
-                        traceback=record.get("traceback"), eval=record.get("eval", {}),
-                        metric_errors=record.get("eval_errors", {}), history=paths.read_history(),
+                        traceback=record.get("traceback"), eval=_final_eval(record, paths, history),
+                        metric_errors=record.get("eval_errors", {}), history=history,
                         samples=samples, stage1_samples=stage1_samples)
+
+
+def _final_eval(record: dict, paths: RunDir, history: list[dict]) -> dict:
+    """The study's evaluation of a member: the run's last eval row, written after training (studies
+    made before evaluations went to the run directory kept it in the member's record)."""
+    if record.get("state") != "evaluated":
+        return {}
+    if "eval" in record:
+        return record["eval"]
+    rows = paths.eval_results(history)
+    return rows[-1]["eval"] if rows else {}
 
 
 def collect(study: Study) -> StudyResults:

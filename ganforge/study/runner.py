@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..errors import ConfigError, GanforgeError
-from ..rundir import read_config
+from ..rundir import RunDir, read_config
 from ..checkpoint import list_checkpoints
 from ..training.trainer import train
 from .plan import EVAL_SEED, STUDY_FILE, Member, Study
@@ -109,7 +109,9 @@ def _run_member(study: Study, member: Member, tag: str, retry_failed: bool, echo
         study.write_record(member, record)
     echo(f"{tag}: evaluating {','.join(study.metrics)} on {study.n} samples")
     results, errors = evaluate_member(study, member, echo=lambda line: echo(f"{tag}: {line}"))
-    record.update(state="evaluated", eval=results, eval_errors=errors)
+    if results:  # kept where every evaluation of a run is kept: its run directory's eval rows
+        RunDir(member.run_dir).record_eval(results.get("step", record.get("step", 0)), results)
+    record.update(state="evaluated", eval_errors=errors)
     study.write_record(member, record)
     for name, message in errors.items():
         echo(f"{tag}: {name} failed: {message}")
