@@ -6,10 +6,15 @@ import math
 from pathlib import Path
 
 from ..fileio import write_atomic
+from ..rundir import RunDir
 from .results import StudyResults, metric_header, metric_values
 
 _LOSSES = ("d_loss", "g_loss")
 _SEED_STYLES = ("-", "--", ":", "-.")
+
+
+def _step(row: dict) -> int:
+    return row["step"]
 
 
 def _styles(results: StudyResults) -> dict[str, dict]:
@@ -131,7 +136,7 @@ def draw_figures(results: StudyResults, folder: Path) -> dict[str, Path]:
         "curves": _curves(results, lambda r: [row for row in r.history if "eval" not in row],
                           folder / "curves.png"),
         "eval_curves": _curves(results, lambda r: [{"step": row["step"], **metric_values(row["eval"])}
-                                                   for row in r.history if isinstance(row.get("eval"), dict)],
+                                                   for row in RunDir.eval_rows(sorted(r.history, key=_step))],
                                folder / "eval_curves.png", marker="o"),  # few points: show each
     }
     for name, path in drawn.items():
