@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from . import __version__
-from .cli_common import CONFIG_FLAGS, TRAINING_FLAGS, add_flags, config_from_args, overrides
+from .cli_common import CONFIG_FLAGS, TRAINING_FLAGS, add_flags, config_from_args, folder_preset, overrides
 from .cli_compare import add_compare_command
 from .cli_eval import add_eval_commands
 from .errors import ConfigError, GanforgeError
@@ -44,6 +44,10 @@ def cmd_train(args) -> int:
             data = merge(data, update)
         result = train(from_dict(data), Path(args.resume), resume=True)
     else:
+        preset = None if args.preset else folder_preset(args)
+        if preset:
+            print(f"an image folder with no recipe named: training with --preset {preset} (hinge, spectral-norm D, "
+                  f"EMA of G, DiffAugment; give --preset, --config or --objective to choose another)", flush=True)
         result = train(config_from_args(args))
     return 128 + result.stop_signal if result.interrupted else 0  # the shell's code for death by that signal
 

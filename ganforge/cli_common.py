@@ -77,4 +77,20 @@ def overrides(args) -> list[dict]:
 def config_from_args(args):
     from .config import build_config
 
-    return build_config(args.preset, args.config, overrides(args))
+    return build_config(args.preset or folder_preset(args), args.config, overrides(args))
+
+
+def folder_preset(args) -> str | None:
+    """The preset an image folder trains with when the command names no recipe (no --preset, --config or
+    --objective): folder64, or folder128 at 128 px and above — on the emoji it reached 0.55× the DCGAN
+    example's FID in 20 CPU minutes (README, Your own pictures), where the plain defaults are tuned for
+    the built-in shapes."""
+    from .config import build_config
+    from .data.load import is_folder
+
+    if args.preset or args.config or getattr(args, "objective", None):
+        return None
+    plain = build_config(None, None, overrides(args))
+    if not is_folder(plain.data):
+        return None
+    return "folder128" if plain.resolution >= 128 else "folder64"

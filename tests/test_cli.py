@@ -116,3 +116,30 @@ def test_presets_and_config_commands(capsys):
 def test_module_entry_point():
     done = subprocess.run([sys.executable, "-m", "ganforge", "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("ganforge ")
+
+
+def _config(capsys, *flags) -> dict:
+    import yaml
+
+    assert main(["config", *flags]) == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_a_folder_with_no_recipe_trains_with_the_measured_folder_preset(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    plain = _config(capsys, "--data", "shapes")
+    at64 = _config(capsys, "--data", str(folder))
+    assert (at64["objective"], at64["resolution"], at64["model"]["spectral_norm"]) == ("hinge", 64, True)
+    assert at64["model"]["ema_decay"] > 0 and at64["loss"]["augment"] and plain["objective"] == "dcgan"
+    at128 = _config(capsys, "--data", str(folder), "--resolution", "128")
+    assert (at128["objective"], at128["resolution"], at128["batch_size"]) == ("hinge", 128, 32)
+    # A recipe the command names wins: a preset, a config file or an objective (with its paper settings).
+    assert _config(capsys, "--data", str(folder), "--preset", "wgan-gp")["objective"] == "wgan-gp"
+    chosen = _config(capsys, "--data", str(folder), "--objective", "lsgan")
+    assert chosen["objective"] == "lsgan" and not chosen["model"]["spectral_norm"] and chosen["resolution"] == 32
+    # A name that is a built-in data set is not a folder, even where a folder of that name exists.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shapes").mkdir()
+    assert _config(capsys, "--data", "shapes")["objective"] == "dcgan"
+    assert _config(capsys, "--data", "./shapes")["objective"] == "hinge"
