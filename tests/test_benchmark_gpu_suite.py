@@ -20,14 +20,17 @@ def positive(value) -> bool:
 def test_tiny_suite_writes_every_section(tmp_path):
     out = tmp_path / "suite.json"
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(["bash", "benchmarks/gpu_suite.sh", "--tiny", "--device", "cpu", "--out", str(out)],
+    # torch.compile is left out here (27 s of compiling on this CPU): test_perf compiles G and D on the
+    # CPU, and the suite's own run on a GPU is where its figure comes from.
+    done = subprocess.run(["bash", "benchmarks/gpu_suite.sh", "--tiny", "--device", "cpu", "--out", str(out),
+                           "--variants", "fp32,bf16,channels_last"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report == json.loads(done.stdout.splitlines()[-1])  # printed and written alike
     assert report["device"] == "CPU" and report["tiny"]
 
-    assert set(report["train"]) == {"fp32", "bf16", "channels_last", "compile"}
+    assert set(report["train"]) == {"fp32", "bf16", "channels_last"}
     for variant, figures in report["train"].items():
         assert all(positive(figures[k]) for k in ("reference_img_s", "ganforge_img_s", "ratio")), variant
 
