@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -18,10 +19,11 @@ from ganforge.errors import ConfigError
 from ganforge.metrics import InceptionV3, evaluate
 from ganforge.metrics import weights
 from ganforge.study import plan, runner
+from ganforge.study import figures
 from ganforge.study.figures import _changing_keys
+from ganforge.study.report import _matched_steps
 from ganforge.study.plan import Study, load_study, plan_study
-from ganforge.study.report import fmt_summary
-from ganforge.study.results import Summary, best_of, collect, lead_beyond_noise
+from ganforge.study.results import Summary, best_of, collect, fmt_summary, lead_beyond_noise
 from ganforge.checkpoint import list_checkpoints
 from ganforge.rundir import RunDir
 
@@ -213,15 +215,41 @@ def test_best_of_follows_each_metrics_direction():
     assert fmt_summary(Summary(1.5, 0.7071, 2)) == "1.5 ± 0.71" and fmt_summary(Summary(60.0, 0.0, 2)) == "60"
 
 
+def test_matched_steps_fall_back_to_the_early_grids_when_the_paces_differ():
+    def member(steps):
+        config = SimpleNamespace(train=SimpleNamespace(sample_every=250))
+        return SimpleNamespace(trained=True, samples={s: Path(f"{s}.png") for s in steps},
+                               member=SimpleNamespace(config=config))
+
+    fast = member([0, 1, 2, 5, 10, 20, 50, 100, 200, 250, 500, 750, 1000, 1079])
+    assert _matched_steps(SimpleNamespace(members=[fast, member([0, 1, 2, 5, 10, 20, 50, 100, 200, 250, 500, 510])])
+                          ) == [250, 500]
+    assert _matched_steps(SimpleNamespace(members=[fast, member([0, 1, 2, 5, 10, 19])])) == [1, 2, 5, 10]
+
+
 def test_html_report_is_self_contained_with_pictures(study):
     page = (study / "report.html").read_text()
     assert "http://" not in page and 'src="file' not in page
     assert "<script" not in page and "<link" not in page and "url(" not in page
     sources = re.findall(r'src="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
-    # Samples at 3 matched steps × 2 variants, 4 last samples, metrics bars, training and eval curves.
-    assert len(sources) == 6 + 4 + 3
+    # Samples at 3 matched steps × 2 variants, last samples by variant, 4 last samples, metrics bars,
+    # training and eval curves.
+    assert len(sources) == 6 + 1 + 4 + 3
     assert "Metrics during training" in page and (study / "report" / "eval_curves.png").is_file()
+
+
+def test_last_samples_picture_shows_each_variants_lowest_seed_at_its_last_step(study, tmp_path, monkeypatch):
+    from PIL import Image
+
+    opened, real_open = [], Image.open
+    monkeypatch.setattr(Image, "open", lambda path, *a, **k: opened.append(Path(path)) or real_open(path, *a, **k))
+    drawn = figures._last_samples(collect(load_study(study)), tmp_path / "samples.png")
+    last = [max((study / "runs" / name / "samples").glob("step-*.png")) for name in (NAMES[0], NAMES[2])]
+    assert opened == last and last[0].name == "step-000060.png"
+    with real_open(drawn) as picture:
+        assert picture.width > 1.5 * picture.height  # the two variants side by side
+    assert "report/samples.png" in (study / "report.md").read_text()
 
 
 def test_markdown_report_references_pictures_by_relative_path(study):

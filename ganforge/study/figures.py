@@ -1,5 +1,6 @@
-"""A study's figures (matplotlib, PNG): final metrics as bars per variant, and every logged column
-that changes during training as curves, colour by variant and line style by seed."""
+"""A study's figures (matplotlib, PNG): final metrics as bars per variant, every logged column
+that changes during training as curves (colour by variant, line style by seed), and each variant's
+last sample grid under its headline metric — one picture to put in a README."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from ..fileio import write_atomic
 from ..rundir import RunDir
-from .results import StudyResults, metric_header, metric_values
+from .results import StudyResults, fmt_summary, metric_header, metric_values
 
 _LOSSES = ("d_loss", "g_loss")
 _SEED_STYLES = ("-", "--", ":", "-.")
@@ -127,12 +128,40 @@ def _metric_bars(results: StudyResults, path: Path) -> Path | None:
     return _save(fig, path, top)
 
 
+def _last_samples(results: StudyResults, path: Path) -> Path | None:
+    """Per variant, the last grid of its lowest seed that finished, titled with the first metric."""
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    shown = []
+    for variant in results.variants:
+        member = next((r for r in variant.members if r.trained and r.samples), None)
+        if member is not None:
+            shown.append((variant, member, max(member.samples)))
+    if not shown:
+        return None
+    headline = results.metrics[0] if results.metrics else None
+    cols = min(3, len(shown))
+    rows = math.ceil(len(shown) / cols)
+    fig = Figure(figsize=(3.6 * cols, 3.9 * rows), dpi=150)  # grids near their own pixel size
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, (variant, member, step) in zip(axes, shown):
+        with Image.open(member.samples[step]) as grid:
+            ax.imshow(grid.convert("RGB"))
+        score = f"{metric_header(headline)} {fmt_summary(variant.metric(headline))}" if headline else ""
+        ax.set_title(f"{variant.label}\n{score}  (seed {member.member.seed}, step {step:,})", fontsize=8)
+    return _save(fig, path, 1.0)
+
+
 def draw_figures(results: StudyResults, folder: Path) -> dict[str, Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     drawn = {
         "metrics": _metric_bars(results, folder / "metrics.png"),
+        "samples": _last_samples(results, folder / "samples.png"),
         "curves": _curves(results, lambda r: [row for row in r.history if "eval" not in row],
                           folder / "curves.png"),
         "eval_curves": _curves(results, lambda r: [{"step": row["step"], **metric_values(row["eval"])}

@@ -13,18 +13,9 @@ from ..report.html import render_html
 from ..report.markdown import render_markdown
 from .figures import draw_figures
 from .published import PUBLISHED, UNITS, benchmark_of, columns
-from .results import MemberResult, StudyResults, Summary, metric_header
+from .results import MemberResult, StudyResults, Summary, fmt_summary, metric_header
 
 MAX_MATCHED_STEPS = 4   # rows of side-by-side samples
-
-
-def fmt_summary(summary: Summary | None) -> str:
-    if summary is None:
-        return "—"
-    if not summary.std:  # one seed, or all seeds alike
-        return fmt(summary.mean)
-    std = f"{summary.std:,.0f}" if summary.std >= 100 else f"{summary.std:.2g}"
-    return f"{fmt(summary.mean)} ± {std}"
 
 
 def _metric_cell(result: MemberResult, name: str, best: set[str]) -> Cell:
@@ -57,7 +48,10 @@ def _matched_steps(results: StudyResults) -> list[int]:
     trained = [r for r in results.members if r.trained and r.samples] or [r for r in results.members if r.samples]
     if not trained:
         return []
-    return _spread(set.intersection(*(_regular_steps(r) for r in trained)))
+    regular = set.intersection(*(_regular_steps(r) for r in trained))
+    # Under a time budget the paces can differ so much (wgan's critic bursts: 20 steps where dcgan makes
+    # 1,000) that no regular grid is shared; the early, log-spaced ones still are.
+    return _spread(regular or set.intersection(*({step for step in r.samples if step > 0} for r in trained)))
 
 
 def _regular_steps(result) -> set[int]:
@@ -191,6 +185,10 @@ def build_document(results: StudyResults, figures: dict[str, Path]) -> list:
             rows.append(row)
         doc.append(Table(["step", *(v.label for v in results.variants)], rows))
     doc += stage_section(results)
+    if "samples" in figures:
+        doc.append(Heading("Last samples by variant"))
+        doc.append(Picture(figures["samples"], "Each variant's last grid (its lowest seed that finished) under "
+                                               "its first metric, mean ± std over seeds."))
     doc.append(Heading("Last samples of every member"))
     rows = []
     for variant in results.variants:

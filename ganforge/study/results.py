@@ -8,6 +8,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..report.document import fmt
 from ..rundir import RunDir
 from ..checkpoint import list_checkpoints
 from .plan import Member, Study
@@ -85,6 +86,15 @@ def summarize(values: list[float]) -> Summary | None:
     if not values:
         return None
     return Summary(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values))
+
+
+def fmt_summary(summary: Summary | None) -> str:
+    if summary is None:
+        return "—"
+    if not summary.std:  # one seed, or all seeds alike
+        return fmt(summary.mean)
+    std = f"{summary.std:,.0f}" if summary.std >= 100 else f"{summary.std:.2g}"
+    return f"{fmt(summary.mean)} ± {std}"
 
 
 @dataclass
