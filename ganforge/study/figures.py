@@ -143,7 +143,7 @@ def _last_samples(results: StudyResults, path: Path) -> Path | None:
     headline = results.metrics[0] if results.metrics else None
     cols = min(3, len(shown))
     rows = math.ceil(len(shown) / cols)
-    fig = Figure(figsize=(3.6 * cols, 3.9 * rows), dpi=150)  # grids near their own pixel size
+    fig = Figure(figsize=(3.6 * cols, 3.9 * rows), dpi=120)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax in axes:
         ax.set_axis_off()
