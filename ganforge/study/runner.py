@@ -182,11 +182,20 @@ def _run_member_in_worker(study: Study, member: Member, tag: str, retry_failed: 
         line = " ".join(map(str, args))
         print(line if line.startswith(tag) else f"{member.name}: {line}", flush=True)
 
+    interrupted = False
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return _run_member(study, member, tag, retry_failed, echo)
+        interrupted = _run_member(study, member, tag, retry_failed, echo)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # An interrupted member ends the study: stop this worker (and the others) from starting a queued
+        # member before the parent, slower to hear of Ctrl-C, sets the event itself.
+        if interrupted:
+            _stop_starting.set()
+    return interrupted
 
 
 def _run_in_parallel(study: Study, order: list[Member], jobs: int, retry_failed: bool, echo) -> bool:
