@@ -38,7 +38,7 @@ from ganforge.metrics.extractors import InceptionExtractor, extractors  # noqa: 
 from ganforge.models import build_networks  # noqa: E402
 from ganforge.config import ModelConfig  # noqa: E402
 from ganforge.fileio import write_atomic  # noqa: E402
-from ganforge.training.step_metrics import accumulator  # noqa: E402
+from ganforge.training.step_metrics import StepMetrics  # noqa: E402
 
 # Dense (no sparsity) peak TFLOP/s from the vendors' data sheets: TF32 tensor cores (what cuDNN uses for
 # fp32 convolutions by default) and bf16. Matched by a substring of torch.cuda.get_device_name().
@@ -110,16 +110,16 @@ def flops_section(args, workdir: Path) -> dict:
     resolution = int(args.case.removeprefix("dcgan"))
     for variant, precision in (("fp32", "tf32"), ("bf16", "bf16")):
         trainer = make_trainer(resolution, "dcgan", args.batch_size, device, workdir / variant, tuple(VARIANTS[variant]))
-        acc = accumulator(device)
-        trainer._step(0, acc, want_grad_norms=False)  # warm-up: cuDNN autotuning, allocator
+        acc = StepMetrics(device)
+        trainer.parts.step(0, acc, want_grad_norms=False)  # warm-up: cuDNN autotuning, allocator
         counter = FlopCounterMode(display=False)
         with counter:
-            trainer._step(1, acc, want_grad_norms=False)
+            trainer.parts.step(1, acc, want_grad_norms=False)
         flops = counter.get_total_flops()
         sync(device)
         start = time.perf_counter()
         for k in range(args.flop_steps):
-            trainer._step(2 + k, acc, want_grad_norms=False)
+            trainer.parts.step(2 + k, acc, want_grad_norms=False)
         sync(device)
         seconds = time.perf_counter() - start
         tflops = flops * args.flop_steps / seconds / 1e12

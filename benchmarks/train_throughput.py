@@ -14,7 +14,7 @@ Cases (same architecture, objective, optimizer and batch on both sides):
              noise; Adam 1e-4, β (0, 0.9), λ 10.
 
 The reference loops read batches as slices of a float tensor in [-1, 1] already on the device (the
-cheapest input there is); ganforge runs `Trainer._step`, its real training step, with its own sampler
+cheapest input there is); ganforge runs `parts.step` (training/step.py), its real training step, with its own sampler
 (uint8 on the device, converted per batch). Images/s counts real images seen by D (the critic) per
 second. Rounds alternate between the two sides so drift in machine speed hits both; medians are compared.
 
@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from ganforge.config import from_dict, merge, parse_override
-from ganforge.training.step_metrics import accumulator
+from ganforge.training.step_metrics import StepMetrics
 from ganforge.training.trainer import Trainer
 
 CASES = {  # name: (resolution, ganforge objective)
@@ -253,11 +253,11 @@ def run_case(name: str, args, device: torch.device, workdir: Path) -> dict:
             reference.step(next_real)
     assert trainer.schedule.d_steps(0) == d_steps_per_g_step  # both see as many real images per G step
 
-    acc = accumulator(device)  # the trainer's on-device sums of the step's named scalars
+    acc = StepMetrics(device)  # the trainer's on-device sums of the step's named terms
     g_step = [0]
 
     def ganforge_step() -> None:
-        trainer._step(g_step[0], acc, want_grad_norms=False)
+        trainer.parts.step(g_step[0], acc, want_grad_norms=False)
         g_step[0] += 1
 
     sides = {"reference": reference_step, "ganforge": ganforge_step}
@@ -309,10 +309,10 @@ def numerics_check(steps: int, workdir: Path) -> dict:
     st.sampler.load_state_dict({"epoch": 0, "position": 0})
     initial = flat_weights(st.G, st.D)
 
-    ours, acc = [], accumulator()
+    ours, acc = [], StepMetrics()
     for k in range(steps):
-        torch.manual_seed(1000 + k)  # _step's first draw from the global RNG is its z
-        trainer._step(k, acc, want_grad_norms=False)
+        torch.manual_seed(1000 + k)  # the step's first draw from the global RNG is its z
+        trainer.parts.step(k, acc, want_grad_norms=False)
         ours.append(flat_weights(st.G, st.D))
 
     result = {"steps": steps}

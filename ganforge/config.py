@@ -114,7 +114,12 @@ class LossConfig:
     ls_a: Optional[float] = _f(None, "lsgan: target for fake images in D's loss")
     ls_b: Optional[float] = _f(None, "lsgan: target for real images in D's loss")
     ls_c: Optional[float] = _f(None, "lsgan: target G wants D to give its images")
-    r1_weight: float = _f(0.0, "R1 penalty γ/2·E‖∇D(real)‖² added to D's loss, any objective (0: off)", minimum=0.0)
+    r1_weight: Optional[float] = _f(None, "R1 penalty γ/2·E‖∇D(real)‖² added to D's loss, any objective (0 or "
+                                          "null: off; rpgan: its γ)", minimum=0.0)
+    r2_weight: Optional[float] = _f(None, "R2 penalty γ/2·E‖∇D(fake)‖² added to D's loss, any objective (0 or "
+                                          "null: off; rpgan: its γ)", minimum=0.0)
+    reg_every: int = _f(1, "apply the gradient penalties (gp, R1, R2) every this-many G steps, weighted × it "
+                           "(StyleGAN2's lazy regularisation uses 16)", minimum=1)
     augment: str = _f("", "DiffAugment policy applied identically to real and fake images before D: "
                           "comma-separated from color, translation, cutout (empty: off)")
 

@@ -7,10 +7,11 @@ from torch import nn
 
 from ganforge.config import Config, LossConfig
 from ganforge.errors import ConfigError
-from ganforge.losses import build_objective, objective_class, objectives, resolve
-from ganforge.losses.penalties import clip_weights, gradient_penalty
+from ganforge.losses.base import Scores
+from ganforge.losses import build_objective, loss_settings, objective_class, objectives, resolve
+from ganforge.losses.penalties import build_constraints, build_penalties, clip_weights, gradient_penalty
 
-ALL = ["dcgan", "hinge", "lsgan", "wgan", "wgan-gp"]
+ALL = ["dcgan", "hinge", "lsgan", "rpgan", "wgan", "wgan-gp"]
 
 
 def t(*values):
@@ -61,7 +62,8 @@ def test_wgan_clip_bounds_large_weights_and_keeps_small_ones():
     layer = nn.Linear(5, 1, bias=False)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[-0.5, 0.005, 0.01, -0.003, 0.2]]))
-    build_objective("wgan", LossConfig(clip=0.01)).after_d_step(layer)
+    for constrain in build_constraints(loss_settings("wgan", LossConfig())):  # wgan's default clip is 0.01
+        constrain(layer)
     assert torch.equal(layer.weight, torch.tensor([[-0.01, 0.005, 0.01, -0.003, 0.01]]))
 
 
@@ -123,8 +125,44 @@ def test_gradient_penalty_passes_cond_and_wgan_gp_weights_it():
 
     real, fake = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
     cond = torch.randn(4, 1, dtype=torch.float64)
-    objective = build_objective("wgan-gp", LossConfig(gp_weight=10.0))
-    assert objective.d_penalty(Conditional(), real, fake, cond).item() == pytest.approx(160.0)
+    (penalty,) = build_penalties(loss_settings("wgan-gp", LossConfig()))
+    assert penalty.name == "d_gp" and penalty(Conditional(), real, fake, cond).item() == pytest.approx(160.0)
+
+
+# --- rpgan: the relativistic pairing loss -----------------------------------------------
+
+
+def scores_of(real, fake, wrong=None, mismatch_weight=0.0):
+    table = {"real": real, "fake": fake, "wrong": wrong}
+    return Scores(lambda x, cond=None: table[cond or x], "real", "fake", wrong_condition="wrong" if wrong is not None else None,
+                  mismatch_weight=mismatch_weight)
+
+
+def test_rpgan_pairs_each_real_score_with_a_fake_one_in_both_phases():
+    real, fake = t(2.0, 0.0), t(0.0, 1.0)
+    objective = build_objective("rpgan", LossConfig())
+    softplus = lambda x: math.log1p(math.exp(x))  # noqa: E731
+    # D: softplus(−(real − fake)) per pair; G: softplus(−(fake − real)), which needs D(real) too.
+    assert objective.d_terms(scores_of(real, fake))["d_loss"].item() == pytest.approx(
+        (softplus(-2.0) + softplus(1.0)) / 2)
+    assert objective.g_terms(scores_of(real, fake))["g_loss"].item() == pytest.approx(
+        (softplus(2.0) + softplus(-1.0)) / 2)
+    # Shifting every score by a constant changes nothing: only differences count.
+    assert objective.g_terms(scores_of(real + 5, fake + 5))["g_loss"].item() == pytest.approx(
+        objective.g_terms(scores_of(real, fake))["g_loss"].item())
+    # A matching-aware D pairs each real image's score with its score under a wrong condition.
+    terms = objective.d_terms(scores_of(real, fake, wrong=t(1.0, 3.0), mismatch_weight=0.5))
+    assert terms["d_wrong"].item() == pytest.approx(0.5 * (softplus(-1.0) + softplus(3.0)) / 2)
+
+
+def test_a_phase_asks_d_only_for_the_scores_its_objective_uses():
+    calls = []
+    scores = Scores(lambda x, cond=None: calls.append(x) or t(0.0), "real", "fake")
+    build_objective("hinge", LossConfig()).g_terms(scores)
+    assert calls == ["fake"]  # a non-relativistic G loss never runs D on the reals
+    build_objective("rpgan", LossConfig()).g_terms(Scores(lambda x, cond=None: calls.append(x) or t(0.0),
+                                                          "real", "fake"))
+    assert calls == ["fake", "fake", "real"] or calls == ["fake", "real", "fake"]
 
 
 # --- lsgan and hinge -----------------------------------------------------------------------
@@ -152,10 +190,11 @@ def test_no_penalty_or_constraint_where_the_paper_has_none():
     D = linear_critic(t(3.0, 4.0))
     x = torch.randn(4, 2, dtype=torch.float64)
     for name in ("dcgan", "lsgan", "hinge"):
-        objective = build_objective(name, LossConfig())
-        assert objective.d_penalty(D, x, x) is None
-        objective.after_d_step(D)
-        assert torch.equal(D[1].weight, t(3.0, 4.0).reshape(1, 2))
+        settings = loss_settings(name, LossConfig())
+        assert build_penalties(settings) == [] and build_constraints(settings) == []
+    assert [p.name for p in build_penalties(loss_settings("rpgan", LossConfig()))] == ["d_r1", "d_r2"]
+    assert [p.name for p in build_penalties(loss_settings("wgan-gp", LossConfig()))] == ["d_gp"]
+    assert len(build_constraints(loss_settings("wgan", LossConfig()))) == 1
 
 
 # --- the matching-aware term (real images with wrong conditions) ---------------------------
@@ -187,7 +226,7 @@ def test_matching_aware_wasserstein_critic_value():
     assert (objective.d_loss(right, fake) + objective.d_wrong_loss(wrong)).item() == pytest.approx(-critic_value.item())
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", [name for name in ALL if name != "rpgan"])  # rpgan pairs: test_rpgan_*
 def test_d_wrong_loss_is_d_losss_fake_term(name):
     """A wrong pair is penalised exactly as a fake is: d_loss moves by d_wrong_loss's change."""
     torch.manual_seed(0)
@@ -223,6 +262,8 @@ DEFAULTS = {
     "lsgan": {**ADAM_DCGAN, "loss.ls_a": 0.0, "loss.ls_b": 1.0, "loss.ls_c": 1.0},
     "hinge": {"optim.name": "adam", "optim.lr_d": 4e-4, "optim.lr_g": 1e-4, "optim.beta1": 0.0,
               "optim.beta2": 0.9, "optim.n_critic": 1, "optim.critic_burst": 0},
+    "rpgan": {"optim.name": "adam", "optim.lr_d": 2e-4, "optim.lr_g": 2e-4, "optim.beta1": 0.0,
+              "optim.beta2": 0.99, "optim.n_critic": 1, "optim.critic_burst": 0},
 }
 
 
@@ -231,7 +272,7 @@ def test_defaults(name):
     cls = objective_class(name)
     assert cls.name == name
     assert cls.defaults == DEFAULTS[name]
-    assert cls.d_batchnorm_ok == (name != "wgan-gp")
+    assert bool(build_penalties(loss_settings(name, LossConfig()))) == (name in ("wgan-gp", "rpgan"))
 
 
 def test_registry_lists_all_and_rejects_unknown_names():

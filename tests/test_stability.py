@@ -8,9 +8,8 @@ from torch import nn
 
 from ganforge.config import LossConfig, ModelConfig
 from ganforge.errors import ConfigError, DataError, GanforgeError
-from ganforge.losses import build_objective
-from ganforge.losses.base import Objective
-from ganforge.losses.penalties import r1_penalty
+from ganforge.losses import build_objective, loss_settings
+from ganforge.losses.penalties import build_penalties, r1_penalty, r2_penalty
 from ganforge.models import ConditionSpec, build_networks, networks
 from ganforge.models.ema import EMA, build_ema
 from ganforge.models.registry import SPECTRAL_LAYERS
@@ -292,32 +291,48 @@ def test_r1_passes_the_condition():
     assert r1_penalty(Conditional(), real, y).item() == pytest.approx((25 + 100) / 2)
 
 
+def total_penalty(name: str, loss: LossConfig, D, real, fake, g_step: int = 0):
+    """What D's phase adds to its loss at G step `g_step`: the due penalties' sum (None when none is due)."""
+    due = [p(D, real, fake) for p in build_penalties(loss_settings(name, loss)) if p.due(g_step)]
+    return sum(due) if due else None
+
+
 @pytest.mark.parametrize("name", ["dcgan", "lsgan", "hinge", "wgan"])
 def test_every_objective_adds_r1_with_half_its_weight(name):
     D = linear_critic(torch.tensor([3.0, 4.0], dtype=torch.float64))
     x = torch.randn(4, 2, dtype=torch.float64)
-    assert build_objective(name, LossConfig()).d_penalty(D, x, x) is None
-    objective = build_objective(name, LossConfig(r1_weight=10.0))
-    assert objective.d_penalty(D, x, -x).item() == pytest.approx(10.0 / 2 * 25)
+    assert total_penalty(name, LossConfig(), D, x, x) is None
+    assert total_penalty(name, LossConfig(r1_weight=10.0), D, x, -x).item() == pytest.approx(10.0 / 2 * 25)
 
 
-def test_r1_adds_to_an_objectives_own_penalty():
-    class WithOwnPenalty(Objective):
-        def penalty(self, D, real, fake, cond=None, grad_scale=None):
-            return torch.tensor(1.5, dtype=torch.float64)
+def test_r2_is_taken_on_the_fakes_and_adds_to_r1():
+    D = nn.Sequential(nn.Flatten(), nn.Linear(2, 1, bias=False)).double()
+    with torch.no_grad():
+        D[1].weight.copy_(torch.tensor([[3.0, 4.0]]))
+    x = torch.randn(4, 2, dtype=torch.float64)
+    assert r2_penalty(D, x).item() == pytest.approx(25.0)
+    both = total_penalty("dcgan", LossConfig(r1_weight=2.0, r2_weight=4.0), D, x, -x)
+    assert both.item() == pytest.approx(2.0 / 2 * 25 + 4.0 / 2 * 25)
+    # rpgan switches both on with R3GAN's γ for the resolution: 0.05 at 32 px, 2 at 64 px.
+    assert total_penalty("rpgan", LossConfig(), D, x, x).item() == pytest.approx(2.0 / 2 * 25 * 2)
+    gammas = {p.name: p.weight for p in build_penalties(loss_settings("rpgan", LossConfig(), resolution=32))}
+    assert gammas == {"d_r1": 0.05, "d_r2": 0.05}
 
+
+def test_lazy_regularisation_applies_every_k_steps_weighted_k():
     D = linear_critic(torch.tensor([3.0, 4.0], dtype=torch.float64))
     x = torch.randn(4, 2, dtype=torch.float64)
-    assert WithOwnPenalty(LossConfig()).d_penalty(D, x, x).item() == 1.5
-    assert WithOwnPenalty(LossConfig(r1_weight=2.0)).d_penalty(D, x, x).item() == pytest.approx(1.5 + 25)
+    lazy = LossConfig(r1_weight=2.0, reg_every=4)
+    assert [total_penalty("dcgan", lazy, D, x, x, g_step=k) is not None for k in range(5)] == \
+        [True, False, False, False, True]
+    assert total_penalty("dcgan", lazy, D, x, x, g_step=8).item() == pytest.approx(4 * 2.0 / 2 * 25)
 
 
 def test_r1_adds_to_the_wgan_gp_gradient_penalty():
     D = linear_critic(torch.tensor([3.0, 4.0], dtype=torch.float64))
     real, fake = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
-    objective = build_objective("wgan-gp", LossConfig(r1_weight=2.0))
     # Linear critic: ‖∇‖ = 5 everywhere, so the gradient penalty is 10·(5 − 1)² and R1 is 25.
-    assert objective.d_penalty(D, real, fake).item() == pytest.approx(10 * 16 + 25)
+    assert total_penalty("wgan-gp", LossConfig(r1_weight=2.0), D, real, fake).item() == pytest.approx(10 * 16 + 25)
 
 
 # --- DiffAugment --------------------------------------------------------------------------------

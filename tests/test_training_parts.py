@@ -10,7 +10,7 @@ from ganforge.errors import ConfigError
 from ganforge.training.callbacks import Cadence, Checkpoints, Evaluation, SamplePictures
 from ganforge.training.distributed import World
 from ganforge.training.setup import build
-from ganforge.training.step_metrics import (D_TERMS, PER_STEP, SCALARS, Scalar, accumulator, row_values)
+from ganforge.training.step_metrics import CORE, StepMetrics
 from ganforge.training.trainer import Trainer
 
 TINY = {"data": "shapes", "resolution": 32, "batch_size": 16, "steps": 10, "model": {"width": 8, "z_dim": 16},
@@ -87,7 +87,7 @@ def test_build_resolves_the_config_and_hands_the_loop_its_parts(tmp_path):
     assert parts.state.lr_schedule is parts.lr_schedule
     assert parts.G_train is parts.state.G and parts.D_for_g is parts.state.D  # one process, no compile
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in parts.state.D.modules())  # the penalty's rule
-    assert parts.device == torch.device("cpu") and parts.conditions is None and parts.mismatch_weight == 0
+    assert parts.device == torch.device("cpu") and parts.conditions is None and parts.step.mismatch_weight == 0
     assert "G  " in messages[-1] and "parameters" in messages[-1]  # the networks described
     assert not (tmp_path / "run").exists()  # building parts writes no run directory
 
@@ -101,26 +101,40 @@ def test_the_same_seed_builds_the_same_initial_weights(tmp_path):
 # ------------------------------------------------------------------------------------------- named metrics
 
 
-def test_scalar_names_are_the_log_rows_keys_in_their_old_order():
+def test_the_core_names_are_the_log_rows_keys_in_their_old_order():
     # metrics.jsonl's schema: readers and old runs depend on these names.
-    assert SCALARS == ("d_loss", "d_real", "d_fake", "d_penalty", "g_loss", "d_grad_norm", "g_grad_norm",
-                       "d_accuracy")
-    assert [SCALARS[i] for i in range(len(SCALARS))[D_TERMS]] == ["d_loss", "d_real", "d_fake", "d_penalty"]
-    assert [SCALARS[i] for i in PER_STEP] == ["d_loss", "d_real", "d_fake", "d_penalty", "g_loss", "d_accuracy"]
-    assert row_values([float(i) for i in range(8)])["d_accuracy"] == 7.0
+    assert CORE == ("d_loss", "d_real", "d_fake", "d_penalty", "g_loss", "d_grad_norm", "g_grad_norm", "d_accuracy")
+    metrics = StepMetrics()
+    metrics.add("d_extra", torch.tensor(4.0))
+    metrics.add("g_loss", torch.tensor(1.0))
+    metrics.add("g_loss", torch.tensor(3.0))
+    metrics.add("d_extra", torch.tensor(2.0), count=0)  # a second part of the same step's value
+    names, means = metrics.take()
+    assert names == ["g_loss", "d_extra"] and means.tolist() == [2.0, 6.0]  # core first; each its own mean
+    assert metrics.take()[0] == []  # taken: it starts afresh
 
 
-def test_a_step_adds_each_scalar_in_its_named_place(tmp_path):
+def test_non_finite_terms_are_found_by_kind():
+    metrics = StepMetrics()
+    metrics.add("d_loss", torch.tensor(1.0))
+    metrics.add("d_grad_norm", torch.tensor(float("inf")))
+    assert metrics.non_finite(watch_norms=False) == 0 and metrics.non_finite(watch_norms=True) == 2
+    metrics.add("d_new_term", torch.tensor(float("nan")))  # any loss term, with no list to update
+    assert metrics.non_finite(watch_norms=True) == 1
+
+
+def test_a_step_adds_each_scalar_by_name(tmp_path):
     trainer = Trainer(tiny(tmp_path), tmp_path / "run", echo=lambda *a: None)
-    acc = accumulator()
-    trainer._step(0, acc, want_grad_norms=False)
-    assert acc[Scalar.d_grad_norm] == 0 and acc[Scalar.g_grad_norm] == 0  # norms only at log steps
-    trainer._step(1, acc, want_grad_norms=True)
-    values = row_values(acc.tolist())
+    metrics = StepMetrics()
+    trainer.parts.step(0, metrics, want_grad_norms=False)
+    assert "d_grad_norm" not in metrics.sums and "g_grad_norm" not in metrics.sums  # norms only at log steps
+    trainer.parts.step(1, metrics, want_grad_norms=True)
+    values = {name: metrics.peek(name) for name in metrics.sums}
     assert values["d_grad_norm"] > 0 and values["g_grad_norm"] > 0
     assert values["d_penalty"] == 0  # DCGAN without R1 has no penalty
-    assert 0 < values["d_real"] < 2 and 0 < values["d_fake"] < 2  # two steps' probabilities, summed
-    assert 0 <= values["d_accuracy"] <= 2 and values["d_loss"] > 0 and values["g_loss"] > 0
+    assert set(values) == set(CORE)  # no other term
+    assert 0 < values["d_real"] < 1 and 0 < values["d_fake"] < 1  # means of probabilities
+    assert 0 <= values["d_accuracy"] <= 1 and values["d_loss"] > 0 and values["g_loss"] > 0
 
 
 def test_log_rows_carry_every_named_scalar(tmp_path):
@@ -128,4 +142,4 @@ def test_log_rows_carry_every_named_scalar(tmp_path):
     trainer.train()
     rows = [json.loads(line) for line in trainer.paths.metrics.read_text().splitlines()]
     assert [row["step"] for row in rows] == [2, 4]
-    assert all(set(SCALARS) <= set(row) and row["d_grad_norm"] > 0 for row in rows)
+    assert all(set(CORE) <= set(row) and row["d_grad_norm"] > 0 for row in rows)

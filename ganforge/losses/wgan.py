@@ -1,11 +1,16 @@
-"""The Wasserstein GAN of Arjovsky et al. (2017): a critic kept Lipschitz by clipping its weights."""
+"""The Wasserstein GAN of Arjovsky et al. (2017): a critic kept Lipschitz by clipping its weights (loss.clip)."""
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .base import Objective
-from .penalties import clip_weights
+
+
+def midpoint_threshold(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """The "real" threshold for scores with no absolute meaning (adding a constant changes no loss): the
+    midpoint of this batch's mean real and mean fake scores. The accuracy then measures how cleanly D
+    separates the two sets, not where it puts them."""
+    return (real_logits.mean() + fake_logits.mean()) / 2
 
 
 class Wasserstein(Objective):
@@ -21,10 +26,7 @@ class Wasserstein(Objective):
         return -fake_logits.mean()
 
     def decision_threshold(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        # A critic's scores have no absolute meaning (adding a constant changes no loss), so no fixed
-        # threshold exists: the midpoint of this batch's mean real and mean fake scores stands in. The
-        # accuracy then measures how cleanly the critic separates the two sets, not where it puts them.
-        return (real_logits.mean() + fake_logits.mean()) / 2
+        return midpoint_threshold(real_logits, fake_logits)
 
 
 class WGAN(Wasserstein):
@@ -37,8 +39,5 @@ class WGAN(Wasserstein):
         "optim.lr_g": 5e-5,
         "optim.n_critic": 5,
         "optim.critic_burst": 100,
-        "loss.clip": 0.01,
+        "loss.clip": 0.01,  # penalties.build_constraints clips D's weights to ±0.01 after each D step
     }
-
-    def after_d_step(self, D: nn.Module) -> None:
-        clip_weights(D, self.loss.clip)

@@ -1,17 +1,11 @@
 """WGAN-GP (Gulrajani et al. 2017): the Wasserstein critic kept Lipschitz by a gradient penalty."""
 from __future__ import annotations
 
-import torch
-from torch import nn
-
-from .penalties import gradient_penalty
 from .wgan import Wasserstein
 
 
 class WGANGP(Wasserstein):
     name = "wgan-gp"
-    # The penalty is per sample, and BatchNorm mixes samples (the paper uses no norm or layer norm).
-    d_batchnorm_ok = False
     # Algorithm 1 of the paper: λ = 10, n_critic = 5, Adam lr 1e-4, β = (0, 0.9).
     defaults = {
         "optim.name": "adam",
@@ -21,9 +15,5 @@ class WGANGP(Wasserstein):
         "optim.beta2": 0.9,
         "optim.n_critic": 5,
         "optim.critic_burst": 0,
-        "loss.gp_weight": 10.0,
+        "loss.gp_weight": 10.0,  # penalties.py; per sample, so D goes without BatchNorm (as in the paper)
     }
-
-    def penalty(self, D: nn.Module, real: torch.Tensor, fake: torch.Tensor, cond=None,
-                  grad_scale: torch.Tensor | None = None) -> torch.Tensor:
-        return self.loss.gp_weight * gradient_penalty(D, real, fake, cond, grad_scale)

@@ -16,7 +16,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ..config import ConditioningConfig, Config, ModelConfig
 from ..data.kinds import data_kinds
 from ..errors import ConfigError
-from ..losses import objective_class
+from ..losses import loss_settings, objective_class
+from ..losses.penalties import build_penalties
 from ..registry import Registry
 from .conditioning import ConditionSpec, condition_networks
 
@@ -24,11 +25,15 @@ networks = Registry("network")
 
 
 def per_sample_penalty(config: Config) -> str | None:
-    """The penalty of this config that is taken per sample — the objective's own (the gradient penalty)
-    or R1 (loss.r1_weight > 0) — and so rules out BatchNorm in D, which would mix the samples' gradients."""
-    if not objective_class(config.objective).d_batchnorm_ok:
-        return f"objective {config.objective}"
-    return "R1 (loss.r1_weight > 0)" if config.loss.r1_weight > 0 else None
+    """The first penalty on D's input gradient this config switches on, itself or through its objective's
+    defaults (gradient penalty, R1, R2): each is taken per sample, and so rules out BatchNorm in D, which
+    would mix the samples' gradients. None when there is none."""
+    penalties = build_penalties(loss_settings(config.objective, config.loss, config.resolution))
+    if not penalties:
+        return None
+    first = penalties[0].kind.what
+    own = objective_class(config.objective).defaults_for(config.resolution)
+    return f"objective {config.objective}" if f"loss.{penalties[0].kind.weight_key}" in own else first
 
 
 def resolve_d_norm(model_cfg: ModelConfig, penalty: str | None = None) -> str:

@@ -19,6 +19,7 @@ from ..data.kinds import data_kinds
 from ..errors import GanforgeError
 from ..losses import build_objective, resolve
 from ..losses.base import Objective
+from ..losses.penalties import build_constraints, build_penalties
 from ..models import build_networks, describe, discriminator_norm
 from ..models.conditioning import ConditionSpec
 from ..models.ema import build_ema
@@ -30,6 +31,7 @@ from ..device import Acceleration, pick_device, resolve_acceleration
 from .optim import build_optimizers
 from .schedules import CriticSchedule, LearningRateSchedule
 from .state import TrainState
+from .step import AdversarialStep
 
 
 @dataclass
@@ -55,11 +57,7 @@ class Parts:
     G_train: torch.nn.Module
     D_train: torch.nn.Module
     D_for_g: torch.nn.Module
-    noise_shard: slice                # every rank draws the global batch's z and keeps its slice
-
-    @property
-    def mismatch_weight(self) -> float:
-        return self.config.conditioning.mismatch_weight if self.conditions else 0.0
+    step: AdversarialStep             # one generator step: D's phase ×n, G's ×m
 
 
 def build(config: Config, world: distributed.World, device_name: str, resume: bool = False,
@@ -95,7 +93,7 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
     G_train, D_train, D_for_g = distributed.wrap(G, world, device), distributed.wrap(D, world, device), D
     if accel.compile:
         G_train, D_train, D_for_g = map(_compiled, (G_train, D_train, D))
-    objective = build_objective(cfg.objective, cfg.loss)
+    objective = build_objective(cfg.objective, cfg.loss, cfg.resolution)
     schedule = CriticSchedule(cfg.optim.n_critic, cfg.optim.critic_burst, cfg.optim.burst_first,
                               cfg.optim.burst_every)
     lr_schedule = LearningRateSchedule(cfg.optim.lr_decay, cfg.steps, cfg.optim.decay_start,
@@ -103,11 +101,15 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
     balance = build_balance(cfg.balance, schedule)  # asks the schedule when balancing is off
     state.balance = balance  # checkpoints carry its plan
     state.lr_schedule = lr_schedule  # and the learning-rate scale of any rollback
+    step = AdversarialStep(state, objective, build_penalties(objective.loss), build_constraints(objective.loss),
+                           balance, augment, G_train, D_train, D_for_g, cfg.batch_size, sampler.shard,
+                           accel.autocast(device), device, condition,
+                           cfg.conditioning.mismatch_weight if conditions else 0.0)
     echo(describe(G, D))
     return Parts(config=cfg, world=world, device=device, accel=accel, dataset=dataset, data_shape=data_shape,
                  conditions=conditions, condition=condition, state=state, objective=objective, schedule=schedule,
                  lr_schedule=lr_schedule, balance=balance, augment=augment, G_train=G_train, D_train=D_train,
-                 D_for_g=D_for_g, noise_shard=sampler.shard)
+                 D_for_g=D_for_g, step=step)
 
 
 def _conditions(cfg: Config, dataset: Dataset, saved: Conditions | None) -> Conditions | None:

@@ -1,9 +1,10 @@
-"""The training loop: per generator step, n D steps then one G step; callbacks every N steps.
+"""The training loop: plan, step, flush rows, callbacks, stop.
 
-setup.build makes the parts from the config; the Trainer adds the run directory and runs the loop, which
-knows objectives and networks only through their small interfaces (losses/base.py, models/registry.py),
-and sampling, evaluation and checkpoints only as callbacks with a cadence (callbacks.py). Nothing in a step reads a value back to the host: losses are summed on the
-device and copied out once per log interval, one interval late, so the device never waits on Python.
+setup.build makes the parts from the config, the one generator step among them (step.py: D's phase ×n,
+G's ×m); the Trainer adds the run directory and runs the loop, which knows sampling, evaluation and
+checkpoints only as callbacks with a cadence (callbacks.py), the metrics rows through rows.py and
+divergence through guard.py. Nothing in a step reads a value back to the host: its terms are summed on
+the device and copied out once per log interval, one interval late, so the device never waits on Python.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -26,26 +27,18 @@ from ..config import Config
 from ..data.conditions import Conditions
 from ..errors import GanforgeError
 from ..models import count_parameters
-from ..models.conditioning import mismatched
 from ..rundir import RunDir, config_digest
 from . import distributed
 from .callbacks import Cadence, Checkpoints, Evaluation, SamplePictures, early_sample_step, sampling_generator
 from ..checkpoint import best_fid, find_checkpoint, list_checkpoints
+from .guard import DivergenceGuard, TrainingDiverged
 from .lock import hold_run_lock
+from .rows import Interval, MetricRows
 from .setup import Parts, build
-from .step_metrics import (D_TERMS, LOSSES, LOSSES_AND_GRAD_NORMS, PER_STEP, Scalar, accumulator,
-                           row_values)
+from .step_metrics import StepMetrics
 
-# What went non-finite first (the code kept beside the step): checked for on the device, read at flushes.
-_DIVERGED = {1: "losses", 2: "gradient norms", 3: "the optimizer state (Adam/RMSprop moments)"}
 # The signals that stop a run gracefully: Ctrl-C, and what Slurm, Kubernetes and a closed terminal send.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-class TrainingDiverged(GanforgeError):
-    def __init__(self, message: str, step: int, what: str):
-        super().__init__(message)
-        self.step, self.what = step, what
 
 
 @dataclass
@@ -64,16 +57,6 @@ def default_run_dir(config: Config) -> Path:
 def run_name(config: Config) -> str:
     data = config.data.rstrip("/").split("/")[-1].split(":")[0] or "data"
     return config.name or f"{config.objective}-{data}"
-
-
-def _call(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    """net(x), or net(x, y) for a conditional network."""
-    return net(x) if y is None else net(x, y)
-
-
-def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
-    grads = [p.grad for p in module.parameters() if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else torch.zeros(())
 
 
 @contextmanager
@@ -112,34 +95,6 @@ def _detach_from_closed_terminal() -> None:
         except (OSError, ValueError):
             pass
     os.close(devnull)
-
-
-@dataclass
-class _Interval:
-    """The steps since the last log row: counts for its row, and the time its callbacks took (not training)."""
-    steps: int = 0
-    d_steps: int = 0
-    batches: int = 0
-    start: float = field(default_factory=time.perf_counter)
-    callback_time: float = 0.0
-
-    def add_step(self, n_d: int) -> None:
-        self.steps += 1
-        self.d_steps += n_d
-        self.batches += max(n_d, 1)  # a step whose D sits out still draws one batch
-
-    def reset(self) -> None:
-        self.steps = self.d_steps = self.batches = 0
-        self.start, self.callback_time = time.perf_counter(), 0.0
-
-
-def _mark_non_finite(acc: torch.Tensor, watched: slice, first_bad: torch.Tensor, step: int) -> torch.Tensor:
-    """first_bad with `step` marked when the sums went non-finite and nothing was marked before; on the device.
-    Losses (code 1) are watched every step; gradient norms (code 2) enter acc only at log steps."""
-    norms_code = torch.where(torch.isfinite(acc[watched].sum()), 0, 2)
-    code = torch.where(torch.isfinite(acc[LOSSES].sum()), norms_code, 1)
-    first = (code > 0) & (first_bad[0] < 0)
-    return torch.where(first, torch.stack([torch.full_like(code, step), code]), first_bad)
 
 
 class Trainer:
@@ -236,133 +191,9 @@ class Trainer:
         self.echo(f"{self.paths.metrics.name}: kept the {len(self.history)} rows up to step {self.state.step}, "
                   f"dropped {dropped} (past it, or damaged); the file as it was is {backup.name}")
 
-    # ------------------------------------------------------------------ one generator step
-
-    def _step(self, g_step: int, acc: torch.Tensor, want_grad_norms: bool) -> int:
-        """D phase ×n then G phase ×m, as the balance policy plans; sums the step's scalars into `acc`
-        (on the device; step_metrics.accumulator()). Returns the number of D steps."""
-        parts, st, objective, scaler = self.parts, self.state, self.parts.objective, self.state.scaler
-        autocast = parts.accel.autocast(self.device)
-        n_d, n_g = parts.balance.plan(g_step)
-        grad_scale = scaler.scale(torch.ones((), device=self.device)) if scaler is not None else None
-        for i in range(n_d):
-            real, y = st.sampler.next()  # y: the batch's conditions (None without), also asked of G
-            z = torch.randn(self.config.batch_size, st.G.z_dim, device=self.device)[parts.noise_shard]
-            last = i == n_d - 1
-            # The last D step's fake keeps its graph: the G step below reuses it instead of a new G forward.
-            with torch.set_grad_enabled(last), autocast:
-                fake = _call(parts.G_train, z, y)
-            with autocast:
-                # DiffAugment (loss.augment): every image D sees, real or fake, with fresh random draws.
-                real_seen, fake_seen = parts.augment(real), parts.augment(fake.detach())
-                real_logits, fake_logits = _call(parts.D_train, real_seen, y), _call(parts.D_train, fake_seen, y)
-                d_loss = objective.d_loss(real_logits, fake_logits)
-                if parts.mismatch_weight > 0:  # GAN-CLS: real images with wrong conditions are negatives too
-                    wrong_logits = parts.D_train(real_seen, mismatched(y, parts.condition))
-                    d_loss = d_loss + parts.mismatch_weight * objective.d_wrong_loss(wrong_logits)
-                penalty = objective.d_penalty(st.D, real_seen, fake_seen, y, grad_scale)
-            total = d_loss if penalty is None else d_loss + penalty
-            st.opt_d.zero_grad(set_to_none=True)
-            self._backward(total)
-            if last and want_grad_norms:
-                if scaler is not None:
-                    scaler.unscale_(st.opt_d)
-                acc[Scalar.d_grad_norm] += _grad_norm(st.D)
-            self._optimizer_step(st.opt_d)
-            objective.after_d_step(st.D)
-            logged_penalty = torch.zeros((), device=self.device)
-            if penalty is not None:
-                logged_penalty = penalty.detach()
-                if scaler is not None:
-                    # Under fp16 an overflowing scale makes the penalty's input gradient inf: the scaler
-                    # skips that step and lowers its scale, so it is logged as 0, not taken as divergence.
-                    logged_penalty = torch.where(torch.isfinite(logged_penalty), logged_penalty, 0.0)
-            acc[D_TERMS] += torch.stack([
-                d_loss.detach(), objective.d_output(real_logits.detach()).float().mean(),
-                objective.d_output(fake_logits.detach()).float().mean(), logged_penalty,
-            ]) / n_d
-            acc[Scalar.d_accuracy] += objective.d_accuracy(real_logits.detach(), fake_logits.detach()) / n_d
-        if n_d == 0:  # D sits this step out; G still needs a batch's conditions, the policy D's accuracy
-            real, y = st.sampler.next()
-            with torch.no_grad(), autocast:
-                real_logits = _call(parts.D_for_g, parts.augment(real), y)
-
-        # The G step needs gradients through D, not D's own weight gradients (the next D step would
-        # discard them), so D's parameters sit out of this backward pass.
-        st.D.requires_grad_(False)
-        try:
-            for j in range(n_g):
-                if j > 0 or n_d == 0:  # only the last D step's fake can be reused: further updates draw fresh z
-                    z = torch.randn(self.config.batch_size, st.G.z_dim, device=self.device)[parts.noise_shard]
-                    with autocast:
-                        fake = _call(parts.G_train, z, y)
-                with autocast:
-                    fake_logits = _call(parts.D_for_g, parts.augment(fake), y)
-                    g_loss = objective.g_loss(fake_logits)
-                st.opt_g.zero_grad(set_to_none=True)
-                self._backward(g_loss)
-                if want_grad_norms and j == n_g - 1:
-                    if scaler is not None:
-                        scaler.unscale_(st.opt_g)
-                    acc[Scalar.g_grad_norm] += _grad_norm(st.G)
-                self._optimizer_step(st.opt_g)
-                if st.ema is not None:
-                    st.ema.update(st.G)
-                acc[Scalar.g_loss] += g_loss.detach() / n_g
-                if n_d == 0 and j == 0:  # D as it stands on this batch, so a skipped D still shows in the row
-                    fake_logits = fake_logits.detach()
-                    acc[D_TERMS] += torch.stack([
-                        objective.d_loss(real_logits, fake_logits), objective.d_output(real_logits).float().mean(),
-                        objective.d_output(fake_logits).float().mean(), torch.zeros((), device=self.device)])
-                    acc[Scalar.d_accuracy] += objective.d_accuracy(real_logits, fake_logits)
-        finally:
-            st.D.requires_grad_(True)
-        return n_d
-
-    def _backward(self, loss: torch.Tensor) -> None:
-        scaler = self.state.scaler
-        (loss if scaler is None else scaler.scale(loss)).backward()
-
-    def _optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """One gradient scaler serves both optimizers; it updates its scale after every step, since D
-        steps several times per G step and a scaler may step each optimizer once per update."""
-        scaler = self.state.scaler
-        if scaler is None:
-            optimizer.step()
-        else:
-            scaler.step(optimizer)
-            scaler.update()
-
     def _record_eval(self, step: int, result: dict) -> None:
         """An evaluation's result, into the history and the run directory's one place for results."""
         self.history.append(self.paths.record_eval(step, result))
-
-    # ------------------------------------------------------------------ stop policies: divergence
-
-    def _watch_optimizers(self, first_bad: torch.Tensor, step: int) -> torch.Tensor:
-        """Mark `step` as diverged (code 3) when any optimizer moment is NaN/Inf, unless something was
-        already marked. Stays on the device; called once per log row and before each checkpoint."""
-        # "step" is left out: a count, and on the CPU even when the moments are on a GPU.
-        moments = [value for opt in (self.state.opt_d, self.state.opt_g) for entry in opt.state.values()
-                   for key, value in entry.items() if key != "step" and torch.is_tensor(value)
-                   and value.is_floating_point()]
-        if not moments:
-            return first_bad
-        largest = torch.stack(torch._foreach_norm(moments, ord=math.inf))  # NaN propagates, Inf stays Inf
-        bad = ~torch.isfinite(largest).all() & (first_bad[0] < 0)
-        return torch.where(bad, torch.tensor([step, 3], device=first_bad.device), first_bad)
-
-    def _check_finite(self, first_bad: torch.Tensor) -> None:
-        if self.world.parallel:  # every rank must stop together, or the others wait forever
-            torch.distributed.all_reduce(first_bad, torch.distributed.ReduceOp.MAX)
-        bad_step, code = first_bad.tolist()
-        if bad_step >= 0:
-            good = list_checkpoints(self.paths.root)
-            kept = f"the last good checkpoint is {good[-1][1]}" if good else "no checkpoint had been written yet"
-            raise TrainingDiverged(
-                f"{_DIVERGED[code]} became NaN/Inf at step {bad_step}; training stopped and {kept} — "
-                f"lower the learning rates (optim.lr_d, optim.lr_g), try another objective, or set "
-                f"train.on_diverge=rollback", bad_step, _DIVERGED[code])
 
     def _roll_back(self, diverged: TrainingDiverged) -> bool:
         """train.on_diverge=rollback: back to the newest intact checkpoint with the learning rates scaled
@@ -376,47 +207,12 @@ class Trainer:
         lr_schedule.scale *= tc.rollback_lr_scale
         lr_schedule.apply(self.state.step)
         self.rollbacks += 1
-        self.history = [row for row in self.history if row["step"] <= self.state.step]
+        self.history[:] = [row for row in self.history if row["step"] <= self.state.step]
         if self.world.main:
             self._rewrite_history()
         self.echo(f"{diverged.what} became NaN/Inf at step {diverged.step}: rolled back to {checkpoint.name} with "
                   f"learning rates × {lr_schedule.scale:g} (rollback {self.rollbacks} of {tc.max_rollbacks})")
         return True
-
-    def _queue_row(self, pending: list, acc: torch.Tensor, interval: "_Interval", step: int, wall_time: float) -> dict:
-        """A log row for the interval ending at `step`: its sums, averaged over ranks and steps, start their
-        copy off the device and wait in `pending` to be written at the next flush; `acc` starts afresh."""
-        st = self.state
-        elapsed = time.perf_counter() - interval.start - interval.callback_time
-        means = distributed.average(acc.clone(), self.world)
-        means[PER_STEP] /= interval.steps
-        meta = {
-            "step": step, "d_steps": interval.d_steps,
-            "lr_d": st.opt_d.param_groups[0]["lr"], "lr_g": st.opt_g.param_groups[0]["lr"],
-            "img_per_s": round(interval.batches * self.config.batch_size / max(elapsed, 1e-9), 1),
-            "wall_time": round(wall_time, 2),
-        }
-        pending.append((meta, means.to("cpu", non_blocking=True)))
-        acc.zero_()
-        interval.reset()
-        return meta
-
-    def _write_rows(self, pending: list) -> None:
-        rows = []
-        for meta, values in pending:
-            scalars = row_values(values.tolist())
-            row = {"step": meta["step"]}
-            row.update({name: v if math.isfinite(v) else None for name, v in scalars.items()})
-            # Every rank observes the same rank-averaged accuracy, so all ranks keep the same plan.
-            self.parts.balance.observe(meta["step"], scalars["d_accuracy"])
-            row.update(self.parts.balance.decisions)
-            row.update({k: v for k, v in meta.items() if k != "step"})
-            rows.append(row)
-        pending.clear()
-        if not self.world.main:
-            return
-        self.history.extend(rows)
-        self.paths.append_history(rows)
 
     # ------------------------------------------------------------------ the loop
 
@@ -443,13 +239,11 @@ class Trainer:
         if budget < math.inf:
             self.echo(f"time budget: {tc.minutes:g} min of training (stops then, or at step {cfg.steps} if sooner)")
 
-        acc = accumulator(self.device)
-        first_bad = torch.full((2,), -1, dtype=torch.long, device=self.device)  # (step, _DIVERGED code)
-        # Under fp16 a non-finite gradient is the scaler's signal to lower its scale, not divergence.
-        watched = LOSSES if st.scaler is not None else LOSSES_AND_GRAD_NORMS
-        pending: list = []  # (host metadata, values copied off the device) awaiting the next flush
-        bad_as_logged = torch.full((2,), -1)  # first_bad as of the previous log row, copied off the device
-        interval = _Interval()
+        metrics = StepMetrics(self.device)
+        guard = DivergenceGuard(self.device, watch_norms=st.scaler is None)
+        rows = MetricRows(self.paths, self.history, self.parts.balance, self.world, cfg.batch_size)
+        bad_as_logged = torch.full((2,), -1)  # the guard's mark as of the previous log row, off the device
+        interval = Interval()
         wall_start = time.perf_counter()
 
         def out_of_time() -> bool:
@@ -472,19 +266,20 @@ class Trainer:
                 ending = None if self.world.parallel else self._stop_reason(interrupt, out_of_time())
                 log_now = self.log_cadence.due(done, stopping=ending is not None)
                 self.parts.lr_schedule.apply(st.step)
-                n_d = self._step(st.step, acc, want_grad_norms=log_now)
+                n_d = self.parts.step(st.step, metrics, want_grad_norms=log_now)
                 st.step = done
                 interval.add_step(n_d)
-                first_bad = _mark_non_finite(acc, watched, first_bad, done)
+                guard.mark(metrics, done)
 
                 if log_now:
-                    first_bad = self._watch_optimizers(first_bad, done)
+                    guard.watch_optimizers((st.opt_d, st.opt_g), done)
                     # Last interval's values are surely ready now: write them, then queue this one.
-                    self._write_rows(pending)
+                    rows.flush()
                     if not self.world.parallel and bad_as_logged[0] >= 0:  # ranks agree only at flushes
-                        self._check_finite(first_bad)
-                    bad_as_logged = first_bad.to("cpu", non_blocking=True)
-                    meta = self._queue_row(pending, acc, interval, done, wall_offset + time.perf_counter() - wall_start)
+                        guard.check(self.world, self.paths.root)
+                    bad_as_logged = guard.marked_as_of_now()
+                    meta = rows.queue(metrics, interval, done, wall_offset + time.perf_counter() - wall_start,
+                                      {"lr_d": st.opt_d.param_groups[0]["lr"], "lr_g": st.opt_g.param_groups[0]["lr"]})
                     self._report_progress(bar, meta)
                 elif early_sample_step(done):
                     self._report_early_progress(bar, done, time.perf_counter() - wall_start)
@@ -495,9 +290,10 @@ class Trainer:
                 due = [callback for callback in self.callbacks if callback.cadence.due(done, stopping=stop)]
                 if due:
                     t0 = time.perf_counter()
-                    self._write_rows(pending)
+                    rows.flush()
                     # Never a checkpoint of a non-finite state, even between log rows.
-                    self._check_finite(self._watch_optimizers(first_bad, done))
+                    guard.watch_optimizers((st.opt_d, st.opt_g), done)
+                    guard.check(self.world, self.paths.root)
                     if self.world.main:  # the other ranks wait for it at the next gradient reduction
                         for callback in due:
                             callback(done)
@@ -506,8 +302,8 @@ class Trainer:
                     stopped_by = ending
                     break
         bar.close()
-        self._write_rows(pending)
-        self._check_finite(first_bad)
+        rows.flush()
+        guard.check(self.world, self.paths.root)
         stop_signal = interrupt["signal"] if stopped_by == "interrupt" else 0
         if stopped_by == "interrupt":
             self.echo(f"interrupted at step {st.step} ({signal.Signals(stop_signal).name}): checkpoint written; "
