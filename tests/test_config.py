@@ -90,7 +90,7 @@ def test_presets_carry_the_reported_settings():
 def test_unknown_preset_and_objective():
     with pytest.raises(ConfigError, match="unknown preset 'nope'; choose one of: .*wgan-gp"):
         C.build_config("nope")
-    with pytest.raises(ConfigError, match="unknown objective 'wgan_gp'; choose one of: dcgan, hinge, lsgan, wgan, wgan-gp"):
+    with pytest.raises(ConfigError, match="unknown objective 'wgan_gp'; choose one of: dcgan, hinge, lsgan, rpgan, wgan, wgan-gp"):
         resolve(C.Config(objective="wgan_gp"))
 
 
