@@ -9,6 +9,7 @@ from torch import nn
 from ganforge.cli import main
 from ganforge.config import ConditioningConfig, ModelConfig
 from ganforge.errors import ConfigError
+from ganforge.losses.penalties import r1_penalty
 from ganforge.models import ConditionSpec, build_networks, count_parameters
 from ganforge.models.resnet import Block, Resample, ResNetDiscriminator, ResNetGenerator, groups, stage_maps
 
@@ -123,6 +124,18 @@ def test_gradients_reach_the_last_convs_first_then_every_weight():
             inside = (".expand." in name or ".spatial." in name) and step == 0
             assert (p.grad.abs().sum() == 0) == inside, name
         optimizer.step()
+
+
+def test_r1_differentiates_twice_through_the_blocks_and_the_replicated_edges():
+    torch.manual_seed(0)
+    _, D = build_networks(tiny(), "image", (3, 32, 32))
+    with torch.no_grad():  # past init: the blocks' inner convs then shape D's input gradient
+        for block in (m for m in D.modules() if isinstance(m, Block)):
+            block.project.weight.normal_(0, 0.1)
+    r1_penalty(D, torch.randn(4, 3, 32, 32)).backward()
+    for name, p in D.named_parameters():
+        if name.endswith("weight"):  # D is piecewise linear: its input gradient does not depend on biases
+            assert p.grad.abs().sum() > 0, name
 
 
 def test_points_and_normalisation_options_are_refused_in_one_line():
