@@ -86,7 +86,8 @@ class ModelConfig:
     refiner_blocks: int = _f(2, "arch stacked: residual blocks of the stage-2 refiner", minimum=0)
     resnet_blocks: int = _f(2, "arch resnet: residual blocks per resolution stage of G and of D (R3GAN: 2)",
                             minimum=1)
-    spectral_norm: bool = _f(False, "spectral normalisation of every conv/linear weight in D (Miyato et al. 2018)")
+    spectral_norm: bool = _f(False, "spectral normalisation of every conv/linear weight in D (Miyato et al. 2018); "
+                                    "not with arch resnet")
     ema_decay: float = _f(0.0, "keep an exponential moving average of G's weights with this decay (e.g. 0.999), "
                                "used for samples and evaluation; 0: off", minimum=0.0)
 
