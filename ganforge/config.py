@@ -60,16 +60,19 @@ class DatasetOptions:
 @dataclass
 class ModelConfig:
     arch: str = _f("auto", "network family in the model registry; auto: mlp for 2-D points, dcgan for images; "
-                            "mlp on images: Goodfellow et al.'s fully connected GAN")
+                            "mlp on images: Goodfellow et al.'s fully connected GAN; resnet: R3GAN's "
+                            "normalisation-free residual networks")
     z_dim: int = _f(100, "dimension of the latent vector z", minimum=1)
     width: int = _f(32, "channels of G's last and D's first hidden layer; deeper layers double it, up to 8×",
                     minimum=1)
     kernel: int = _f(4, "convolution kernel size of the DCGAN family", choices=(4, 5))
     first_layer: str = _f("convt", "G's first layer: transposed conv from 1×1, or linear z → 4×4×C (TF DCGAN)",
                           choices=("convt", "linear"))
-    norm: str = _f("selu", "G normalisation: batch, none, or selu (SELU activations, LeCun-normal init, no norm)",
+    norm: str = _f("selu", "G normalisation: batch, none, or selu (SELU activations, LeCun-normal init, no norm); "
+                           "not read by arch resnet, which has none",
                    choices=("batch", "none", "selu"))
-    d_norm: str = _f("auto", "D normalisation; auto: as norm, but none when the objective needs D without BatchNorm",
+    d_norm: str = _f("auto", "D normalisation; auto: as norm, but none when the objective needs D without BatchNorm; "
+                             "arch resnet: auto or none",
                      choices=("auto", "batch", "none", "selu"))
     d_dropout: float = _f(0.0, "dropout probability after each hidden activation of D", minimum=0.0)
     mlp_hidden: int = _f(256, "hidden units of the MLP networks (2-D data, or images with arch mlp)", minimum=1)
@@ -81,7 +84,10 @@ class ModelConfig:
     stage1_frozen: bool = _f(True, "arch stacked with stage1_run: keep stage 1 fixed (StackGAN) or fine-tune "
                                    "it jointly with stage 2")
     refiner_blocks: int = _f(2, "arch stacked: residual blocks of the stage-2 refiner", minimum=0)
-    spectral_norm: bool = _f(False, "spectral normalisation of every conv/linear weight in D (Miyato et al. 2018)")
+    resnet_blocks: int = _f(2, "arch resnet: residual blocks per resolution stage of G and of D (R3GAN: 2)",
+                            minimum=1)
+    spectral_norm: bool = _f(False, "spectral normalisation of every conv/linear weight in D (Miyato et al. 2018); "
+                                    "not with arch resnet")
     ema_decay: float = _f(0.0, "keep an exponential moving average of G's weights with this decay (e.g. 0.999), "
                                "used for samples and evaluation; 0: off", minimum=0.0)
 

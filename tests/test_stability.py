@@ -16,7 +16,8 @@ from ganforge.models.registry import SPECTRAL_LAYERS
 from ganforge.training.augment import DiffAugment
 
 # Data each registered family is built for in these tests.
-FAMILY_DATA = {"dcgan": ("image", (3, 32, 32)), "mlp": ("points", (2,)), "stacked": ("image", (3, 64, 64))}
+FAMILY_DATA = {"dcgan": ("image", (3, 32, 32)), "mlp": ("points", (2,)), "resnet": ("image", (3, 32, 32)),
+               "stacked": ("image", (3, 64, 64))}
 CONDITIONS = {"class": ConditionSpec("class", 4), "tags": ConditionSpec("tags", 6)}
 
 

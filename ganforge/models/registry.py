@@ -5,7 +5,7 @@ A builder takes (model_cfg, data_shape, d_norm, extra_dim) and returns (G, D). G
 N×(z_dim + extra_dim) to data; D returns logits of shape (N,) as `D.head(D.features(x))`, with
 `features` (N, F) and `head` a Linear(F, 1). Both list their stages in `plan`. That is all a family
 needs to work conditionally: `conditioning.py` wraps any such pair. Spectral normalisation
-(model.spectral_norm) is applied here, to the finished D of every family.
+(model.spectral_norm) is applied here, to the finished D of every family whose builder allows it.
 """
 from __future__ import annotations
 
