@@ -522,3 +522,61 @@ def test_checkpoint_weights_of_another_network_are_one_line(run, tmp_path, capsy
     capsys.readouterr()
     code, _, err = run_cli(capsys, "sample", run, "--n", 4, "--out", tmp_path / "g.png")
     assert code == 2 and "do not fit the run's network" in one_line_error(err)
+
+
+# ---- serve and sample input (issue 21)
+# `sample` with counts below 1 and damaged recipes; `serve` against malformed requests and against slow
+# and vanishing clients, over real sockets on 127.0.0.1: one-line errors and 4xx answers, never a
+# traceback or a 500 (benchmarks/faults.py, section 4, counts the same at a larger scale).
+
+def _png_with_recipe(path: Path, text: str) -> Path:
+    from PIL import PngImagePlugin
+
+    from ganforge.serve.recipe import KEY
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(KEY, text)
+    Image.new("RGB", (32, 32)).save(path, pnginfo=info)
+    return path
+
+
+@pytest.fixture(scope="module")
+def recipe(trained) -> dict:
+    """The recipe of image 1 of seeds 3-4 of the trained run, as the server writes it."""
+    from ganforge.serve.recipe import make_recipe
+    from ganforge.serve.render import Explorer
+    from ganforge.serve.request import parse_request
+
+    return make_recipe(Explorer(load_run(trained)), parse_request({"seed": 3, "count": 2}).to_dict(), 1, 2)
+
+
+@pytest.mark.parametrize("flags", [("--n", "0"), ("--n", "-5"), ("--nrow", "-2")])
+def test_sample_counts_below_one_are_one_line(trained, tmp_path, capsys, flags):
+    code, _, err = run_cli(capsys, "sample", trained, *flags, "--out", tmp_path / "grid.png")
+    assert code == 2 and f"{' '.join(flags)} must be at least 1" in one_line_error(err)
+    assert not (tmp_path / "grid.png").exists()
+
+
+DAMAGED_RECIPES = {  # what the recipe text becomes, from the good recipe's JSON → what the error says
+    "nested 5,000 deep": (lambda good: "[" * 5000 + "]" * 5000, "is damaged (it is nested too deeply)"),
+    "a 5,000-digit index": (lambda good: good.replace('"index": 1', '"index": ' + "9" * 5000),
+                            "is damaged (a number of 5,000 digits"),
+    "index a string": (lambda good: good.replace('"index": 1', '"index": "0"'),
+                       "has index '0', not a whole number from 0"),
+    "stage x": (lambda good: good.replace('"stage": 2', '"stage": "x"'), "has stage 'x', not 1 or 2"),
+    "stage 3": (lambda good: good.replace('"stage": 2', '"stage": 3'), "has stage 3, not 1 or 2"),
+    "not an object": (lambda good: "[1, 2]", "is damaged (not a JSON object)"),
+    "seed out of range": (lambda good: good.replace('"seed": 3', '"seed": -3'),
+                          "the recipe's request is damaged (seed must be from 0"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED_RECIPES)
+def test_a_damaged_recipe_is_one_line(recipe, tmp_path, capsys, case):
+    damage, message = DAMAGED_RECIPES[case]
+    good = json.dumps(recipe)
+    image = _png_with_recipe(tmp_path / "image.png", good)
+    assert run_cli(capsys, "sample", "--recipe", image, "--out", tmp_path / "good.png")[0] == 0
+    damaged = _png_with_recipe(tmp_path / "damaged.png", damage(good))
+    code, _, err = run_cli(capsys, "sample", "--recipe", damaged, "--out", tmp_path / "out.png")
+    assert code == 2 and message in one_line_error(err) and not (tmp_path / "out.png").exists()
