@@ -1,7 +1,7 @@
 """`ganforge serve`: a small HTTP/JSON API over loaded runs, and the page that uses it (static/).
 
-Stdlib only (ThreadingHTTPServer): the page needs a handful of JSON routes and three static files,
-which a framework would not make shorter. Routes:
+Stdlib only (ThreadingHTTPServer, bounded as connections.py says): the page needs a handful of JSON
+routes and three static files, which a framework would not make shorter. Routes:
     GET  /                                the page;  GET /static/<file>: its script and style
     GET  /api/runs                        the served runs
     GET  /api/runs/<id>                   a run: condition vocabulary, history, eval rows, sample steps
@@ -22,13 +22,13 @@ import re
 import sys
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
 from ..errors import GanforgeError
 from ..run import load_run
 from ..rundir import RunDir
+from .connections import BoundedHTTPServer, DeadlineHandler
 from .nearest import PIXELS, FeatureSpace, TrainingImages
 from .recipe import make_recipe, png_bytes
 from .render import Explorer
@@ -79,9 +79,7 @@ class ServedRun:
                 "sample_steps": sorted(RunDir(self.run.path).sample_grids())}
 
 
-class ExplorerServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class ExplorerServer(BoundedHTTPServer):
     def __init__(self, run_dirs: list[str | Path], host: str = "127.0.0.1", port: int = 7860, verbose: bool = False,
                  features: str = PIXELS):
         space = FeatureSpace(features)
@@ -141,7 +139,7 @@ def nearest(served: ServedRun, body: dict) -> dict:
 POST_ROUTES = {"/api/generate": generate, "/api/nearest": nearest}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(DeadlineHandler):
     server: ExplorerServer
     server_version = "ganforge"
     default_request_version = "HTTP/1.0"  # so the answer to a malformed request line has a status line too
@@ -187,6 +185,8 @@ class Handler(BaseHTTPRequestHandler):
             if allowed is not None and self.headers.get("Host") not in allowed:
                 raise PermissionError(f"this server answers requests to {' or '.join(sorted(allowed))} only")
             action()
+        except (TimeoutError, ConnectionError):  # the client's side: see connections.py
+            raise
         except PermissionError as err:
             self._error(HTTPStatus.FORBIDDEN, str(err))
         except LookupError as err:
