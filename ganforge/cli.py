@@ -73,6 +73,9 @@ def cmd_sample(args) -> int:
     import torch
 
     args.run = args.run or args.run_flag
+    for flag, value in (("--n", args.n), ("--nrow", args.nrow)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} {value} must be at least 1")
     if args.recipe:
         return _sample_recipe(args)
     if args.run is None:

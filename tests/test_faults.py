@@ -12,10 +12,13 @@ import os
 import re
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -522,3 +525,183 @@ def test_checkpoint_weights_of_another_network_are_one_line(run, tmp_path, capsy
     capsys.readouterr()
     code, _, err = run_cli(capsys, "sample", run, "--n", 4, "--out", tmp_path / "g.png")
     assert code == 2 and "do not fit the run's network" in one_line_error(err)
+
+
+# ---- serve and sample input (issue 21)
+# `sample` with counts below 1 and damaged recipes; `serve` against malformed requests and against slow
+# and vanishing clients, over real sockets on 127.0.0.1: one-line errors and 4xx answers, never a
+# traceback or a 500 (benchmarks/faults.py, section 4, counts the same at a larger scale).
+
+def _png_with_recipe(path: Path, text: str) -> Path:
+    from PIL import PngImagePlugin
+
+    from ganforge.serve.recipe import KEY
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(KEY, text)
+    Image.new("RGB", (32, 32)).save(path, pnginfo=info)
+    return path
+
+
+@pytest.fixture(scope="module")
+def recipe(trained) -> dict:
+    """The recipe of image 1 of seeds 3-4 of the trained run, as the server writes it."""
+    from ganforge.serve.recipe import make_recipe
+    from ganforge.serve.render import Explorer
+    from ganforge.serve.request import parse_request
+
+    return make_recipe(Explorer(load_run(trained)), parse_request({"seed": 3, "count": 2}).to_dict(), 1, 2)
+
+
+@pytest.mark.parametrize("flags", [("--n", "0"), ("--n", "-5"), ("--nrow", "-2")])
+def test_sample_counts_below_one_are_one_line(trained, tmp_path, capsys, flags):
+    code, _, err = run_cli(capsys, "sample", trained, *flags, "--out", tmp_path / "grid.png")
+    assert code == 2 and f"{' '.join(flags)} must be at least 1" in one_line_error(err)
+    assert not (tmp_path / "grid.png").exists()
+
+
+DAMAGED_RECIPES = {  # what the recipe text becomes, from the good recipe's JSON → what the error says
+    "nested 5,000 deep": (lambda good: "[" * 5000 + "]" * 5000, "is damaged (it is nested too deeply)"),
+    "a 5,000-digit index": (lambda good: good.replace('"index": 1', '"index": ' + "9" * 5000),
+                            "is damaged (a number of 5,000 digits"),
+    "index a string": (lambda good: good.replace('"index": 1', '"index": "0"'),
+                       "has index '0', not a whole number from 0"),
+    "stage x": (lambda good: good.replace('"stage": 2', '"stage": "x"'), "has stage 'x', not 1 or 2"),
+    "stage 3": (lambda good: good.replace('"stage": 2', '"stage": 3'), "has stage 3, not 1 or 2"),
+    "not an object": (lambda good: "[1, 2]", "is damaged (not a JSON object)"),
+    "seed out of range": (lambda good: good.replace('"seed": 3', '"seed": -3'),
+                          "the recipe's request is damaged (seed must be from 0"),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED_RECIPES)
+def test_a_damaged_recipe_is_one_line(recipe, tmp_path, capsys, case):
+    damage, message = DAMAGED_RECIPES[case]
+    good = json.dumps(recipe)
+    image = _png_with_recipe(tmp_path / "image.png", good)
+    assert run_cli(capsys, "sample", "--recipe", image, "--out", tmp_path / "good.png")[0] == 0
+    damaged = _png_with_recipe(tmp_path / "damaged.png", damage(good))
+    code, _, err = run_cli(capsys, "sample", "--recipe", damaged, "--out", tmp_path / "out.png")
+    assert code == 2 and message in one_line_error(err) and not (tmp_path / "out.png").exists()
+
+
+@pytest.fixture(scope="module")
+def explorer(trained):
+    """`serve` on the trained run (id 'run'), with a 1 s request deadline so the slow-client tests are quick."""
+    from serve_helpers import running_server
+
+    with running_server([trained]) as (server, url):
+        server.request_timeout = 1.0
+        yield server, url
+
+
+def _exchange(port: int, raw: bytes) -> tuple[int, str]:
+    """Send raw bytes, read the answer to its end: (status, its JSON error message)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["error"]
+
+
+def _post(host: str, body: bytes, length: str | None = None) -> bytes:
+    return (f"POST /api/generate HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length or len(body)}\r\n\r\n"
+            .encode() + body)
+
+
+MALFORMED_REQUESTS = {  # host → raw request; the status and message part it must get
+    "JSON nested 10,000 deep": (lambda host: _post(host, b"[" * 10_000 + b"]" * 10_000), 400, "nested too deeply"),
+    "a 5,000-digit body": (lambda host: _post(host, b"9" * 5000), 400, "a number of 5,000 digits"),
+    "a 5,000-digit seed": (lambda host: _post(host, b'{"run": "run", "seed": ' + b"9" * 5000 + b"}"), 400,
+                           "a number of 5,000 digits"),
+    "Content-Length: abc": (lambda host: _post(host, b"{}", length="abc"), 400, "(got 'abc')"),
+    "a 5,000-digit sample step": (lambda host: f"GET /api/runs/run/samples/{'9' * 5000} HTTP/1.1\r\nHost: {host}"
+                                               f"\r\n\r\n".encode(), 404, "has no sample grid at step 999"),
+    "a superscript digit as the step": (lambda host: b"GET /api/runs/run/samples/\xb2 HTTP/1.1\r\nHost: "
+                                                     + host.encode() + b"\r\n\r\n", 404, "has no sample grid"),
+    "body not UTF-8": (lambda host: _post(host, b'{"run": "\xff"}'), 400, "not JSON this server reads"),
+    "a garbage request line": (lambda host: b"GARBAGE\r\n\r\n", 400, "Bad request syntax"),
+    "an unknown method": (lambda host: f"BREW / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode(), 405, "use GET or POST"),
+    "a 70 kB header": (lambda host: f"GET / HTTP/1.1\r\nHost: {host}\r\nX: {'a' * 70_000}\r\n\r\n".encode(), 431,
+                       "Line too long"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED_REQUESTS)
+def test_a_malformed_request_is_a_4xx_with_one_line(explorer, capsys, case):
+    build, status, message = MALFORMED_REQUESTS[case]
+    port = explorer[0].server_address[1]
+    answer = _exchange(port, build(f"127.0.0.1:{port}"))
+    assert answer[0] == status and message in answer[1] and "\n" not in answer[1], answer
+    assert capsys.readouterr().err == ""  # no traceback, no "error in POST" line of a 500
+
+
+def _threads_settle(at_most: int, within: float = 5.0) -> int:
+    """The thread count once it is at most `at_most` (or after `within` seconds)."""
+    deadline = time.monotonic() + within
+    while threading.active_count() > at_most and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return threading.active_count()
+
+
+def test_half_open_sockets_hold_a_bounded_number_of_threads(explorer, capsys):
+    server, url = explorer
+    port, before = server.server_address[1], threading.active_count()
+    half = f"POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 100\r\n".encode()
+    sockets = []
+    try:
+        for _ in range(200):
+            sockets.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            sockets[-1].sendall(half)
+        time.sleep(0.5)  # the server takes them in
+        assert before < threading.active_count() <= before + server.max_connections
+        started = time.monotonic()
+        with urllib.request.urlopen(url + "/api/runs", timeout=30) as response:  # a normal request still answers
+            assert response.status == 200 and json.loads(response.read())["runs"][0]["id"] == "run"
+        assert time.monotonic() - started < server.request_timeout  # the stalest half-open one made room
+        for sock in sockets:  # each is dropped, or closed at its deadline, without an answer
+            sock.settimeout(server.request_timeout + 5)
+            assert sock.recv(100) == b""
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert _threads_settle(before) == before
+    assert capsys.readouterr().err == ""
+
+
+def test_a_request_trickling_in_is_closed_at_its_deadline(explorer):
+    server, _ = explorer
+    port = server.server_address[1]
+    for first in (b"GET / HTTP/1.1\r\n", b"POST /api/generate HTTP/1.1\r\nContent-Length: 100\r\n\r\n{"):
+        with socket.create_connection(("127.0.0.1", port), timeout=0.1) as sock:
+            started = time.monotonic()
+            sock.sendall(first)
+            closed = False
+            while not closed and time.monotonic() - started < 5:
+                try:  # a header line (or body byte) every 0.1 s: each read comes well within any socket timeout
+                    sock.sendall(b"X")
+                    closed = sock.recv(100) == b""
+                except TimeoutError:
+                    pass
+                except OSError:  # reset: closed as well
+                    closed = True
+            assert closed and time.monotonic() - started < server.request_timeout + 1, first
+
+
+def test_clients_that_leave_leave_no_traceback(explorer, capsys):
+    server, _ = explorer
+    port, before = server.server_address[1], threading.active_count()
+    host = f"127.0.0.1:{port}"
+    reset = struct.pack("ii", 1, 0)  # SO_LINGER 0: close() resets the connection
+    for i in range(200):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        # half a request, or a whole one whose answer nobody reads
+        sock.sendall(_post(host, b'{"run": "run"', length="100") if i % 2 else
+                     f"GET /api/runs/run/samples/20 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
+        sock.close()
+    assert _threads_settle(before) == before
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err and err == ""

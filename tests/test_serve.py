@@ -234,6 +234,25 @@ def test_recipe_regenerates_exactly_and_refuses_other_weights(served, tmp_path, 
     assert "give the run directory to sample from" in capsys.readouterr().err
 
 
+def test_a_batchnorm_folder_run_serves_and_regenerates(tmp_path, capsys):
+    """folder64 (every `train --data FOLDER` run) has BatchNorm in G, whose 0-dim num_batches_tracked
+    the weights digest must hash too."""
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(8):
+        Image.new("RGB", (64, 64), (30 * i, 255 - 30 * i, 90)).save(folder / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--preset", "folder64", "--steps", "2", "--batch-size", "8",
+                 "--set", "model.width=8", "--set", f"dataset.cache_dir={tmp_path / 'cache'}", "--quiet",
+                 "--out", str(run)]) == 0
+    assert any(key.endswith("num_batches_tracked") for key in load_run(run).sampling_generator.state_dict())
+    with running_server([run]) as (_, url):
+        data = generate(url, seed=3, count=2)
+    image = save_download(data, 1, tmp_path / "image.png")
+    assert main(["sample", "--recipe", str(image), "--out", str(tmp_path / "again.png")]) == 0
+    assert np.array_equal(np.asarray(Image.open(image)), np.asarray(Image.open(tmp_path / "again.png")))
+
+
 def test_load_eight_clients(served):
     """A small version of benchmarks/serve_load.py: 8 concurrent clients, 160 requests, no errors."""
     url = served[1]

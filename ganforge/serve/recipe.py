@@ -18,11 +18,26 @@ from PIL import Image, PngImagePlugin
 from ..errors import GanforgeError
 from ..report.grids import image_grid
 from .render import Explorer
-from .request import parse_request
+from .request import RequestError, decode_json, parse_request
 
 KEY = "ganforge-recipe"
 FORMAT = 1
-FIELDS = ("run", "run_path", "step", "generator_sha256", "request", "index", "stage")
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# What each field must hold, checked on reading: a recipe is text in a file anyone can edit.
+FIELDS = {
+    "run": (lambda value: isinstance(value, str), "a run name"),
+    "run_path": (lambda value: isinstance(value, str), "a folder path"),
+    "step": (_whole, "a checkpoint step"),
+    "generator_sha256": (lambda value: isinstance(value, str), "a SHA-256 in hex"),
+    "request": (lambda value: isinstance(value, dict), "a request object"),
+    "index": (_whole, "a whole number from 0"),
+    "stage": (lambda value: _whole(value) and value in (1, 2), "1 or 2"),
+}
 
 
 def make_recipe(explorer: Explorer, request_dict: dict, index: int, stage: int) -> dict:
@@ -51,14 +66,20 @@ def read_recipe(path: str | Path) -> dict:
     if text is None:
         raise GanforgeError(f"{path} carries no ganforge recipe; give a PNG downloaded from `ganforge serve`")
     try:
-        recipe = json.loads(text)
-        if recipe.get("format") != FORMAT:
-            raise GanforgeError(f"{path} has recipe format {recipe.get('format')}; this ganforge reads {FORMAT}")
-    except (json.JSONDecodeError, AttributeError) as err:
+        recipe = decode_json(text)
+    except RequestError as err:
         raise GanforgeError(f"the recipe in {path} is damaged ({err}); download the image again") from None
+    if not isinstance(recipe, dict):
+        raise GanforgeError(f"the recipe in {path} is damaged (not a JSON object); download the image again")
+    if recipe.get("format") != FORMAT:
+        raise GanforgeError(f"{path} has recipe format {recipe.get('format')!r:.40}; this ganforge reads {FORMAT}")
     missing = [key for key in FIELDS if key not in recipe]
     if missing:
         raise GanforgeError(f"the recipe in {path} lacks {', '.join(missing)}; download the image again")
+    for key, (valid, what) in FIELDS.items():
+        if not valid(recipe[key]):
+            raise GanforgeError(f"the recipe in {path} has {key} {recipe[key]!r:.40}, not {what}; "
+                                f"download the image again")
     return recipe
 
 
@@ -74,7 +95,10 @@ def regenerate(recipe: dict, run_dir: str | Path | None = None) -> torch.Tensor:
         raise GanforgeError(f"the generator weights of {folder} at step {recipe['step']} differ from the recipe's "
                             f"(sha256 {recipe['generator_sha256'][:12]}…, found {explorer.digest[:12]}…); "
                             f"give the run the image came from with --run RUN")
-    request = parse_request(recipe["request"])
+    try:
+        request = parse_request(recipe["request"])
+    except RequestError as err:
+        raise GanforgeError(f"the recipe's request is damaged ({err}); download the image again") from None
     if not 0 <= recipe["index"] < request.count:
         raise GanforgeError(f"the recipe's index {recipe['index']} is outside its batch of {request.count}")
     rendered = explorer.render(request)

@@ -10,6 +10,7 @@ recipe stores, so regenerating an image replays exactly the batch it came from.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -20,15 +21,33 @@ MAX_SEED = 2 ** 53 - 1  # what a browser's numbers hold exactly
 MAX_PSI = 2.0
 MAX_TEXT = 300
 MAX_TAGS = 64
+MAX_DIGITS = 100  # far past any field's range, far below Python's 4,300-digit limit on int("…")
 
 
 class RequestError(GanforgeError):
     """A request the server refuses (HTTP 400); the message names the field and what it accepts."""
 
 
+def _whole_number(text: str) -> int:
+    if len(text) > MAX_DIGITS:
+        raise ValueError(f"a number of {len(text):,} digits; no field takes over {MAX_DIGITS}")
+    return int(text)
+
+
+def decode_json(data: bytes | str):
+    """JSON text → Python values; RequestError with the reason for text that is not JSON (or not UTF-8),
+    nests deeper than the parser recurses, or holds a number too long to be any field's value."""
+    try:
+        return json.loads(data, parse_int=_whole_number)
+    except RecursionError:
+        raise RequestError("it is nested too deeply") from None
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors too
+        raise RequestError(str(err)) from None
+
+
 def integer(value, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+        raise RequestError(f"{name} must be a whole number from {low} to {high}, got {value!r:.40}")
     if not low <= value <= high:
         raise RequestError(f"{name} must be from {low} to {high}, got {value}")
     return value
@@ -36,7 +55,7 @@ def integer(value, name: str, low: int, high: int) -> int:
 
 def number(value, name: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RequestError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+        raise RequestError(f"{name} must be a number from {low:g} to {high:g}, got {value!r:.40}")
     if not low <= value <= high:
         raise RequestError(f"{name} must be from {low:g} to {high:g}, got {value:g}")
     return float(value)
@@ -52,7 +71,7 @@ def parse_condition(value, name: str = "condition") -> dict | None:
     (kind, asked), = value.items()
     if kind == "class":
         if isinstance(asked, bool) or not isinstance(asked, (str, int)) or not str(asked).strip():
-            raise RequestError(f"{name}.class must be a class name or index, got {asked!r}")
+            raise RequestError(f"{name}.class must be a class name or index, got {asked!r:.40}")
         return {"class": str(asked).strip()}
     if kind == "tags":
         if not isinstance(asked, dict) or not 1 <= len(asked) <= MAX_TAGS:
@@ -63,7 +82,7 @@ def parse_condition(value, name: str = "condition") -> dict | None:
             if not tag.strip() or any(c in tag for c in ",=:\t\n"):
                 raise RequestError(f"{name}.tags has a malformed tag name {tag[:40]!r}")
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
-                raise RequestError(f"the weight of tag '{tag}' must be a number, got {weight!r}")
+                raise RequestError(f"the weight of tag '{tag[:40]}' must be a number, got {weight!r:.40}")
             tags[tag.strip()] = float(weight)  # its range is the tag syntax's, checked when the run encodes it
         if not any(weight > 0 for weight in tags.values()):
             raise RequestError(f"{name}.tags gives no tag a weight above 0; raise one, or ask for no condition")
@@ -124,7 +143,7 @@ def parse_request(body) -> Request:
         raise RequestError(f"interpolate.ts must be a list of 1 to {MAX_COUNT} positions from 0 to 1")
     ts = tuple(number(t, "each interpolate.ts position", 0.0, 1.0) for t in ts)
     if "count" in body and body["count"] != len(ts):
-        raise RequestError(f"count ({body['count']!r}) must equal the number of interpolate.ts ({len(ts)}), or be left out")
+        raise RequestError(f"count ({body['count']!r:.40}) must equal the number of interpolate.ts ({len(ts)}), or be left out")
     end = Interpolation(integer(between.get("seed", seed), "interpolate.seed", 0, MAX_SEED),
                         parse_condition(between.get("condition"), "interpolate.condition"), ts)
     return Request(seed, len(ts), psi, condition, end)

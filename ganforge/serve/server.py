@@ -1,7 +1,7 @@
 """`ganforge serve`: a small HTTP/JSON API over loaded runs, and the page that uses it (static/).
 
-Stdlib only (ThreadingHTTPServer): the page needs a handful of JSON routes and three static files,
-which a framework would not make shorter. Routes:
+Stdlib only (ThreadingHTTPServer, bounded as connections.py says): the page needs a handful of JSON
+routes and three static files, which a framework would not make shorter. Routes:
     GET  /                                the page;  GET /static/<file>: its script and style
     GET  /api/runs                        the served runs
     GET  /api/runs/<id>                   a run: condition vocabulary, history, eval rows, sample steps
@@ -9,27 +9,30 @@ which a framework would not make shorter. Routes:
     POST /api/generate                    {run, seed, count, psi, condition[, interpolate]} → PNGs with recipes
     POST /api/nearest                     {run, request, index, k} → nearest training images
 Runs are named by id (their folder's name); no request names a file. Each request is rendered from
-its own seeded generators (render.py), so tabs never see each other's images.
+its own seeded generators (render.py), so tabs never see each other's images. Every refusal, http.server's
+own included (a malformed request line or header, a method other than GET and POST), is a 4xx whose
+JSON body {"error": …} is one line.
 """
 from __future__ import annotations
 
 import base64
 import json
 import math
+import re
 import sys
 import time
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
 from ..errors import GanforgeError
 from ..run import load_run
 from ..rundir import RunDir
+from .connections import BoundedHTTPServer, DeadlineHandler
 from .nearest import PIXELS, FeatureSpace, TrainingImages
 from .recipe import make_recipe, png_bytes
 from .render import Explorer
-from .request import MAX_COUNT, RequestError, integer, parse_request
+from .request import MAX_COUNT, RequestError, decode_json, integer, parse_request
 
 STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8"}
@@ -37,6 +40,7 @@ MAX_BODY = 64 * 1024
 MAX_NEAREST = 16
 HISTORY_POINTS = 400
 LOOPBACK = ("127.0.0.1", "localhost")
+DIGITS = re.compile(r"[0-9]{1,18}")  # a step in a URL, a Content-Length: ASCII digits, none that int() refuses
 
 
 def _finite(value) -> bool:
@@ -75,9 +79,7 @@ class ServedRun:
                 "sample_steps": sorted(RunDir(self.run.path).sample_grids())}
 
 
-class ExplorerServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class ExplorerServer(BoundedHTTPServer):
     def __init__(self, run_dirs: list[str | Path], host: str = "127.0.0.1", port: int = 7860, verbose: bool = False,
                  features: str = PIXELS):
         space = FeatureSpace(features)
@@ -137,9 +139,24 @@ def nearest(served: ServedRun, body: dict) -> dict:
 POST_ROUTES = {"/api/generate": generate, "/api/nearest": nearest}
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(DeadlineHandler):
     server: ExplorerServer
     server_version = "ganforge"
+    default_request_version = "HTTP/1.0"  # so the answer to a malformed request line has a status line too
+
+    def __getattr__(self, name: str):
+        if name.startswith("do_"):  # http.server answers a method it finds no do_<METHOD> for with a 501
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def _not_allowed(self) -> None:
+        self.send_error(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command[:20]} is not served here; use GET or POST")
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals, as this API's one-line JSON instead of its HTML page."""
+        self.log_error("code %d, message %s", code, message)
+        self.close_connection = True
+        self._error(code, message or HTTPStatus(code).phrase)
 
     def log_message(self, format, *args):  # noqa: A002 — the base class's signature
         if self.server.verbose:
@@ -151,6 +168,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
@@ -166,6 +185,8 @@ class Handler(BaseHTTPRequestHandler):
             if allowed is not None and self.headers.get("Host") not in allowed:
                 raise PermissionError(f"this server answers requests to {' or '.join(sorted(allowed))} only")
             action()
+        except (TimeoutError, ConnectionError):  # the client's side: see connections.py
+            raise
         except PermissionError as err:
             self._error(HTTPStatus.FORBIDDEN, str(err))
         except LookupError as err:
@@ -195,10 +216,11 @@ class Handler(BaseHTTPRequestHandler):
                                               "max_count": MAX_COUNT})
         if len(parts) == 3 and parts[:2] == ["api", "runs"]:
             return self._json(HTTPStatus.OK, self.server.served(parts[2]).details())
-        if len(parts) == 5 and parts[:2] == ["api", "runs"] and parts[3] == "samples" and parts[4].isdigit():
-            grid = RunDir(self.server.served(parts[2]).run.path).sample_grids().get(int(parts[4]))
+        if len(parts) == 5 and parts[:2] == ["api", "runs"] and parts[3] == "samples":
+            grids = RunDir(self.server.served(parts[2]).run.path).sample_grids()
+            grid = grids.get(int(parts[4])) if DIGITS.fullmatch(parts[4]) else None
             if grid is None:
-                raise LookupError(f"run '{parts[2]}' has no sample grid at step {parts[4]}")
+                raise LookupError(f"run '{parts[2]}' has no sample grid at step {parts[4][:40]}")
             return self._send(HTTPStatus.OK, grid.read_bytes(), "image/png")
         raise LookupError(f"no such page: {path[:80]}")
 
@@ -206,13 +228,15 @@ class Handler(BaseHTTPRequestHandler):
         route = POST_ROUTES.get(self.path)
         if route is None:
             raise LookupError(f"no such API route: {self.path[:80]}")
-        length = int(self.headers.get("Content-Length") or 0)
+        given = self.headers.get("Content-Length") or "0"
+        length = int(given) if DIGITS.fullmatch(given.strip()) else -1
         if not 0 < length <= MAX_BODY:
-            raise RequestError(f"the request body must be JSON of 1 to {MAX_BODY} bytes")
+            raise RequestError(f"the request body must be JSON of 1 to {MAX_BODY} bytes, with its length in "
+                               f"Content-Length (got {given[:40]!r})")
         try:
-            body = json.loads(self.rfile.read(length))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise RequestError(f"the request body is not valid JSON ({err})") from None
+            body = decode_json(self.rfile.read(length))
+        except RequestError as err:
+            raise RequestError(f"the request body is not JSON this server reads ({err})") from None
         if not isinstance(body, dict):
             raise RequestError("the request body must be a JSON object")
         self._json(HTTPStatus.OK, route(self.server.served(body.get("run")), body))
