@@ -341,7 +341,6 @@ def test_a_tag_vocabulary_over_the_limit_names_tags_top(tmp_path, options):
         load_dataset(str(tmp_path / "d"), 32, 3, DatasetOptions(cache_dir=options.cache_dir, max_tags=5))
 
 
-@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # PIL's own notice at open
 def test_an_image_declaring_too_many_pixels_is_skipped_before_decoding(tmp_path, options):
     _images(tmp_path / "d")
     Image.new("1", (12000, 12000)).save(tmp_path / "d" / "huge.png")  # ~17 KB on disk, 144 Mpx declared
@@ -522,3 +521,36 @@ def test_checkpoint_weights_of_another_network_are_one_line(run, tmp_path, capsy
     capsys.readouterr()
     code, _, err = run_cli(capsys, "sample", run, "--n", 4, "--out", tmp_path / "g.png")
     assert code == 2 and "do not fit the run's network" in one_line_error(err)
+
+
+# ---- data, metrics and compare input (issue 21)
+# Each case as a user meets it: `ganforge data inspect`, `eval` or `compare` on a folder or study built
+# here, tiny on disk; what it must print instead of a traceback, or with no warning leaking from PIL.
+
+def _ganforge_child(*argv) -> subprocess.CompletedProcess:
+    """`python -m ganforge ...` in a child process: what reaches its stderr, PIL's warnings included."""
+    return subprocess.run([sys.executable, "-m", "ganforge", *map(str, argv)], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+
+
+def _png_header(path: Path, width: int, height: int) -> None:
+    """A 1-bit PNG declaring width×height, with only its first rows of (zero) pixels: a decompression
+    bomb as the header shows it, 100 bytes on disk."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(bytes(1 + (width + 7) // 8) * 4, 9)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def test_png_bombs_are_counted_over_max_image_pixels_and_pil_warns_nothing(tmp_path):
+    folder = tmp_path / "d"
+    _images(folder)
+    _png_header(folder / "bomb.png", 50_000, 50_000)   # 2.5 G pixels: PIL itself refuses it at open
+    _png_header(folder / "large.png", 12_000, 12_000)  # 144 M: PIL only warns
+    done = _ganforge_child("data", "inspect", folder, "--cache-dir", tmp_path / "cache")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "3 images loaded, 2 skipped (2 over dataset.max_image_pixels)" in done.stdout

@@ -23,7 +23,7 @@ from ..config import DatasetOptions
 from ..data import Dataset, load_dataset
 from ..data.cache import cache_root
 from ..data.kinds import data_kinds
-from ..data.folder import EXTENSIONS
+from ..data.folder import EXTENSIONS, open_header
 from ..registry import Registry
 from ..run import Run
 from ..rundir import RunDir
@@ -172,14 +172,14 @@ def _from_generator(generator: torch.nn.Module, n: int, seed: int, device: torch
     return Images(description, n, shape, batches)
 
 
-def _folder_resolution(folder: Path) -> int:
-    from PIL import Image
-
+def _folder_resolution(folder: Path, max_pixels: int) -> int:
+    """The side of the folder's first image that loading would use (not one over max_pixels)."""
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS):
         try:
-            with Image.open(path) as img:
-                return min(img.size)
-        except OSError:
+            with open_header(path) as img:
+                if img.width * img.height <= max_pixels:
+                    return min(img.size)
+        except Exception:  # noqa: BLE001 — PIL reports damaged files through many exception types
             continue
     raise MetricError(f"no readable image in {folder}; give a folder of .png/.jpg images")
 
@@ -189,7 +189,7 @@ def _load_images(spec: str, resolution: int | None, channels: int, options: Data
     if resolution is None:
         if not Path(spec).expanduser().is_dir():
             raise MetricError(f"give --resolution to load '{spec}' (no generated images fix the size)")
-        resolution = _folder_resolution(Path(spec).expanduser())
+        resolution = _folder_resolution(Path(spec).expanduser(), options.max_image_pixels)
     dataset: Dataset = load_dataset(spec, resolution, channels, options, seed)
     if not data_kinds.get(dataset.kind).images:
         raise MetricError(f"'{spec}' holds 2-D points, not images; evaluate a run trained on it for mode coverage")
