@@ -327,11 +327,12 @@ def _images(folder: Path, count: int = 3) -> None:
         Image.new("RGB", (40, 40), (60 * i, 20, 200)).save(folder / f"{i}.png")
 
 
-def test_a_tags_line_with_too_many_tags_stops_before_any_network_is_built(tmp_path, options):
+def test_a_tags_line_with_too_many_tags_is_skipped_and_counted(tmp_path, options):
     _images(tmp_path / "d")
     (tmp_path / "d" / "tags.csv").write_text("0," + ",".join(f"t{i}" for i in range(5000)) + "\n1,red\n")
-    with pytest.raises(DataError, match=r"line 1: more than 1000 tags for one image; raise dataset.max_tags_per_image"):
-        load_dataset(str(tmp_path / "d"), 32, 3, options)
+    data = load_dataset(str(tmp_path / "d"), 32, 3, options)
+    assert data.tags == [[], ["red"], []]
+    assert data.info["tags"]["malformed_examples"] == ["line 1: more than 1000 tags for one image"]
 
 
 def test_a_tag_vocabulary_over_the_limit_names_tags_top(tmp_path, options):
@@ -554,3 +555,19 @@ def test_png_bombs_are_counted_over_max_image_pixels_and_pil_warns_nothing(tmp_p
     done = _ganforge_child("data", "inspect", folder, "--cache-dir", tmp_path / "cache")
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert "3 images loaded, 2 skipped (2 over dataset.max_image_pixels)" in done.stdout
+
+
+def test_bad_tag_lines_are_skipped_and_counted_and_a_huge_tag_is_never_printed(tmp_path, capsys):
+    folder = tmp_path / "d"
+    _images(folder, 4)
+    (folder / "tags.csv").write_text("id,tags\n0,red\n,blue\n1,sky:1.5\n2," + "y" * 10_000_000 + "\n3,sky:"
+                                     + "1" * 5000 + "\n" + "z" * 1_000_000 + ",red\n")
+    code, out, err = run_cli(capsys, "data", "inspect", folder, "--cache-dir", tmp_path / "cache")
+    assert code == 0 and err == "" and len(out) < 3000  # the 10 MB tag and the 1 MB id: cut, never printed
+    assert "malformed tag lines skipped: 3 (line 3, line 4, line 5)" in out
+    assert ("malformed, skipped: 3 (line 3: no image id before the tags; line 4: count 'sky:1.5' is not a whole "
+            "number; line 5: a tag of 10,000,000 characters, over dataset.max_tag_chars = 200)") in out
+    assert "tags (2): red 1, sky 1" in out  # line 6's 5,000-digit count is a count, not a traceback
+    (folder / "tags.csv").write_text(",red\n,blue\n")
+    code, _, err = run_cli(capsys, "data", "inspect", folder, "--cache-dir", tmp_path / "cache")
+    assert code == 2 and "line 1: no image id before the tags" in one_line_error(err)
