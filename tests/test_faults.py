@@ -571,3 +571,34 @@ def test_bad_tag_lines_are_skipped_and_counted_and_a_huge_tag_is_never_printed(t
     (folder / "tags.csv").write_text(",red\n,blue\n")
     code, _, err = run_cli(capsys, "data", "inspect", folder, "--cache-dir", tmp_path / "cache")
     assert code == 2 and "line 1: no image id before the tags" in one_line_error(err)
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory):
+    from ganforge.metrics.classifier import ClassifierNet, save_classifier
+
+    torch.manual_seed(0)
+    net = ClassifierNet([str(d) for d in range(10)], channels=3, input_size=16, widths=(4, 8, 8), feature_dim=16)
+    path = tmp_path_factory.mktemp("clf") / "tiny.safetensors"
+    save_classifier(net.eval(), path)
+    return path
+
+
+def test_eval_warns_below_the_samples_fid_and_kid_need_and_refuses_what_cannot_be_computed(tmp_path, capsys,
+                                                                                           tiny_classifier):
+    _images(tmp_path / "four", 4)
+    _images(tmp_path / "three", 3)
+    _images(tmp_path / "one", 1)
+    _png_header(tmp_path / "four" / "+bomb.png", 50_000, 50_000)  # sorted first: eval sizes the folder past it
+    common = ["--features", f"classifier:{tiny_classifier}", "--quiet", "--cache-dir", tmp_path / "cache"]
+    code, out, err = run_cli(capsys, "eval", tmp_path / "four", "--ref", tmp_path / "three", "--metrics", "fid,kid",
+                             *common)
+    assert code == 0 and re.search(r"^fid +\S+$", out, re.M), err
+    warnings = err.splitlines()
+    assert len(warnings) == 2 and all(w.startswith("ganforge: warning: ") for w in warnings)
+    assert "fid from 4 vs 3 images is biased by the counts: with fewer than 17 a side" in warnings[0]
+    assert "kid from 4 vs 3 images: fewer than its subset size (1,000)" in warnings[1]
+    code, _, err = run_cli(capsys, "eval", tmp_path / "four", "--ref", tmp_path / "one", "--metrics", "fid", *common)
+    assert code == 2 and "fid needs at least 2 images a side, and the reference has 1" in one_line_error(err)
+    code, _, err = run_cli(capsys, "eval", tmp_path / "four", "--ref", tmp_path / "three", "--n", -3, *common)
+    assert code == 2 and "--n -3 must be at least 1" in one_line_error(err)
