@@ -209,6 +209,9 @@ def cmd_data_inspect(args) -> int:
             examples = ", ".join(found["unknown_id_examples"])
             line = (f"tags from {found['source']}; {line}; tag ids without an image: {found['unknown_ids']}"
                     + (f" (e.g. {examples})" if examples else ""))
+            if found.get("malformed"):
+                line += f"; malformed, skipped: {found['malformed']} ({'; '.join(found['malformed_examples'])}" + (
+                    ", …)" if found["malformed"] > len(found["malformed_examples"]) else ")")
         print(line)
     if args.preview:
         _write_preview(ds, Path(args.preview))

@@ -24,9 +24,12 @@ def cmd_eval(args) -> int:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:15s} {value:.6g}" if isinstance(value, float) else f"{key:15s} {value}")
+            if key != "warnings":  # on stderr, below
+                print(f"{key:15s} {value:.6g}" if isinstance(value, float) else f"{key:15s} {value}")
         if "weights_sha256" in result:
-            print(f"protocol        {protocol(result)}")
+            print(f"protocol        {protocol(result)}", flush=True)
+    for warning in result.get("warnings", []):
+        print(f"ganforge: warning: {warning}", file=sys.stderr)
     if "step" in result:  # a run: keep the result in its directory (the run directory is the interface)
         paths = RunDir(args.source)
         try:  # after printing: a run directory that cannot be written must not cost the result

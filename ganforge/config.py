@@ -44,8 +44,10 @@ class DatasetOptions:
     tags_lowercase: bool = _f(True, "lower-case tags and merge spelling variants (blue_hair, Blue-Hair → blue hair)")
     max_tags: int = _f(10000, "most distinct tags a run may condition on (after tags_keep / tags_top); more stops "
                               "with an error, since each tag widens both networks", minimum=1)
-    max_tags_per_image: int = _f(1000, "most tags one image (a CSV line or sidecar) may carry; more stops with an "
-                                       "error naming the line", minimum=1)
+    max_tags_per_image: int = _f(1000, "most tags one image (a CSV line or sidecar) may carry; a line with more is "
+                                       "skipped and counted", minimum=1)
+    max_tag_chars: int = _f(200, "longest tag, in characters (the emoji's longest is 23); a line or sidecar with a "
+                                 "longer one is skipped and counted", minimum=1)
     max_image_pixels: int = _f(50_000_000, "image folders: images whose header declares more pixels are skipped "
                                            "and counted, before any decoding", minimum=1)
     max_decompressed_mb: int = _f(1024, "mnist: most MB of data an IDX file may declare, checked from its header "

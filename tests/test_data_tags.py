@@ -127,7 +127,7 @@ def test_explicit_tags_file_outside_the_folder(tmp_path, options):
 
 @pytest.mark.parametrize("content, message", [
     ("0,lake=2\n", r"tags.csv line 1: weight of 'lake' is 2; weights after '=' must be in \[0, 1\]"),
-    ("0,smile\n,frown\n", r"tags.csv line 2: no image id before the tags"),
+    (",smile\n,frown\n", r"tags.csv line 1: no image id before the tags; .* \(all 2 of its lines are malformed\)"),
     ("0,smile\n0.png,frown\n", r"tags.csv line 2: id '0.png' names 0.png, which line 1 already tags"),
     ("7,smile\n8,frown\n", r"tags.csv names none of the 2 images \(its ids: '7', '8'; image ids: '0', '1'\)"),
     ("", r"tags.csv names none of the 2 images \(its ids: none"),

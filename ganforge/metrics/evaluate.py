@@ -8,7 +8,9 @@ are cached on disk (cache.py). Results are one flat dict, ready for JSON and met
     coverage, classes, class_kl · modes, modes_kl (Stacked MNIST) · modes, high_quality (2-D mixtures)
     plus the protocol every figure needs beside it: n (generated or used), n_ref, ref (which data and
     split), ref_total (images it has), features, weights_sha256, ref_cache ("hit" | "miss"), step (runs);
-    with floor=True, ref_floor_fid (and source_floor_fid for real images) with their half sizes.
+    with floor=True, ref_floor_fid (and source_floor_fid for real images) with their half sizes; and
+    warnings, when a figure stands on fewer samples than it needs to be trusted (FID, KID).
+A metric with fewer images than it can be computed on at all is refused before any image is processed.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from ..config import DatasetOptions
 from ..data import Dataset, load_dataset
 from ..data.cache import cache_root
 from ..data.kinds import data_kinds
-from ..data.folder import EXTENSIONS
+from ..data.folder import EXTENSIONS, open_header
 from ..registry import Registry
 from ..run import Run
 from ..rundir import RunDir
@@ -55,6 +57,8 @@ class Metric:
     needs: frozenset                  # what `collect` must keep: "stats", "features", "logits", "channel_classes"
     uses_ref: bool
     compute: Callable[[Collected, Collected | None, Settings, object], dict]
+    least: Callable[[Settings], int] = lambda settings: 1   # images it needs on each side, at the very least
+    caveat: Callable[[Collected, Collected | None, Settings], str | None] = lambda gen, ref, settings: None
 
 
 metric_registry: Registry[Metric] = Registry("metric")
@@ -74,6 +78,15 @@ def _needs_classes(extractor, metric: str):
 
 def _fid(gen, ref, settings, extractor):
     return {"fid": frechet_distance(gen.mean, gen.cov, ref.mean, ref.cov)}
+
+
+def _fid_caveat(gen, ref, settings):
+    dim = len(gen.mean)
+    if min(gen.n, ref.n) > dim:
+        return None
+    return (f"fid from {gen.n:,} vs {ref.n:,} images is biased by the counts: with fewer than {dim + 1:,} a side, "
+            f"the {dim}-d features' covariance is rank-deficient; compare it only with FIDs at the same counts, or "
+            f"give --n and --n-ref of {dim + 1:,} or more")
 
 
 def _fid_inf(gen, ref, settings, extractor):
@@ -100,6 +113,15 @@ def _kid(gen, ref, settings, extractor):
     return {"kid": mean, "kid_std": std}
 
 
+def _kid_caveat(gen, ref, settings):
+    size = settings.kid_subset_size
+    if min(gen.n, ref.n) >= size:
+        return None
+    return (f"kid from {gen.n:,} vs {ref.n:,} images: fewer than its subset size ({size:,}) a side, so every subset "
+            f"is cut to {min(gen.n, ref.n):,} and kid_std understates the spread; give --n and --n-ref of {size:,} "
+            f"or more")
+
+
 def _is(gen, ref, settings, extractor):
     mean, std = inception_score(_probs(gen), settings.is_splits, shuffle_seed=IS_SHUFFLE_SEED)
     return {"is": mean, "is_std": std}
@@ -124,11 +146,11 @@ def _modes(gen, ref, settings, extractor):
     return stacked_modes(gen.channel_classes)
 
 
-metric_registry.register("fid")(Metric(frozenset({"stats"}), True, _fid))
-metric_registry.register("fid_inf")(Metric(frozenset({"features", "stats"}), True, _fid_inf))
-metric_registry.register("kid")(Metric(frozenset({"features"}), True, _kid))
-metric_registry.register("is")(Metric(frozenset({"logits"}), False, _is))
-metric_registry.register("pr")(Metric(frozenset({"features"}), True, _pr))
+metric_registry.register("fid")(Metric(frozenset({"stats"}), True, _fid, lambda s: 2, _fid_caveat))
+metric_registry.register("fid_inf")(Metric(frozenset({"features", "stats"}), True, _fid_inf, lambda s: 2))
+metric_registry.register("kid")(Metric(frozenset({"features"}), True, _kid, lambda s: 2, _kid_caveat))
+metric_registry.register("is")(Metric(frozenset({"logits"}), False, _is, lambda s: s.is_splits))
+metric_registry.register("pr")(Metric(frozenset({"features"}), True, _pr, lambda s: s.pr_k + 1))
 metric_registry.register("coverage")(Metric(frozenset({"logits"}), True, _coverage))
 metric_registry.register("modes")(Metric(frozenset({"channel_classes"}), False, _modes))
 
@@ -172,14 +194,14 @@ def _from_generator(generator: torch.nn.Module, n: int, seed: int, device: torch
     return Images(description, n, shape, batches)
 
 
-def _folder_resolution(folder: Path) -> int:
-    from PIL import Image
-
+def _folder_resolution(folder: Path, max_pixels: int) -> int:
+    """The side of the folder's first image that loading would use (not one over max_pixels)."""
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTENSIONS):
         try:
-            with Image.open(path) as img:
-                return min(img.size)
-        except OSError:
+            with open_header(path) as img:
+                if img.width * img.height <= max_pixels:
+                    return min(img.size)
+        except Exception:  # noqa: BLE001 — PIL reports damaged files through many exception types
             continue
     raise MetricError(f"no readable image in {folder}; give a folder of .png/.jpg images")
 
@@ -189,7 +211,7 @@ def _load_images(spec: str, resolution: int | None, channels: int, options: Data
     if resolution is None:
         if not Path(spec).expanduser().is_dir():
             raise MetricError(f"give --resolution to load '{spec}' (no generated images fix the size)")
-        resolution = _folder_resolution(Path(spec).expanduser())
+        resolution = _folder_resolution(Path(spec).expanduser(), options.max_image_pixels)
     dataset: Dataset = load_dataset(spec, resolution, channels, options, seed)
     if not data_kinds.get(dataset.kind).images:
         raise MetricError(f"'{spec}' holds 2-D points, not images; evaluate a run trained on it for mode coverage")
@@ -219,6 +241,9 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
     from ..device import pick_device
 
     chosen = choose_metrics(metrics)
+    for flag, count in (("--n", n), ("--n-ref", n_ref)):
+        if count is not None and count < 1:
+            raise MetricError(f"{flag} {count} must be at least 1: it is how many images to evaluate")
     device = pick_device(str(device))
     options = DatasetOptions(cache_dir=str(cache_dir or ""))
     result: dict = {}
@@ -235,6 +260,8 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
     gen = _source_images(run, n, seed, device, resolution, options)
     extractor = build_extractor(features, device, weights_path)
     _check_outputs(chosen, extractor)
+    real = _reference_images(ref, ref_name, run, gen, n_ref or n, seed, options) if uses_ref else None
+    _check_counts(chosen, settings, gen, real)
     needs = set().union(*(m.needs for m in chosen.values()))
     result.update(n=gen.count, features=extractor.name, weights_sha256=extractor.weights_sha256)
     if gen.total is not None:
@@ -249,12 +276,15 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
 
     reference = None
     if uses_ref:
-        real = _reference_images(ref, ref_name, run, gen, n_ref or n, seed, options)
         reference, status = _real_features(real, extractor, (needs | floor_needs) - {"channel_classes"}, device,
                                            batch_size, options, progress)
         result.update(n_ref=real.count, ref=real.description, ref_total=real.total, ref_cache=status)
+    warnings = []
     for metric in chosen.values():
         result.update(metric.compute(generated, reference, settings, extractor))
+        warnings.append(metric.caveat(generated, reference, settings))
+    if any(warnings):
+        result["warnings"] = [warning for warning in warnings if warning]
     if floor:
         result.update(_floors(reference, generated if gen.tensor is not None else None, seed))
     return result
@@ -294,6 +324,17 @@ def choose_metrics(metrics: tuple[str, ...] | list[str] | str) -> dict[str, Metr
     """'fid,kid' or a list of names → the registered metrics by name (an unknown name says the valid ones)."""
     names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
     return {name: metric_registry.get(name) for name in names}
+
+
+def _check_counts(chosen: dict[str, Metric], settings: Settings, gen: Images, real: Images | None) -> None:
+    """Refuse, before any image is processed, a metric with fewer images on a side than it is defined on."""
+    for name, metric in chosen.items():
+        least = metric.least(settings)
+        sides = [("source", gen.count)] + ([("reference", real.count)] if metric.uses_ref else [])
+        short = [f"the {side} has {count:,}" for side, count in sides if count < least]
+        if short:
+            raise MetricError(f"{name} needs at least {least} images{' a side' if metric.uses_ref else ''}, and "
+                              f"{' and '.join(short)}; evaluate more (--n, --n-ref) or a folder that holds more")
 
 
 def _check_outputs(chosen: dict[str, Metric], extractor) -> None:
