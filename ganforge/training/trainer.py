@@ -33,7 +33,7 @@ from .callbacks import Cadence, Checkpoints, Evaluation, SamplePictures, early_s
 from ..checkpoint import best_fid, find_checkpoint, list_checkpoints
 from .lock import hold_run_lock
 from .setup import Parts, build
-from .step_metrics import (D_TERMS, LOSSES, LOSSES_AND_GRAD_NORMS, PER_STEP, Scalar, accumulator,
+from .step_metrics import (D_TERMS, GRAD_NORMS, LOSSES, LOSSES_AND_GRAD_NORMS, PER_STEP, Scalar, accumulator,
                            row_values)
 
 # What went non-finite first (the code kept beside the step): checked for on the device, read at flushes.
@@ -444,12 +444,16 @@ class Trainer:
             self.echo(f"time budget: {tc.minutes:g} min of training (stops then, or at step {cfg.steps} if sooner)")
 
         acc = accumulator(self.device)
+        interval = _Interval()
+        if st.log_row:  # resumed mid-row: carry on with the row the checkpoint was taken in
+            acc += torch.tensor(st.log_row["sums"], device=self.device)
+            interval.steps, interval.d_steps = st.log_row["steps"], st.log_row["d_steps"]
+        carried = None  # the row in progress before a row written only because the run ends here
         first_bad = torch.full((2,), -1, dtype=torch.long, device=self.device)  # (step, _DIVERGED code)
         # Under fp16 a non-finite gradient is the scaler's signal to lower its scale, not divergence.
         watched = LOSSES if st.scaler is not None else LOSSES_AND_GRAD_NORMS
         pending: list = []  # (host metadata, values copied off the device) awaiting the next flush
         bad_as_logged = torch.full((2,), -1)  # first_bad as of the previous log row, copied off the device
-        interval = _Interval()
         wall_start = time.perf_counter()
 
         def out_of_time() -> bool:
@@ -484,6 +488,8 @@ class Trainer:
                     if not self.world.parallel and bad_as_logged[0] >= 0:  # ranks agree only at flushes
                         self._check_finite(first_bad)
                     bad_as_logged = first_bad.to("cpu", non_blocking=True)
+                    if done % self.log_cadence.every:  # off the cadence: a resume continues the regular row
+                        carried = self._row_so_far(acc, interval)
                     meta = self._queue_row(pending, acc, interval, done, wall_offset + time.perf_counter() - wall_start)
                     self._report_progress(bar, meta)
                 elif early_sample_step(done):
@@ -498,6 +504,7 @@ class Trainer:
                     self._write_rows(pending)
                     # Never a checkpoint of a non-finite state, even between log rows.
                     self._check_finite(self._watch_optimizers(first_bad, done))
+                    st.log_row = carried or self._row_so_far(acc, interval)
                     if self.world.main:  # the other ranks wait for it at the next gradient reduction
                         for callback in due:
                             callback(done)
@@ -518,6 +525,12 @@ class Trainer:
         else:
             self.echo(f"finished {st.step} steps: {self.paths.root}")
         return TrainResult(self.paths.root, st.step, stopped_by == "interrupt", stop_signal, stopped_by)
+
+    def _row_so_far(self, acc: torch.Tensor, interval: "_Interval") -> dict:
+        """The log row in progress, as checkpoints keep it: its sums (rank-averaged) and step counts."""
+        sums = distributed.average(acc.clone(), self.world)
+        sums[list(GRAD_NORMS)] = 0  # taken at a row's last step only: the resumed row takes its own
+        return {"sums": sums.tolist(), "steps": interval.steps, "d_steps": interval.d_steps}
 
     @staticmethod
     def _stop_reason(interrupt: dict, out_of_time: bool) -> str | None:
