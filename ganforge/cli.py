@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import argparse
 import errno
+import signal
 import sys
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
@@ -25,7 +27,38 @@ _FILE_SYSTEM_FIXES = {
 _RESUMABLE = {"steps", "device", "train"}
 
 
+class StoppedBySignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP before the training loop has its own handler (loading data, building): it unwinds
+    like Ctrl-C does there (every write is atomic, so nothing is left half-written) and exits 128 + it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _stopping_on_signals():
+    """SIGTERM and SIGHUP raise StoppedBySignal for the duration (the main thread only: elsewhere, as usual)."""
+    def stop(signum, frame):
+        raise StoppedBySignal(signum)
+
+    try:
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig}
+    except ValueError:
+        previous = {}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def cmd_train(args) -> int:
+    with _stopping_on_signals():
+        return _train(args)
+
+
+def _train(args) -> int:
     from .config import from_dict, merge
     from .rundir import read_config
     from .training.trainer import train
@@ -334,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     except GanforgeError as err:
         print(f"ganforge: error: {err}", file=sys.stderr)
         return 2
+    except StoppedBySignal as stopped:
+        print(f"ganforge: stopped by {signal.Signals(stopped.signum).name}", file=sys.stderr)
+        return 128 + stopped.signum
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130
