@@ -154,7 +154,7 @@ def test_a_run_that_stopped_before_its_first_checkpoint_restarts_in_place(tmp_pa
 
     code, stdout, err = run_cli(capsys, "train", "--resume", out, "--quiet")
     assert code == 0, err
-    assert "starting it again from step 0" in stdout and load_run(out).step == 4
+    assert "starting it again in place from step 0" in stdout and load_run(out).step == 4
 
     shutil.rmtree(out / "checkpoints")
     code, stdout, err = run_cli(capsys, *train_args(out, cache, steps=5))

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import signal
 import sys
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from ..data.conditions import Conditions
 from ..errors import GanforgeError
 from ..models import count_parameters
 from ..models.conditioning import mismatched
-from ..rundir import RunDir, config_digest
+from ..rundir import RunDir, read_config, read_info
 from . import distributed
 from .callbacks import Cadence, Checkpoints, Evaluation, SamplePictures, early_sample_step, sampling_generator
 from ..checkpoint import best_fid, find_checkpoint, list_checkpoints
@@ -151,9 +150,7 @@ class Trainer:
         echo = self.echo
         self.paths = RunDir(Path(run_dir))
         if resume and not list_checkpoints(self.paths.root):
-            echo(f"{self.paths.root} has no checkpoint (it stopped before its first); starting it again from "
-                 f"step 0 with its own config")
-            resume = False
+            resume = False  # nothing to continue from: it starts again in place (_create_run_dir)
         saved_conditions = Conditions.load(self.paths.root) if resume else None
         self.parts: Parts = build(config, world, device_name, resume, saved_conditions, echo)
         parts = self.parts
@@ -172,6 +169,7 @@ class Trainer:
             self.history = [row for row in self.paths.read_history() if row["step"] <= self.state.step]
             if self.world.main:
                 self._rewrite_history()
+                self._keep_resume_changes(config)
         else:
             if self.world.main:
                 self._create_run_dir()
@@ -198,18 +196,23 @@ class Trainer:
     # ------------------------------------------------------------------ run directory
 
     def _create_run_dir(self) -> None:
-        root = self.paths.root
-        contents = [p for p in root.iterdir() if p != self.paths.lock] if root.exists() else []
-        if contents and self.paths.config.is_file() and not list_checkpoints(root):
-            # A start that stopped before its first checkpoint left nothing to continue from: start again.
-            self.echo(f"{root} holds a run that stopped before its first checkpoint; starting it again in place")
-            for path in contents:
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-        elif contents:
+        """A new run's first files. A run ganforge made that has no checkpoint starts again in place; any
+        other folder with something in it is refused: training never deletes what it did not write."""
+        paths, root = self.paths, self.paths.root
+        contents = sorted(p.name for p in root.iterdir() if p != paths.lock) if root.exists() else []
+        if contents and paths.made_by_ganforge() and not list_checkpoints(root):
+            backup = paths.clear_for_restart()
+            kept = f"its history is {backup.name}, its" if backup else "its"
+            self.echo(f"{root} holds a run with no checkpoint to continue from: starting it again in place from "
+                      f"step 0; {kept} sample grids stay in {paths.samples.name}/ until this run writes those "
+                      f"steps again")
+        elif contents and paths.made_by_ganforge():
             raise GanforgeError(f"run directory {root} already exists and is not empty; "
                                 f"continue it with --resume {root} or choose another --out")
-        self.paths.samples.mkdir(parents=True, exist_ok=True)
-        self.config.save(self.paths.config)
+        elif contents:
+            shown = ", ".join(contents[:3]) + (", …" if len(contents) > 3 else "")
+            raise GanforgeError(f"{root} already exists and is not empty ({shown}) but holds no ganforge run, and "
+                                f"training never deletes what it did not write; choose a new or empty folder with --out")
         info = {
             "ganforge_version": __version__,
             "created": datetime.now().isoformat(timespec="seconds"),
@@ -219,12 +222,26 @@ class Trainer:
             "parameters": {"G": count_parameters(self.state.G), "D": count_parameters(self.state.D)},
             "device": str(self.device),
             "world_size": self.world.size,
-            "config_sha256": config_digest(self.paths.config.read_bytes()),  # a config.yaml cut short shows
         }
         if self.conditions:
             info["condition"] = {"kind": self.conditions.kind, "dim": self.conditions.dim}
+        paths.write_config(self.config, info)  # run.json first: from then on the folder is a run of ganforge's
+        paths.samples.mkdir(parents=True, exist_ok=True)
+        if self.conditions:
             self.conditions.save(root)
-        self.paths.write_info(info)
+
+    def _keep_resume_changes(self, given: Config) -> None:
+        """--steps and train.* given at --resume go into config.yaml, so that a later plain --resume
+        continues with them; --device and --quiet hold for this session only."""
+        saved = read_config(self.paths.root)
+        kept = replace(saved, steps=given.steps, train=replace(given.train, quiet=saved.train.quiet))
+        if kept == saved:
+            return
+        changed = [f"steps = {kept.steps}"] if kept.steps != saved.steps else []
+        changed += [f"train.{key} = {value}" for key, value in asdict(kept.train).items()
+                    if value != getattr(saved.train, key)]
+        self.paths.write_config(kept, read_info(self.paths.root))
+        self.echo(f"{self.paths.config.name}: {', '.join(changed)} (kept for later resumes)")
 
     def _rewrite_history(self) -> None:
         """On resume, drop rows past the checkpoint (those steps are about to be trained again) and
