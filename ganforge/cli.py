@@ -6,7 +6,6 @@ import errno
 import signal
 import sys
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
@@ -14,6 +13,7 @@ from .cli_common import CONFIG_FLAGS, TRAINING_FLAGS, add_flags, config_from_arg
 from .cli_compare import add_compare_command
 from .cli_eval import add_eval_commands
 from .errors import ConfigError, GanforgeError
+from .signals import StoppedBySignal, stopping_on_signals
 
 # File-system errors a user fixes, and how; any other OSError is a bug and keeps its traceback.
 _FILE_SYSTEM_FIXES = {
@@ -27,34 +27,8 @@ _FILE_SYSTEM_FIXES = {
 _RESUMABLE = {"steps", "device", "train"}
 
 
-class StoppedBySignal(KeyboardInterrupt):
-    """SIGTERM or SIGHUP before the training loop has its own handler (loading data, building): it unwinds
-    like Ctrl-C does there (every write is atomic, so nothing is left half-written) and exits 128 + it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextmanager
-def _stopping_on_signals():
-    """SIGTERM and SIGHUP raise StoppedBySignal for the duration (the main thread only: elsewhere, as usual)."""
-    def stop(signum, frame):
-        raise StoppedBySignal(signum)
-
-    try:
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig}
-    except ValueError:
-        previous = {}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def cmd_train(args) -> int:
-    with _stopping_on_signals():
+    with stopping_on_signals():
         return _train(args)
 
 

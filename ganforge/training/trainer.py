@@ -27,6 +27,7 @@ from ..errors import GanforgeError
 from ..models import count_parameters
 from ..models.conditioning import mismatched
 from ..rundir import RunDir, read_config, read_info
+from ..signals import pending as pending_signal
 from . import distributed
 from .callbacks import Cadence, Checkpoints, Evaluation, SamplePictures, early_sample_step, sampling_generator
 from ..checkpoint import best_fid, find_checkpoint, list_checkpoints
@@ -78,8 +79,9 @@ def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
 @contextmanager
 def _graceful_interrupt():
     """The first Ctrl-C, SIGTERM or SIGHUP asks the loop to stop at the next step boundary (flag["signal"]
-    names it); a second one aborts as the signal does by default."""
-    flag = {"signal": 0}
+    names it); a second one aborts as the signal does by default. One that came during start-up and was
+    lost in C code (signals.py) counts as received."""
+    flag = {"signal": pending_signal()}
 
     def handler(signum, frame):
         flag["signal"] = flag["signal"] or signum
