@@ -131,6 +131,10 @@ def cycles(work: Path, count: int, rng: random.Random, cache: Path) -> dict:
         b = load_file(find_checkpoint(work / "straight") / "model.safetensors")
         tally["final_resume_ok"] = True
         tally["identical_to_uninterrupted"] = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        # The rows too, every field but timing: a resume continues the log row its checkpoint was taken in.
+        rows = [{r["step"]: {k: v for k, v in r.items() if k not in ("img_per_s", "wall_time")}
+                 for r in RunDir(path).read_history() if "d_loss" in r} for path in (run, work / "straight")]
+        tally["rows_differing_from_uninterrupted"] = sum(rows[0].get(step) != row for step, row in rows[1].items())
     tally["final_step"] = final
     redone = tally.pop("kill9_steps_redone")
     tally["kill9_mean_steps_redone"] = round(sum(redone) / len(redone), 1) if redone else None
@@ -259,7 +263,8 @@ def main() -> None:
           f"{c['sigterm_checkpoint_at_stop']} times ({c['sigterm_before_training']} arrived before training began); "
           f"kill -9 redid at least {c['kill9_mean_steps_redone']} steps on average (a lower bound: rows are written "
           f"a log interval late); final weights bit-identical to an "
-          f"uninterrupted run: {'yes' if c['identical_to_uninterrupted'] else 'NO'}")
+          f"uninterrupted run: {'yes' if c['identical_to_uninterrupted'] else 'NO'}, metrics rows differing from "
+          f"its: {c.get('rows_differing_from_uninterrupted', 'not compared')}")
     full = result["disk_full"]
     if "skipped" in full:
         print(f"disk full: skipped ({full['skipped']})")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -12,6 +13,7 @@ from .cli_common import CONFIG_FLAGS, TRAINING_FLAGS, add_flags, config_from_arg
 from .cli_compare import add_compare_command
 from .cli_eval import add_eval_commands
 from .errors import ConfigError, GanforgeError
+from .signals import StoppedBySignal, stopping_on_signals
 
 # File-system errors a user fixes, and how; any other OSError is a bug and keeps its traceback.
 _FILE_SYSTEM_FIXES = {
@@ -26,6 +28,11 @@ _RESUMABLE = {"steps", "device", "train"}
 
 
 def cmd_train(args) -> int:
+    with stopping_on_signals():
+        return _train(args)
+
+
+def _train(args) -> int:
     from .config import from_dict, merge
     from .rundir import read_config
     from .training.trainer import train
@@ -340,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     except GanforgeError as err:
         print(f"ganforge: error: {err}", file=sys.stderr)
         return 2
+    except StoppedBySignal as stopped:
+        print(f"ganforge: stopped by {signal.Signals(stopped.signum).name}", file=sys.stderr)
+        return 128 + stopped.signum
     except KeyboardInterrupt:
         print("ganforge: interrupted", file=sys.stderr)
         return 130

@@ -16,13 +16,16 @@ that knows its file and folder names.
                         still read by `eval_results`
 
 config.yaml and run.json are read whole or not at all: run.json records config.yaml's SHA-256, so a
-config cut short to a still-valid prefix is an error, not a run silently on defaults.
+config cut short to a still-valid prefix is an error, not a run silently on defaults. run.json is the
+first file a start writes: it is what says ganforge made the run, and training deletes nothing in a
+folder without it (and in one with it, only what RunDir names).
 
 This is the bottom layer (config, errors, fileio only); `ganforge.run.load_run` builds networks on top.
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -38,6 +41,8 @@ from .fileio import write_atomic
 _STEP_NAME = re.compile(r"^step-(\d{6,})$")
 _GRID_NAME = re.compile(r"^step-(\d+)\.png$")
 _LEGACY_EVAL_NAME = re.compile(r"^step-(\d+)-[^/]*\.json$")
+_DIGEST = "config_sha256"                    # run.json: config.yaml's SHA-256 ...
+_REPLACED_DIGEST = "config_sha256_replaced"  # ... and, while a new config.yaml is being written, the old one's
 
 
 def step_name(step: int) -> str:
@@ -119,9 +124,48 @@ class RunDir:
     def write_info(self, info: dict) -> None:
         write_atomic(self.info, lambda f: f.write(json.dumps(info, indent=1).encode()))
 
+    def write_config(self, config: Config, info: dict) -> None:
+        """config.yaml, and run.json (`info`) recording its SHA-256. run.json goes first and, until the new
+        config.yaml is in place, also accepts the one it replaces: a stop between the writes leaves a pair
+        that reads."""
+        text = config.to_yaml().encode()
+        info = {key: value for key, value in info.items() if not key.startswith(_DIGEST)}
+        info[_DIGEST] = config_digest(text)
+        replaced = self._recorded_digest()
+        swapping = replaced not in (None, info[_DIGEST])
+        self.write_info({**info, _REPLACED_DIGEST: replaced} if swapping else info)
+        write_atomic(self.config, lambda f: f.write(text))
+        if swapping:
+            self.write_info(info)
+
+    def _recorded_digest(self) -> str | None:
+        try:
+            return json.loads(self.info.read_text()).get(_DIGEST)
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            return None
+
     def is_run(self) -> bool:
-        """Whether training wrote a run here (config.yaml is its first file)."""
+        """Whether training wrote a run here that can be read (it has a config.yaml)."""
         return self.config.is_file()
+
+    def made_by_ganforge(self) -> bool:
+        """Whether ganforge train made this folder's run: its run.json, a start's first file, says so."""
+        try:
+            info = json.loads(self.info.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return False
+        return isinstance(info, dict) and {"ganforge_version", "created"} <= set(info)
+
+    def clear_for_restart(self) -> Path | None:
+        """Make way for the run to start again from step 0 in place: the history is kept as
+        history_backup(0), the sample grids stay (each replaced when the run writes that step again), and
+        only what the start writes anew goes: loss curve, conditions files, checkpoints/ (none usable).
+        Returns the history's backup (None: there was no history)."""
+        kept = self.truncate_history([], 0)
+        for path in (self.loss_curve, self.conditions_meta, self.conditions_tensors):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        return kept[0] if kept else None
 
     # -- samples -------------------------------------------------------------------------------------
     @property
@@ -164,9 +208,10 @@ class RunDir:
         with self.metrics.open("a") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
 
-    def history_backup(self, step: int) -> Path:
-        """Where the history is kept as it was before a resume or rollback to `step` drops the rows past it."""
-        return self.root / f"metrics.before-step{step:06d}.jsonl"
+    def history_backup(self, step: int, copy: int = 1) -> Path:
+        """Where the history is kept as it was before a resume, rollback or restart to `step` drops the rows
+        past it: metrics.before-stepNNNNNN.jsonl, and -2, -3, … for later copies to the same step."""
+        return self.root / f"metrics.before-step{step:06d}{'' if copy == 1 else f'-{copy}'}.jsonl"
 
     def truncate_history(self, kept: list[dict], step: int) -> tuple[Path, int] | None:
         """Make metrics.jsonl exactly `kept` (the rows up to `step`), after copying the file as it was to
@@ -177,7 +222,8 @@ class RunDir:
         lines = [line for line in self.metrics.read_text(errors="replace").splitlines() if line.strip()]
         if len(lines) == len(kept):
             return None
-        backup = self.history_backup(step)
+        # A step backed up before (a second restart, a resume to the same step) keeps that copy too.
+        backup = next(path for n in itertools.count(1) if not (path := self.history_backup(step, n)).exists())
         shutil.copy2(self.metrics, backup)
         text = "".join(json.dumps(row) + "\n" for row in kept).encode()
         write_atomic(self.metrics, lambda f: f.write(text))
@@ -269,10 +315,13 @@ def read_config(run_dir: Path) -> Config:
     if not paths.is_run():
         raise GanforgeError(f"{run_dir} is not a ganforge run (no {paths.config.name}); give a folder made by "
                             f"ganforge train")
+    if not paths.info.exists():  # a start writes it first: without it config.yaml cannot be checked
+        raise GanforgeError(f"{paths.info} is missing, so {paths.config.name} cannot be checked against the config "
+                            f"the run was trained with; restore {paths.info.name} from a backup of the run directory")
     raw = paths.config.read_bytes()
-    # A start killed between writing config.yaml and run.json has no run.json: it restarts in place.
-    recorded = read_info(run_dir).get("config_sha256") if paths.info.exists() else None
-    if recorded is not None and config_digest(raw) != recorded:
+    info = read_info(run_dir)
+    recorded = info.get(_DIGEST)  # None: a run from before it was recorded, read as it is
+    if recorded is not None and config_digest(raw) not in (recorded, info.get(_REPLACED_DIGEST)):
         raise GanforgeError(f"{paths.config} is not the config the run was trained with (cut short, damaged or "
                             f"edited: its SHA-256 differs from {paths.info.name}'s); restore it from a backup — "
                             f"change steps or train.* with flags on --resume instead of editing it")

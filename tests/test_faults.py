@@ -157,7 +157,7 @@ def test_a_run_that_stopped_before_its_first_checkpoint_restarts_in_place(tmp_pa
 
     code, stdout, err = run_cli(capsys, "train", "--resume", out, "--quiet")
     assert code == 0, err
-    assert "starting it again from step 0" in stdout and load_run(out).step == 4
+    assert "starting it again in place from step 0" in stdout and load_run(out).step == 4
 
     shutil.rmtree(out / "checkpoints")
     code, stdout, err = run_cli(capsys, *train_args(out, cache, steps=5))
@@ -783,3 +783,146 @@ def test_eval_warns_below_the_samples_fid_and_kid_need_and_refuses_what_cannot_b
     assert code == 2 and "fid needs at least 2 images a side, and the reference has 1" in one_line_error(err)
     code, _, err = run_cli(capsys, "eval", tmp_path / "four", "--ref", tmp_path / "three", "--n", -3, *common)
     assert code == 2 and "--n -3 must be at least 1" in one_line_error(err)
+# ---- run directory: nothing deleted, history kept (issue 21)
+
+def _tree(folder: Path) -> dict:
+    """Every file below `folder` and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _user_files(folder: Path) -> dict:
+    """What a user keeps in a folder: a notes file and a folder of pictures."""
+    (folder / "notes.txt").write_text("what I tried\n")
+    (folder / "pictures").mkdir()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(folder / "pictures" / "mine.png")
+    return {name: data for name, data in _tree(folder).items() if name.startswith(("notes.txt", "pictures"))}
+
+
+def test_a_folder_with_a_config_and_anything_else_is_refused_and_left_as_it_was(tmp_path, capsys):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text("steps: 20\n")  # the user's own config, beside their files
+    _user_files(exp)
+    before = _tree(exp)
+    code, _, err = run_cli(capsys, *train_args(exp, tmp_path / "cache", "--config", exp / "config.yaml"))
+    line = one_line_error(err)
+    assert code == 2 and "holds no ganforge run" in line and "never deletes" in line and "--out" in line
+    assert _tree(exp) == before  # run.lock included: a refused start leaves nothing behind
+
+
+def test_restarting_a_run_in_place_removes_only_what_a_run_writes(run, tmp_path, capsys):
+    shutil.rmtree(run / "checkpoints")  # nothing to continue from: `train --out RUN` starts it again
+    history = (run / "metrics.jsonl").read_text()
+    mine = _user_files(run)
+    code, stdout, err = run_cli(capsys, *train_args(run, tmp_path / "cache", steps=10))
+    assert code == 0, err
+    assert "starting it again in place from step 0" in stdout
+    assert {name: data for name, data in _tree(run).items() if name in mine} == mine
+    assert (run / "metrics.before-step000000.jsonl").read_text() == history
+    assert [row["step"] for row in RunDir(run).read_history()] == [5, 10] and load_run(run).step == 10
+
+
+def test_resuming_a_run_without_checkpoints_keeps_its_history_and_grids(run, capsys):
+    shutil.rmtree(run / "checkpoints")
+    history = (run / "metrics.jsonl").read_text()
+    grids = _tree(run / "samples")
+    code, stdout, err = run_cli(capsys, "train", "--resume", run, "--steps", 10)
+    assert code == 0, err
+    said = [line for line in stdout.splitlines() if "starting it again in place" in line]
+    assert len(said) == 1 and "metrics.before-step000000.jsonl" in said[0] and "samples/" in said[0]
+    assert (run / "metrics.before-step000000.jsonl").read_text() == history
+    assert set(grids) <= set(_tree(run / "samples"))  # steps 10..20 from before, 0..10 written again
+    assert (run / "samples" / "step-000020.png").read_bytes() == grids["step-000020.png"]
+
+    shutil.rmtree(run / "checkpoints")  # a second restart keeps the first backup too
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--steps", 5)
+    assert code == 0, err
+    assert (run / "metrics.before-step000000.jsonl").read_text() == history
+    assert [json.loads(line)["step"] for line in (run / "metrics.before-step000000-2.jsonl").read_text().splitlines()
+            ] == [5, 10]
+
+
+def test_resume_without_run_json_is_one_line_not_an_unchecked_config(run, capsys):
+    (run / "run.json").unlink()
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--steps", 25)
+    line = one_line_error(err)
+    assert code == 2 and "run.json is missing" in line and "cannot be checked" in line and "restore" in line
+    assert list_checkpoints(run)[-1][0] == 20  # nothing trained, nothing written
+
+
+def test_steps_and_budget_given_at_resume_are_kept_for_later_resumes(run, capsys):
+    code, stdout, err = run_cli(capsys, "train", "--resume", run, "--steps", 25, "--minutes", 60, "--device", "cpu")
+    assert code == 0, err
+    assert "config.yaml: steps = 25, train.minutes = 60.0 (kept for later resumes)" in stdout
+    config = load_run(run).config  # config.yaml and the SHA-256 in run.json agree
+    assert (config.steps, config.train.minutes, config.device) == (25, 60.0, "auto")  # --device: this time only
+    code, stdout, err = run_cli(capsys, "train", "--resume", run)
+    assert code == 0 and "already at step 25 ≥ steps = 25" in stdout, err
+
+
+def test_a_stop_while_resume_changes_the_config_leaves_a_run_that_reads(run, capsys, monkeypatch):
+    import ganforge.rundir as rundir
+
+    original = rundir.write_atomic
+
+    def stopped_at_config(target, write):
+        if Path(target).name == "config.yaml":  # run.json has the new SHA-256, config.yaml is still the old one
+            raise KeyboardInterrupt
+        original(target, write)
+
+    monkeypatch.setattr(rundir, "write_atomic", stopped_at_config)
+    code, _, _ = run_cli(capsys, "train", "--resume", run, "--steps", 30)
+    assert code == 130
+    monkeypatch.undo()
+    code, stdout, err = run_cli(capsys, "train", "--resume", run, "--steps", 25)
+    assert code == 0 and "steps = 25" in stdout, err
+    assert load_run(run).step == 25 and "config_sha256_replaced" not in (run / "run.json").read_text()
+
+
+@pytest.mark.parametrize("when", ["importing", "holding the lock"])
+def test_sigterm_during_start_up_exits_143_and_leaves_the_run_intact(run, capsys, when):
+    before = (run / "metrics.jsonl").read_text()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "train", "--resume", str(run), "--steps", "1000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    if when == "importing":
+        time.sleep(0.2)
+    else:  # the lock holds the child's PID once it has it: data and networks are being built
+        deadline = time.time() + 60
+        while (run / "run.lock").read_text().strip() != str(proc.pid):
+            assert proc.poll() is None and time.time() < deadline
+            time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, output
+    assert (run / "metrics.jsonl").read_text().startswith(before) and load_run(run).step >= 20
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--steps", 25)
+    assert code == 0, err
+
+
+TIMING = ("img_per_s", "wall_time")
+
+
+def _rows(run_dir: Path) -> dict[int, dict]:
+    return {row["step"]: {k: v for k, v in row.items() if k not in TIMING}
+            for row in RunDir(run_dir).read_history() if "d_loss" in row}
+
+
+@pytest.mark.parametrize("how", ["stopped off the log cadence", "checkpoint off the log cadence"])
+def test_rows_after_a_resume_are_the_uninterrupted_runs(tmp_path, capsys, how):
+    cache = tmp_path / "cache"
+    every = ["--set", "train.log_every=4"] if how == "checkpoint off the log cadence" else []
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(train_args(straight, cache, *every, steps=30)) == 0
+    if how == "stopped off the log cadence":  # its last step, 17, is logged and checkpointed mid-row
+        assert main(train_args(resumed, cache, steps=17)) == 0
+        extra = {17}
+    else:  # what kill -9 after step 20 leaves: the resume starts from step 10, between rows 8 and 12
+        assert main(train_args(resumed, cache, *every, steps=20)) == 0
+        shutil.rmtree(resumed / "checkpoints" / "step-000020")
+        extra = set()
+    code, _, err = run_cli(capsys, "train", "--resume", resumed, "--steps", 30)
+    assert code == 0, err
+    a, b = _rows(straight), _rows(resumed)
+    assert set(b) - set(a) == extra and set(a) <= set(b)
+    assert {step: b[step] for step in a} == a  # every numeric field, bit for bit

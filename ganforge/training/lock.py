@@ -22,7 +22,7 @@ except ImportError:  # Windows has no flock: runs are not locked there
 
 @contextmanager
 def hold_run_lock(root: Path):
-    """Lock `root` (made if missing) for the duration. Where no run came of it (no config.yaml), the lock
+    """Lock `root` (made if missing) for the duration. Where no run came of it (no run.json), the lock
     file and a folder this call made are removed again: a failed start leaves no litter."""
     paths = RunDir(Path(root))
     created, lock_existed = not paths.root.exists(), paths.lock.exists()
@@ -37,7 +37,7 @@ def hold_run_lock(root: Path):
         yield
     finally:
         os.close(fd)  # releases the lock
-        if not lock_existed and not paths.is_run():  # no run came of it: leave the folder as found
+        if not lock_existed and not paths.made_by_ganforge():  # no run came of it: leave the folder as found
             paths.lock.unlink(missing_ok=True)
             if created and not any(paths.root.iterdir()):
                 paths.root.rmdir()

@@ -25,6 +25,9 @@ class TrainState:
     balance: BalancePolicy | None = None  # the D/G balance policy (its plan survives a resume)
     ema: EMA | None = None  # the moving average of G's weights (model.ema_decay > 0)
     lr_schedule: LearningRateSchedule | None = None  # its scale, lowered by divergence rollbacks
+    # The log row in progress at a checkpoint, {"sums", "steps", "d_steps"} (the loop keeps it current):
+    # a resumed run's next row covers the same steps as an uninterrupted run's.
+    log_row: dict | None = None
 
     def _parts(self):
         modules = {"G": self.G, "D": self.D}
@@ -40,6 +43,8 @@ class TrainState:
     def _extra_state(self) -> dict:
         """The JSON-able state of the parts that have one."""
         state = {"sampler": self.sampler.state_dict()}
+        if self.log_row is not None:
+            state["log_row"] = self.log_row
         for key, part in (("scaler", self.scaler), ("balance", self.balance), ("ema", self.ema)):
             if part is not None:
                 state[key] = part.state_dict()
@@ -52,6 +57,7 @@ class TrainState:
         meta = load_checkpoint(checkpoint, modules, optimizers, device)
         self.step = meta["step"]
         self.sampler.load_state_dict(meta["sampler"])
+        self.log_row = meta.get("log_row")  # None before it was kept: the next row starts afresh
         if self.scaler is not None and "scaler" in meta:  # a run resumed with fp16 after fp32 starts a fresh scale
             self.scaler.load_state_dict(meta["scaler"])
         if self.balance is not None:  # a checkpoint from before balancing existed starts the policy afresh

@@ -56,6 +56,18 @@ class StepMetrics:
         self._norms = torch.zeros((), device=self.device)
         return names, means
 
+    def state_dict(self, average=lambda sums: sums) -> dict:
+        """The sums so far (through `average`: over ranks) and their counts, for a checkpoint to keep the
+        row in progress. Gradient norms are left out: a row takes them at its last step only."""
+        names = [name for name in self.sums if name not in GRAD_NORMS]
+        sums = average(torch.stack([self.sums[name] for name in names])) if names else torch.zeros(0)
+        return {"sums": dict(zip(names, sums.tolist())), "counts": {name: self.counts[name] for name in names}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the row a checkpoint kept (state_dict's)."""
+        for name, value in state["sums"].items():
+            self.add(name, torch.tensor(value, device=self.device), count=state["counts"][name])
+
     def peek(self, name: str) -> float:
         """One name's mean so far, read to the host (tests and benchmarks only: it syncs)."""
         return (self.sums[name] / max(self.counts[name], 1)).item()

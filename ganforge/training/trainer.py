@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import signal
 import sys
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -27,7 +26,8 @@ from ..config import Config
 from ..data.conditions import Conditions
 from ..errors import GanforgeError
 from ..models import count_parameters
-from ..rundir import RunDir, config_digest
+from ..rundir import RunDir, read_config, read_info
+from ..signals import pending as pending_signal
 from . import distributed
 from .callbacks import Cadence, Checkpoints, Evaluation, SamplePictures, early_sample_step, sampling_generator
 from ..checkpoint import best_fid, find_checkpoint, list_checkpoints
@@ -62,8 +62,9 @@ def run_name(config: Config) -> str:
 @contextmanager
 def _graceful_interrupt():
     """The first Ctrl-C, SIGTERM or SIGHUP asks the loop to stop at the next step boundary (flag["signal"]
-    names it); a second one aborts as the signal does by default."""
-    flag = {"signal": 0}
+    names it); a second one aborts as the signal does by default. One that came during start-up and was
+    lost in C code (signals.py) counts as received."""
+    flag = {"signal": pending_signal()}
 
     def handler(signum, frame):
         flag["signal"] = flag["signal"] or signum
@@ -106,9 +107,7 @@ class Trainer:
         echo = self.echo
         self.paths = RunDir(Path(run_dir))
         if resume and not list_checkpoints(self.paths.root):
-            echo(f"{self.paths.root} has no checkpoint (it stopped before its first); starting it again from "
-                 f"step 0 with its own config")
-            resume = False
+            resume = False  # nothing to continue from: it starts again in place (_create_run_dir)
         saved_conditions = Conditions.load(self.paths.root) if resume else None
         self.parts: Parts = build(config, world, device_name, resume, saved_conditions, echo)
         parts = self.parts
@@ -127,6 +126,7 @@ class Trainer:
             self.history = [row for row in self.paths.read_history() if row["step"] <= self.state.step]
             if self.world.main:
                 self._rewrite_history()
+                self._keep_resume_changes(config)
         else:
             if self.world.main:
                 self._create_run_dir()
@@ -153,18 +153,23 @@ class Trainer:
     # ------------------------------------------------------------------ run directory
 
     def _create_run_dir(self) -> None:
-        root = self.paths.root
-        contents = [p for p in root.iterdir() if p != self.paths.lock] if root.exists() else []
-        if contents and self.paths.config.is_file() and not list_checkpoints(root):
-            # A start that stopped before its first checkpoint left nothing to continue from: start again.
-            self.echo(f"{root} holds a run that stopped before its first checkpoint; starting it again in place")
-            for path in contents:
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-        elif contents:
+        """A new run's first files. A run ganforge made that has no checkpoint starts again in place; any
+        other folder with something in it is refused: training never deletes what it did not write."""
+        paths, root = self.paths, self.paths.root
+        contents = sorted(p.name for p in root.iterdir() if p != paths.lock) if root.exists() else []
+        if contents and paths.made_by_ganforge() and not list_checkpoints(root):
+            backup = paths.clear_for_restart()
+            kept = f"its history is {backup.name}, its" if backup else "its"
+            self.echo(f"{root} holds a run with no checkpoint to continue from: starting it again in place from "
+                      f"step 0; {kept} sample grids stay in {paths.samples.name}/ until this run writes those "
+                      f"steps again")
+        elif contents and paths.made_by_ganforge():
             raise GanforgeError(f"run directory {root} already exists and is not empty; "
                                 f"continue it with --resume {root} or choose another --out")
-        self.paths.samples.mkdir(parents=True, exist_ok=True)
-        self.config.save(self.paths.config)
+        elif contents:
+            shown = ", ".join(contents[:3]) + (", …" if len(contents) > 3 else "")
+            raise GanforgeError(f"{root} already exists and is not empty ({shown}) but holds no ganforge run, and "
+                                f"training never deletes what it did not write; choose a new or empty folder with --out")
         info = {
             "ganforge_version": __version__,
             "created": datetime.now().isoformat(timespec="seconds"),
@@ -174,12 +179,26 @@ class Trainer:
             "parameters": {"G": count_parameters(self.state.G), "D": count_parameters(self.state.D)},
             "device": str(self.device),
             "world_size": self.world.size,
-            "config_sha256": config_digest(self.paths.config.read_bytes()),  # a config.yaml cut short shows
         }
         if self.conditions:
             info["condition"] = {"kind": self.conditions.kind, "dim": self.conditions.dim}
+        paths.write_config(self.config, info)  # run.json first: from then on the folder is a run of ganforge's
+        paths.samples.mkdir(parents=True, exist_ok=True)
+        if self.conditions:
             self.conditions.save(root)
-        self.paths.write_info(info)
+
+    def _keep_resume_changes(self, given: Config) -> None:
+        """--steps and train.* given at --resume go into config.yaml, so that a later plain --resume
+        continues with them; --device and --quiet hold for this session only."""
+        saved = read_config(self.paths.root)
+        kept = replace(saved, steps=given.steps, train=replace(given.train, quiet=saved.train.quiet))
+        if kept == saved:
+            return
+        changed = [f"steps = {kept.steps}"] if kept.steps != saved.steps else []
+        changed += [f"train.{key} = {value}" for key, value in asdict(kept.train).items()
+                    if value != getattr(saved.train, key)]
+        self.paths.write_config(kept, read_info(self.paths.root))
+        self.echo(f"{self.paths.config.name}: {', '.join(changed)} (kept for later resumes)")
 
     def _rewrite_history(self) -> None:
         """On resume, drop rows past the checkpoint (those steps are about to be trained again) and
@@ -240,10 +259,14 @@ class Trainer:
             self.echo(f"time budget: {tc.minutes:g} min of training (stops then, or at step {cfg.steps} if sooner)")
 
         metrics = StepMetrics(self.device)
+        interval = Interval()
+        if st.log_row:  # resumed mid-row: carry on with the row the checkpoint was taken in
+            metrics.load_state_dict(st.log_row)
+            interval.steps, interval.d_steps = st.log_row["steps"], st.log_row["d_steps"]
+        carried = None  # the row in progress before a row written only because the run ends here
         guard = DivergenceGuard(self.device, watch_norms=st.scaler is None)
         rows = MetricRows(self.paths, self.history, self.parts.balance, self.world, cfg.batch_size)
         bad_as_logged = torch.full((2,), -1)  # the guard's mark as of the previous log row, off the device
-        interval = Interval()
         wall_start = time.perf_counter()
 
         def out_of_time() -> bool:
@@ -278,6 +301,8 @@ class Trainer:
                     if not self.world.parallel and bad_as_logged[0] >= 0:  # ranks agree only at flushes
                         guard.check(self.world, self.paths.root)
                     bad_as_logged = guard.marked_as_of_now()
+                    if done % self.log_cadence.every:  # off the cadence: a resume continues the regular row
+                        carried = self._row_so_far(metrics, interval)
                     meta = rows.queue(metrics, interval, done, wall_offset + time.perf_counter() - wall_start,
                                       {"lr_d": st.opt_d.param_groups[0]["lr"], "lr_g": st.opt_g.param_groups[0]["lr"]})
                     self._report_progress(bar, meta)
@@ -294,6 +319,7 @@ class Trainer:
                     # Never a checkpoint of a non-finite state, even between log rows.
                     guard.watch_optimizers((st.opt_d, st.opt_g), done)
                     guard.check(self.world, self.paths.root)
+                    st.log_row = carried or self._row_so_far(metrics, interval)
                     if self.world.main:  # the other ranks wait for it at the next gradient reduction
                         for callback in due:
                             callback(done)
@@ -314,6 +340,11 @@ class Trainer:
         else:
             self.echo(f"finished {st.step} steps: {self.paths.root}")
         return TrainResult(self.paths.root, st.step, stopped_by == "interrupt", stop_signal, stopped_by)
+
+    def _row_so_far(self, metrics: StepMetrics, interval: Interval) -> dict:
+        """The log row in progress, as checkpoints keep it: its sums (rank-averaged) and step counts."""
+        return {**metrics.state_dict(lambda sums: distributed.average(sums, self.world)),
+                "steps": interval.steps, "d_steps": interval.d_steps}
 
     @staticmethod
     def _stop_reason(interrupt: dict, out_of_time: bool) -> str | None:
