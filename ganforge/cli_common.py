@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from .losses import objectives
-
 
 @dataclass(frozen=True)
 class Flag:
@@ -27,7 +25,7 @@ CONFIG_FLAGS = (
     Flag("--set", options={"action": "append", "default": [], "metavar": "KEY=VALUE",
                            "help": "override any config key, e.g. --set optim.lr_d=4e-4 (repeatable)"}),
     Flag("--data", "data", {"help": "image folder, or shapes | ring8 | grid25 | mnist:PATH"}),
-    Flag("--objective", "objective", {"help": " | ".join(objectives.names())}),
+    Flag("--objective", "objective", {"help": "dcgan | wgan | wgan-gp | lsgan | hinge | rpgan"}),
     Flag("--resolution", "resolution", {"type": int, "help": "32 | 64 | 96 | 128 | 256"}),
     Flag("--steps", "steps", {"type": int, "help": "generator steps to train to"}),
     Flag("--batch-size", "batch_size", {"type": int}),
