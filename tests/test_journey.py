@@ -3,6 +3,7 @@
 to a real headless Chromium that generates once. Skips the eval without weights, the page without Chromium."""
 import os
 import shutil
+import re
 import socket
 import subprocess
 import sys
@@ -39,12 +40,12 @@ def free_port() -> int:
 
 
 def test_folder_default_journey(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))  # decoded-image caches only; weights found below
-    try:
+    try:  # the real weights where set-up put them, found before the cache moves to tmp_path
         monkeypatch.setenv("GANFORGE_INCEPTION_WEIGHTS", str(find_inception_weights()))
         weights = True
     except WeightsError:
         weights = False
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))  # decoded-image caches
     folder = shapes_folder(tmp_path / "pictures")
     run = tmp_path / "run"
 
@@ -88,7 +89,7 @@ def test_folder_default_journey(tmp_path, monkeypatch, capsys):
             page.set_default_timeout(20_000)
             page.goto(url)
             page.click("#generate")
-            sync_api.expect(page.locator("#results .card img.sample").first).to_have_attribute("src", __import__("re").compile("^data:image/png"))
+            sync_api.expect(page.locator("#results .card img.sample").first).to_have_attribute("src", re.compile("^data:image/png"))
             browser.close()
         assert errors == []
     finally:
