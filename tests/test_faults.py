@@ -275,17 +275,17 @@ def test_divergence_in_gradients_and_optimizer_state_stops_the_run(tmp_path, cap
 
 
 def test_non_finite_adam_state_is_caught_and_never_checkpointed(tmp_path, capsys, monkeypatch):
-    from ganforge.training.trainer import Trainer
+    from ganforge.training.step import AdversarialStep
 
-    original = Trainer._step
+    original = AdversarialStep.__call__
 
-    def poisoned(self, g_step, acc, want_grad_norms):
-        n_d = original(self, g_step, acc, want_grad_norms)
+    def poisoned(self, g_step, metrics, want_grad_norms):
+        n_d = original(self, g_step, metrics, want_grad_norms)
         if g_step == 12:  # finite losses and gradients; only D's second moment goes bad
             next(iter(self.state.opt_d.state.values()))["exp_avg_sq"].fill_(math.inf)
         return n_d
 
-    monkeypatch.setattr(Trainer, "_step", poisoned)
+    monkeypatch.setattr(AdversarialStep, "__call__", poisoned)
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, *train_args(out, tmp_path / "cache", "--set", "train.log_every=50", steps=30))
     assert code == 2 and "the optimizer state (Adam/RMSprop moments) became NaN/Inf at step 20" in one_line_error(err)
