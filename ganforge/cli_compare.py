@@ -16,8 +16,9 @@ from .cli_common import CONFIG_FLAGS, TRAINING_FLAGS, Flag, add_flags, config_fr
 STUDY_FLAGS = (
     Flag("--out", options={"help": "study folder (default studies/study-<timestamp>)"}),
     Flag("--vary", options={"action": "append", "default": [], "metavar": "KEY=V1,V2,...",
-                            "help": "a config key and its values, parsed like --set values; several --vary flags "
-                                    "form a grid"}),
+                            "help": "a config key and its values, parsed like --set values; a value holding commas "
+                                    "goes in brackets ('loss.augment=[color,translation],[]'; [] is empty); several "
+                                    "--vary flags form a grid"}),
     Flag("--also", options={"action": "append", "default": [], "metavar": "'KEY=V; KEY2=V2'",
                             "help": "one more variant beside the --vary grid (a baseline, e.g. 'model.arch=mlp; "
                                     "objective=dcgan'), its settings separated by semicolons (repeatable)"}),

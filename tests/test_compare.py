@@ -96,6 +96,16 @@ def test_vary_flags_form_a_grid_of_validated_members(tmp_path):
     assert not (tmp_path / "s").exists()  # planning writes nothing
 
 
+def test_a_vary_value_holding_commas_goes_in_brackets(tmp_path):
+    base = build_config(overrides=[{"data": "shapes", "resolution": 32, "steps": 5}])
+    study = plan_study(tmp_path / "s", base, ["loss.augment=[color,translation],translation,[]"])
+    assert [m.config.loss.augment for m in study.members()] == ["color,translation", "translation", ""]
+    for bad, message in (("loss.augment=[color,translation", "never closed"),
+                         ("loss.augment=[[color]]", "must pair and not nest")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            plan.Vary.parse(bad)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--vary", "objective=dcgan,nope"], "member objective=nope-seed0: unknown objective 'nope'"),
     (["--vary", "optim.lr_x=1e-4"], "unknown config key 'optim.lr_x'"),

@@ -54,10 +54,28 @@ class Vary:
         key = key.strip()
         if not eq or not key:
             raise ConfigError(f"--vary {spec!r} needs the form key=value1,value2, e.g. --vary objective=dcgan,wgan")
-        texts = tuple(v.strip() for v in values.split(","))
+        texts = tuple(_split_values(spec, values))
         if not all(texts):
-            raise ConfigError(f"--vary {spec!r} has an empty value; separate the values by single commas")
-        return cls(key, texts)
+            raise ConfigError(f"--vary {spec!r} has an empty value; separate the values by single commas "
+                              f"(a value holding commas goes in brackets: [color,translation])")
+        return cls(key, tuple("" if text == "[]" else text.removeprefix("[").removesuffix("]")
+                              if text.startswith("[") else text for text in texts))
+
+
+def _split_values(spec: str, values: str) -> list[str]:
+    """'a,[b,c],[]' → ['a', '[b,c]', '[]']: commas inside brackets belong to one value."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(values):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth < 0 or depth > 1:
+            raise ConfigError(f"--vary {spec!r}: brackets must pair and not nest, e.g. "
+                              f"--vary 'loss.augment=[color,translation],translation'")
+        if char == "," and depth == 0:
+            parts.append(values[start:i].strip())
+            start = i + 1
+    if depth:
+        raise ConfigError(f"--vary {spec!r}: a '[' is never closed")
+    return parts + [values[start:].strip()]
 
 
 def parse_also(spec: str) -> tuple[tuple[str, str], ...]:
