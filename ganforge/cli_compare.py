@@ -35,7 +35,8 @@ _PLAN_FLAGS = CONFIG_FLAGS + TRAINING_FLAGS + STUDY_FLAGS
 
 
 def _given_plan_flags(args) -> list[str]:
-    return list(dict.fromkeys(flag.name for flag in given(args, _PLAN_FLAGS)))  # --out is in two tables
+    """The plan flags given, less --quiet (it changes only this session's output); --out is in two tables."""
+    return list(dict.fromkeys(flag.name for flag in given(args, _PLAN_FLAGS) if flag.name != "--quiet"))
 
 
 def cmd_compare(args) -> int:
@@ -57,6 +58,7 @@ def cmd_compare(args) -> int:
         study = load_study(Path(args.report_only))
     elif args.resume:
         study = load_study(Path(args.resume))
+        study.quiet = args.quiet or None
         validate_study(study)
     else:
         root = Path(args.out) if args.out else default_study_dir()

@@ -297,7 +297,16 @@ def test_resume_skips_finished_members(study, monkeypatch, capsys):
 @pytest.mark.parametrize("flags", [["--seeds", "3"], ["--seed", "0"], ["--minutes", "1", "--quiet"]])
 def test_resume_keeps_the_saved_plan(study, capsys, flags):
     assert main(["compare", "--resume", str(study), *flags]) == 2
-    assert f"drop {', '.join(f for f in flags if f.startswith('--'))}" in capsys.readouterr().err
+    named = [f for f in flags if f.startswith("--") and f != "--quiet"]  # --quiet changes only the output
+    assert capsys.readouterr().err.strip().endswith(f"drop {', '.join(named)}")
+
+
+def test_resume_takes_quiet_for_this_session_only(study, capsys):
+    plan_before = (study / "study.json").read_text()
+    assert main(["compare", "--resume", str(study), "--quiet"]) == 0  # every member is done: nothing trains
+    assert (study / "study.json").read_text() == plan_before
+    loaded = plan.load_study(study)
+    assert loaded.quiet is None and "quiet" not in json.loads(plan_before)
 
 
 # ------------------------------------------------------------------------------------------- failures and budgets

@@ -119,6 +119,7 @@ class Study:
     features: str
     minutes: float | None = None      # wall-clock budget per member; None: steps only
     also: list[tuple[tuple[str, str], ...]] = field(default_factory=list)  # variants beside the --vary grid
+    quiet: bool | None = None         # this session's output only (compare --resume --quiet): not saved
 
     @property
     def record_dir(self) -> Path:

@@ -34,18 +34,16 @@ class _Trained:
     interrupted: bool = False
 
 
-def _train_member(member: Member, minutes: float | None, echo) -> _Trained:
+def _train_member(member: Member, minutes: float | None, echo, quiet: bool | None = None) -> _Trained:
     """Train (or continue) a member's run to its steps or, with a budget, until the trainer's own time
-    budget (train.minutes, training time summed over resumes) is used up."""
-    if list_checkpoints(member.run_dir):
-        config = read_config(member.run_dir)
-        resume = True
-    else:
-        if member.run_dir.exists():
-            shutil.rmtree(member.run_dir)  # a start that never reached its first checkpoint
-        config, resume = member.config, False
+    budget (train.minutes, training time summed over resumes) is used up. A start that never reached its
+    first checkpoint starts again in place: the trainer keeps its history and removes only what it wrote."""
+    resume = bool(list_checkpoints(member.run_dir))
+    config = read_config(member.run_dir) if resume else member.config
     if minutes is not None:
         config = replace(config, train=replace(config.train, minutes=minutes))
+    if quiet is not None:
+        config = replace(config, train=replace(config.train, quiet=quiet))
     result = train(config, member.run_dir, resume=resume, echo=echo)
     return _Trained(result.step, result.stopped_by, result.interrupted)
 
@@ -94,7 +92,7 @@ def _run_member(study: Study, member: Member, tag: str, retry_failed: bool, echo
             shutil.rmtree(member.run_dir, ignore_errors=True)  # retried from scratch
         echo(f"{tag}: training")
         try:
-            trained = _train_member(member, study.minutes, echo)
+            trained = _train_member(member, study.minutes, echo, study.quiet)
         except Exception as err:  # noqa: BLE001 — one member's failure must not end the study
             record = {"state": "failed", "error": _one_line(err)}
             if not isinstance(err, GanforgeError):  # a crash, not a user-facing problem: keep where
