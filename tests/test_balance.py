@@ -17,7 +17,7 @@ LOG_EVERY = 25
 
 def accuracy_policy(n_critic: int = 5, **balance) -> AccuracyBalance:
     balance = {"policy": "accuracy", **balance}
-    return build_balance(BalanceConfig(**balance), CriticSchedule(n_critic))
+    return build_balance(BalanceConfig(**balance), CriticSchedule(n_critic), LOG_EVERY)
 
 
 def drive(policy, accuracy, intervals: int, first_interval: int = 0) -> list[tuple[int, int]]:
@@ -119,7 +119,8 @@ def test_decisions_log_the_plan_and_the_accuracy_it_saw():
         policy.plan(g_step)
     policy.observe(25, 0.9)
     assert policy.decisions == {"balance_d_steps": 1, "balance_g_steps": 1, "d_accuracy": 0.9}
-    assert policy.plan(25) == (1, 1)
+    # In force a log interval after its row, when an uninterrupted run reads the row, however soon it arrived.
+    assert [policy.plan(g_step) for g_step in (25, 49, 50)] == [(2, 1), (2, 1), (1, 1)]
 
 
 def test_a_nan_accuracy_is_no_reason_to_change():
@@ -150,7 +151,7 @@ def test_state_round_trip_continues_the_same_plan():
 
 def test_a_state_from_another_policy_leaves_a_fresh_start():
     policy = accuracy_policy(n_critic=3)
-    policy.load_state_dict(FollowSchedule(BalanceConfig(), CriticSchedule(3)).state_dict())
+    policy.load_state_dict(FollowSchedule(BalanceConfig(), CriticSchedule(3), LOG_EVERY).state_dict())
     policy.load_state_dict({})  # a checkpoint written before balancing existed
     assert policy.state_dict() == accuracy_policy(n_critic=3).state_dict()
 
@@ -167,7 +168,7 @@ def test_resumed_with_narrower_bounds_continues_inside_them():
 
 
 def test_none_follows_the_wgan_critic_schedule_with_its_bursts():
-    policy = build_balance(BalanceConfig(policy="none"), CriticSchedule(n_critic=5, burst=100))
+    policy = build_balance(BalanceConfig(policy="none"), CriticSchedule(n_critic=5, burst=100), LOG_EVERY)
     for step in range(2001):
         if step % LOG_EVERY == 0:
             policy.observe(step, 0.99)  # accuracies change nothing
@@ -183,7 +184,7 @@ def test_none_follows_the_wgan_critic_schedule_with_its_bursts():
 def test_registry_names_the_policies_and_rejects_unknown_ones():
     assert policies.names() == ["accuracy", "none"]
     with pytest.raises(ConfigError, match="unknown balance policy 'accuracyy'; choose one of: accuracy, none"):
-        build_balance(BalanceConfig(policy="accuracyy"), CriticSchedule(1))
+        build_balance(BalanceConfig(policy="accuracyy"), CriticSchedule(1), LOG_EVERY)
 
 
 @pytest.mark.parametrize("n_critic, balance, key", [
@@ -198,7 +199,7 @@ def test_rejects_inconsistent_bounds_naming_the_keys(n_critic, balance, key):
 
 
 def test_none_ignores_the_accuracy_bounds():
-    policy = build_balance(BalanceConfig(policy="none", max_d_steps=3), CriticSchedule(5))
+    policy = build_balance(BalanceConfig(policy="none", max_d_steps=3), CriticSchedule(5), LOG_EVERY)
     assert policy.plan(0) == (5, 1)
 
 
@@ -248,3 +249,27 @@ def test_d_accuracy_works_on_half_precision_scores():
     objective = build_objective("wgan-gp", LossConfig())
     accuracy = objective.d_accuracy(t(1.0, 2.0).bfloat16(), t(0.0, 3.0).bfloat16())
     assert accuracy.dtype == torch.float32 and accuracy.item() == pytest.approx(0.5)
+
+
+def test_a_row_written_off_the_log_cadence_is_not_observed(tmp_path):
+    """The row a stop writes mid-interval is continued by the resume, so the policy sees that interval
+    once, whole, as an uninterrupted run does."""
+    from ganforge.rundir import RunDir
+    from ganforge.training.distributed import World
+    from ganforge.training.rows import Interval, MetricRows
+    from ganforge.training.step_metrics import StepMetrics
+
+    seen = []
+
+    class Recording(FollowSchedule):
+        def observe(self, step, d_accuracy):
+            seen.append((step, round(d_accuracy, 3)))
+
+    rows = MetricRows(RunDir(tmp_path), [], Recording(BalanceConfig(), CriticSchedule(1), LOG_EVERY), World(), 16)
+    for step, on_cadence in ((25, True), (37, False), (50, True)):
+        metrics, interval = StepMetrics(), Interval()
+        metrics.add("d_accuracy", torch.tensor(step / 100))
+        rows.queue(metrics, interval, step, 0.0, {}, on_cadence)
+        rows.flush()
+    assert seen == [(25, 0.25), (50, 0.5)]
+    assert [row["step"] for row in RunDir(tmp_path).read_history()] == [25, 37, 50]  # every row is written

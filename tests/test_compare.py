@@ -329,10 +329,11 @@ def test_diverging_member_is_reported_and_the_others_finish(tmp_path):
 def test_crashed_member_is_recorded_then_retried_on_request(tmp_path, monkeypatch):
     real_train = runner.train
 
-    def crashing_lsgan(config, run_dir, resume=False, echo=print):
+    def crashing_lsgan(config, run_dir, resume=False, echo=print):  # crashes after writing its run
+        result = real_train(config, run_dir, resume=resume, echo=echo)
         if "lsgan" in str(run_dir):
             raise RuntimeError("boom")
-        return real_train(config, run_dir, resume=resume, echo=echo)
+        return result
 
     root = tmp_path / "study"
     monkeypatch.setattr(runner, "train", crashing_lsgan)
@@ -347,8 +348,13 @@ def test_crashed_member_is_recorded_then_retried_on_request(tmp_path, monkeypatc
     assert main(["compare", "--resume", str(root)]) == 0
     assert record(root, "objective=lsgan-seed0")["state"] == "failed"  # not retried unasked
     done_before = (root / "members" / "objective=dcgan-seed0.json").stat().st_mtime_ns
+    lsgan_run = root / "runs" / "objective=lsgan-seed0"
+    note = lsgan_run / "notes.txt"
+    note.write_text("mine")
     assert main(["compare", "--resume", str(root), "--retry-failed"]) == 0
     assert record(root, "objective=lsgan-seed0")["state"] == "evaluated"
+    assert note.read_text() == "mine"  # the retry restarts in place: nothing it did not write is deleted
+    assert (lsgan_run / "metrics.before-step000000.jsonl").is_file()  # and the failed attempt's history stays
     assert (root / "members" / "objective=dcgan-seed0.json").stat().st_mtime_ns == done_before
 
 

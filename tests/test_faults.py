@@ -908,14 +908,19 @@ def _rows(run_dir: Path) -> dict[int, dict]:
             for row in RunDir(run_dir).read_history() if "d_loss" in row}
 
 
-@pytest.mark.parametrize("how", ["stopped off the log cadence", "checkpoint off the log cadence"])
+BALANCING = ["--set", "balance.policy=accuracy", "--set", "balance.every=5", "--set", "balance.band=0"]
+
+
+@pytest.mark.parametrize("how", ["stopped off the log cadence", "checkpoint off the log cadence",
+                                 "stopped off the log cadence while balancing"])
 def test_rows_after_a_resume_are_the_uninterrupted_runs(tmp_path, capsys, how):
     cache = tmp_path / "cache"
     every = ["--set", "train.log_every=4"] if how == "checkpoint off the log cadence" else []
+    every += BALANCING if how.endswith("while balancing") else []
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert main(train_args(straight, cache, *every, steps=30)) == 0
-    if how == "stopped off the log cadence":  # its last step, 17, is logged and checkpointed mid-row
-        assert main(train_args(resumed, cache, steps=17)) == 0
+    if how.startswith("stopped off the log cadence"):  # its last step, 17, is logged and checkpointed mid-row
+        assert main(train_args(resumed, cache, *every, steps=17)) == 0
         extra = {17}
     else:  # what kill -9 after step 20 leaves: the resume starts from step 10, between rows 8 and 12
         assert main(train_args(resumed, cache, *every, steps=20)) == 0

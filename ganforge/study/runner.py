@@ -88,8 +88,8 @@ def _run_member(study: Study, member: Member, tag: str, retry_failed: bool, echo
         echo(f"{tag}: failed earlier ({record['error']}); skipped (--retry-failed trains it again)")
         return False
     if state != "trained":
-        if state == "failed":
-            shutil.rmtree(member.run_dir, ignore_errors=True)  # retried from scratch
+        if state == "failed":  # retried from step 0: without checkpoints the trainer restarts the run in
+            shutil.rmtree(RunDir(member.run_dir).checkpoints, ignore_errors=True)  # place, keeping its history
         echo(f"{tag}: training")
         try:
             trained = _train_member(member, study.minutes, echo, study.quiet)

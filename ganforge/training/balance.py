@@ -1,7 +1,9 @@
 """Balancing policies: how many D steps and G updates each generator step gets.
 
 The trainer asks one policy per step (`plan`) and hands it D's accuracy once a log interval's values
-have reached the host (`observe`), one interval late, so a policy never makes the device wait. A new
+have reached the host (`observe`), one interval late, so a policy never makes the device wait. A
+decision on the row of step s applies from step s + log_every whenever the row reached the host (a
+stop or a checkpoint reads it sooner), so a resumed run plans exactly as an uninterrupted one. A new
 policy is one subclass plus its entry in `policies`.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ class BalancePolicy:
 
     name: ClassVar[str]
 
-    def __init__(self, cfg: BalanceConfig, schedule: CriticSchedule):
+    def __init__(self, cfg: BalanceConfig, schedule: CriticSchedule, log_every: int):
         self.schedule = schedule
 
     def plan(self, g_step: int) -> tuple[int, int]:
@@ -68,11 +70,11 @@ class AccuracyBalance(BalancePolicy):
     """
 
     name = "accuracy"
-    _STATE = ("d_steps", "g_steps", "next_step", "plan_since", "observed_to", "fresh_steps",
-              "fresh_accuracy_sum", "last_accuracy")
+    _STATE = ("d_steps", "g_steps", "plan_since", "observed_to", "fresh_steps",
+              "fresh_accuracy_sum", "last_accuracy", "decided")
 
-    def __init__(self, cfg: BalanceConfig, schedule: CriticSchedule):
-        super().__init__(cfg, schedule)
+    def __init__(self, cfg: BalanceConfig, schedule: CriticSchedule, log_every: int):
+        super().__init__(cfg, schedule, log_every)
         if cfg.min_d_steps > cfg.max_d_steps:
             raise ConfigError(f"balance.min_d_steps = {cfg.min_d_steps} exceeds balance.max_d_steps = "
                               f"{cfg.max_d_steps}; lower the first or raise the second")
@@ -83,9 +85,9 @@ class AccuracyBalance(BalancePolicy):
                 f"optim.n_critic = {schedule.n_critic} (the starting D steps) lies outside balance.min_d_steps.."
                 f"balance.max_d_steps = {cfg.min_d_steps}..{cfg.max_d_steps}; widen the bounds or change "
                 f"optim.n_critic")
-        self.cfg = cfg
+        self.cfg, self.log_every = cfg, log_every
         self.d_steps, self.g_steps = schedule.n_critic, 1
-        self.next_step = 0  # the G step the next plan() is for
+        self.decided: list[int] | None = None  # [d_steps, g_steps, first G step] of a plan not yet in force
         self.plan_since = 0  # the first G step planned with the current (d_steps, g_steps)
         self.observed_to = 0  # the last G step of the last observed interval
         self.fresh_steps = 0  # G steps measured under the current plan since the last decision ...
@@ -93,7 +95,11 @@ class AccuracyBalance(BalancePolicy):
         self.last_accuracy: float | None = None
 
     def plan(self, g_step: int) -> tuple[int, int]:
-        self.next_step = g_step + 1
+        if self.decided and g_step >= self.decided[2]:
+            d_steps, g_steps, since = self.decided
+            if (d_steps, g_steps) != (self.d_steps, self.g_steps):
+                self.d_steps, self.g_steps, self.plan_since = d_steps, g_steps, since
+            self.decided = None
         return self.d_steps, self.g_steps
 
     def observe(self, step: int, d_accuracy: float) -> None:
@@ -105,28 +111,29 @@ class AccuracyBalance(BalancePolicy):
         self.fresh_steps += step - start
         self.fresh_accuracy_sum += d_accuracy * (step - start)
         if self.fresh_steps >= self.cfg.every:
-            self._decide(self.fresh_accuracy_sum / self.fresh_steps)
+            self.decided = [*self._decide(self.fresh_accuracy_sum / self.fresh_steps), step + self.log_every]
+            self.fresh_steps, self.fresh_accuracy_sum = 0, 0.0
 
-    def _decide(self, accuracy: float) -> None:
-        cfg, before = self.cfg, (self.d_steps, self.g_steps)
+    def _decide(self, accuracy: float) -> tuple[int, int]:
+        """The next (D steps, G updates), one unit from the current plan."""
+        cfg, d_steps, g_steps = self.cfg, self.d_steps, self.g_steps
         if accuracy > cfg.target + cfg.band:  # D too strong
-            if self.d_steps > cfg.min_d_steps:
-                self.d_steps -= 1
-            elif self.g_steps < cfg.max_g_steps:
-                self.g_steps += 1
+            if d_steps > cfg.min_d_steps:
+                d_steps -= 1
+            elif g_steps < cfg.max_g_steps:
+                g_steps += 1
         elif accuracy < cfg.target - cfg.band:  # D too weak
-            if self.g_steps > 1:
-                self.g_steps -= 1
-            elif self.d_steps < cfg.max_d_steps:
-                self.d_steps += 1
-        self.fresh_steps, self.fresh_accuracy_sum = 0, 0.0
-        if (self.d_steps, self.g_steps) != before:
-            self.plan_since = self.next_step
+            if g_steps > 1:
+                g_steps -= 1
+            elif d_steps < cfg.max_d_steps:
+                d_steps += 1
+        return d_steps, g_steps
 
     @property
     def decisions(self) -> dict:
-        """The plan decided on the last observed accuracy (it applies from the next step on)."""
-        return {"balance_d_steps": self.d_steps, "balance_g_steps": self.g_steps, "d_accuracy": self.last_accuracy}
+        """The plan decided on the last observed accuracy (in force from log_every steps after its row)."""
+        d_steps, g_steps = self.decided[:2] if self.decided else (self.d_steps, self.g_steps)
+        return {"balance_d_steps": d_steps, "balance_g_steps": g_steps, "d_accuracy": self.last_accuracy}
 
     def state_dict(self) -> dict:
         return {"policy": self.name, **{key: getattr(self, key) for key in self._STATE}}
@@ -135,9 +142,11 @@ class AccuracyBalance(BalancePolicy):
         if state.get("policy") != self.name:
             return
         for key in self._STATE:
-            setattr(self, key, state[key])
+            setattr(self, key, state.get(key))  # runs from before `decided` existed have none pending
         # A run resumed with narrower bounds continues from the nearest plan inside them.
         self.d_steps = min(max(self.d_steps, self.cfg.min_d_steps), self.cfg.max_d_steps)
+        if self.decided:
+            self.decided[0] = min(max(self.decided[0], self.cfg.min_d_steps), self.cfg.max_d_steps)
         self.g_steps = min(self.g_steps, self.cfg.max_g_steps)
 
 
@@ -146,6 +155,7 @@ for _policy in (FollowSchedule, AccuracyBalance):
     policies.register(_policy.name)(_policy)
 
 
-def build_balance(cfg: BalanceConfig, schedule: CriticSchedule) -> BalancePolicy:
-    """The policy named by balance.policy; `schedule` is the critic schedule of the resolved config."""
-    return policies.get(cfg.policy)(cfg, schedule)
+def build_balance(cfg: BalanceConfig, schedule: CriticSchedule, log_every: int) -> BalancePolicy:
+    """The policy named by balance.policy; `schedule` is the critic schedule of the resolved config and
+    `log_every` the rows' cadence (train.log_every)."""
+    return policies.get(cfg.policy)(cfg, schedule, log_every)

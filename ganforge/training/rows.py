@@ -2,7 +2,9 @@
 
 `queue` takes the interval's means from the step's `StepMetrics` (averaged over ranks) and starts their
 copy off the device; `flush` writes the queued rows at the next log step, when the copy has surely
-arrived, so the device never waits on Python. Each row also hands D's accuracy to the balance policy.
+arrived, so the device never waits on Python. Each row on the log cadence also hands D's accuracy to the
+balance policy; a row written off it (the run ends there) does not, so a resume, which continues that row,
+gives the policy the same intervals as an uninterrupted run.
 """
 from __future__ import annotations
 
@@ -45,9 +47,11 @@ class MetricRows:
         self.paths, self.history, self.balance, self.world, self.batch_size = paths, history, balance, world, batch_size
         self.pending: list = []  # (host metadata, names, values copied off the device)
 
-    def queue(self, metrics: StepMetrics, interval: Interval, step: int, wall_time: float, lrs: dict) -> dict:
+    def queue(self, metrics: StepMetrics, interval: Interval, step: int, wall_time: float, lrs: dict,
+              on_cadence: bool = True) -> dict:
         """The row for the interval ending at `step`; its values start their copy off the device, and
-        `metrics` and `interval` start afresh. Returns the row's host metadata."""
+        `metrics` and `interval` start afresh. Only a row `on_cadence` reaches the balance policy. Returns
+        the row's host metadata."""
         elapsed = time.perf_counter() - interval.start - interval.callback_time
         names, means = metrics.take()
         means = distributed.average(means, self.world)
@@ -56,18 +60,18 @@ class MetricRows:
             "img_per_s": round(interval.batches * self.batch_size / max(elapsed, 1e-9), 1),
             "wall_time": round(wall_time, 2),
         }
-        self.pending.append((meta, names, means.to("cpu", non_blocking=True)))
+        self.pending.append((meta, names, means.to("cpu", non_blocking=True), on_cadence))
         interval.reset()
         return meta
 
     def flush(self) -> None:
         rows = []
-        for meta, names, values in self.pending:
+        for meta, names, values, on_cadence in self.pending:
             scalars = dict(zip(names, values.tolist()))
             row = {"step": meta["step"]}
             row.update({name: v if math.isfinite(v) else None for name, v in scalars.items()})
-            # Every rank observes the same rank-averaged accuracy, so all ranks keep the same plan.
-            self.balance.observe(meta["step"], scalars.get("d_accuracy", math.nan))
+            if on_cadence:  # every rank observes the same rank-averaged accuracy: all keep the same plan
+                self.balance.observe(meta["step"], scalars.get("d_accuracy", math.nan))
             row.update(self.balance.decisions)
             row.update({k: v for k, v in meta.items() if k != "step"})
             rows.append(row)

@@ -98,7 +98,7 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
                               cfg.optim.burst_every)
     lr_schedule = LearningRateSchedule(cfg.optim.lr_decay, cfg.steps, cfg.optim.decay_start,
                                        [(opt_d, cfg.optim.lr_d), (opt_g, cfg.optim.lr_g)])
-    balance = build_balance(cfg.balance, schedule)  # asks the schedule when balancing is off
+    balance = build_balance(cfg.balance, schedule, cfg.train.log_every)  # asks the schedule when balancing is off
     state.balance = balance  # checkpoints carry its plan
     state.lr_schedule = lr_schedule  # and the learning-rate scale of any rollback
     step = AdversarialStep(state, objective, build_penalties(objective.loss), build_constraints(objective.loss),

@@ -301,10 +301,12 @@ class Trainer:
                     if not self.world.parallel and bad_as_logged[0] >= 0:  # ranks agree only at flushes
                         guard.check(self.world, self.paths.root)
                     bad_as_logged = guard.marked_as_of_now()
-                    if done % self.log_cadence.every:  # off the cadence: a resume continues the regular row
+                    on_cadence = done % self.log_cadence.every == 0
+                    if not on_cadence:  # the run ends here: a resume continues the regular row
                         carried = self._row_so_far(metrics, interval)
                     meta = rows.queue(metrics, interval, done, wall_offset + time.perf_counter() - wall_start,
-                                      {"lr_d": st.opt_d.param_groups[0]["lr"], "lr_g": st.opt_g.param_groups[0]["lr"]})
+                                      {"lr_d": st.opt_d.param_groups[0]["lr"], "lr_g": st.opt_g.param_groups[0]["lr"]},
+                                      on_cadence)
                     self._report_progress(bar, meta)
                 elif early_sample_step(done):
                     self._report_early_progress(bar, done, time.perf_counter() - wall_start)
