@@ -13,9 +13,18 @@
 3. Damaged latest checkpoint: each of its four files truncated, zeroed, filled with garbage,
    deleted, or one bit flipped; survived = `sample` and `train --resume` use the previous checkpoint
    with a one-line warning. "Silently wrong" counts loads of the damaged one.
+4. Input and a user's files: `serve` on a trained run gets each malformed request (JSON nested
+   10,000 deep, 5,000-digit numbers, a bad Content-Length, bytes that are not UTF-8, garbage request
+   lines, a 70 kB header, …) `--requests` times over, 1,100 half-open sockets at once and 1,000
+   clients that reset mid-request; `sample` gets counts below 1 and damaged recipes; `train` gets a
+   folder holding a user's config and files, and a run whose checkpoints are gone; `data inspect` a
+   PNG bomb and bad tag lines. Counted over all of them: files lost (a user's file, a history row or
+   a sample grid that was there before and is not after), tracebacks (on stderr, of ganforge or the
+   server) and server 5xx answers; each must be 0.
 
     .venv/bin/python benchmarks/faults.py              # 30 cycles
     .venv/bin/python benchmarks/faults.py --cycles 5   # quicker
+    .venv/bin/python benchmarks/faults.py --only input # section 4 alone
 """
 from __future__ import annotations
 
@@ -31,7 +40,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import struct
+import socket
 from pathlib import Path
 
 import torch
@@ -48,7 +60,7 @@ SHAPE = ["--data", "shapes", "--resolution", "32", "--batch-size", "16", "--set"
 
 
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(message, file=sys.__stderr__, flush=True)  # past any redirect of sys.stderr
 
 
 def ganforge(*argv, timeout=600) -> subprocess.CompletedProcess:
@@ -60,7 +72,10 @@ def ganforge(*argv, timeout=600) -> subprocess.CompletedProcess:
 def in_process(*argv) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = ganforge_main([str(a) for a in argv])
+        try:
+            code = ganforge_main([str(a) for a in argv])
+        except SystemExit as stop:  # argparse's usage errors
+            code = stop.code
     return code, out.getvalue(), err.getvalue()
 
 
@@ -185,7 +200,8 @@ def disk_full(work: Path, cache: Path) -> dict:
         run = mount / "first"
         stopped = ganforge("train", *SHAPE, "--set", f"dataset.cache_dir={cache}", "--steps", 10, "--out", run)
         filler.unlink()
-        again = ganforge("train", "--resume", run, "--steps", 10)
+        again = ganforge("train", "--resume", run, "--steps", 10,
+                                 refused=False)
         scenarios["first checkpoint"] = {
             "one_line_error": stopped.returncode == 2 and one_line(stopped.stderr), "previous_intact": True,
             "no_partial_files": not (run / "checkpoints").is_dir() or not [
@@ -239,10 +255,206 @@ def damaged(work: Path, cache: Path) -> dict:
     return tally
 
 
+# ------------------------------------------------------------------ 4 input and a user's files
+
+def _tree(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _lost(before: dict, after: dict, case: str) -> int:
+    """Files of `before` missing or changed in `after`."""
+    lost = [name for name, data in before.items() if after.get(name) != data]
+    if lost:
+        log(f"{case}: lost {', '.join(lost)}")
+    return len(lost)
+
+
+def _post(host: str, body: bytes, length: str | None = None) -> bytes:
+    return (f"POST /api/generate HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length or len(body)}\r\n\r\n"
+            .encode() + body)
+
+
+MALFORMED = {
+    "JSON nested 10,000 deep": lambda host: _post(host, b"[" * 10_000 + b"]" * 10_000),
+    "a 5,000-digit body": lambda host: _post(host, b"9" * 5000),
+    "a 5,000-digit seed": lambda host: _post(host, b'{"run": "run", "seed": ' + b"9" * 5000 + b"}"),
+    "Content-Length: abc": lambda host: _post(host, b"{}", length="abc"),
+    "a 5,000-digit sample step": lambda host: f"GET /api/runs/run/samples/{'9' * 5000} HTTP/1.1\r\nHost: {host}"
+                                              f"\r\n\r\n".encode(),
+    "a superscript digit as the step": lambda host: b"GET /api/runs/run/samples/\xb2 HTTP/1.1\r\nHost: "
+                                                    + host.encode() + b"\r\n\r\n",
+    "body not UTF-8": lambda host: _post(host, b'{"run": "\xff"}'),
+    "an unknown run": lambda host: _post(host, b'{"run": "nope"}'),
+    "a count of -1": lambda host: _post(host, b'{"run": "run", "count": -1}'),
+    "a garbage request line": lambda host: b"GARBAGE\r\n\r\n",
+    "an unknown method": lambda host: f"BREW / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode(),
+    "a 70 kB header": lambda host: f"GET / HTTP/1.1\r\nHost: {host}\r\nX: {'a' * 70_000}\r\n\r\n".encode(),
+}
+
+
+def _status(port: int, raw: bytes) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(raw)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(maxsplit=2)[1])
+
+
+def _serve_cases(run: Path, requests: int, tally: dict) -> None:
+    from ganforge.serve import ExplorerServer
+
+    server = ExplorerServer([run], port=0)
+    server.request_timeout = 2.0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    host = f"127.0.0.1:{port}"
+    try:
+        for name, build in MALFORMED.items():
+            for _ in range(requests):
+                status = _status(port, build(host))
+                tally["cases"] += 1
+                tally["server_5xx"] += status >= 500
+                if not 400 <= status < 500:
+                    tally["wrong_answers"] += 1
+                    log(f"serve, {name}: answered {status}, not a 4xx")
+        before = threading.active_count()
+        half = f"POST /api/generate HTTP/1.1\r\nHost: {host}\r\nContent-Length: 100\r\n".encode()
+        held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(1100)]
+        for sock in held:
+            sock.sendall(half)
+        time.sleep(1.0)
+        tally["threads_with_1100_half_open"] = threading.active_count() - before
+        answered = _status(port, f"GET /api/runs HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        tally["cases"] += 1
+        tally["server_5xx"] += answered >= 500
+        tally["normal_request_beside_them"] = answered
+        tally["wrong_answers"] += answered != 200
+        for sock in held:
+            sock.close()
+        reset = struct.pack("ii", 1, 0)  # SO_LINGER 0: close() resets the connection
+        for i in range(1000):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(_post(host, b'{"run": "run"', length="100") if i % 2 else
+                         f"GET /api/runs/run/samples/20 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
+            sock.close()
+            tally["cases"] += 1
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _png_with_recipe(path: Path, text: str) -> Path:
+    from PIL import Image, PngImagePlugin
+
+    from ganforge.serve.recipe import KEY
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(KEY, text)
+    Image.new("RGB", (32, 32)).save(path, pnginfo=info)
+    return path
+
+
+def _cli_case(tally: dict, name: str, *argv, refused: bool = True) -> tuple[int, str, str]:
+    """One command that must be `refused` with a one-line error (or must succeed)."""
+    code, out, err = in_process(*argv)
+    tally["cases"] += 1
+    if (code != 0 and not one_line(err)) or (code == 0) == refused:
+        tally["wrong_answers"] += 1
+        log(f"{name}: exit {code}, {'expected a one-line error' if refused else 'expected success'}: "
+            f"{err.strip()[-300:]}")
+    return code, out, err
+
+
+def _user_files(folder: Path) -> None:
+    from PIL import Image
+
+    (folder / "notes.txt").write_text("what I tried\n")
+    (folder / "pictures").mkdir()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(folder / "pictures" / "mine.png")
+
+
+def inputs(work: Path, cache: Path, requests: int) -> dict:
+    from PIL import Image
+
+    from ganforge.serve.recipe import make_recipe
+    from ganforge.serve.render import Explorer
+    from ganforge.serve.request import parse_request
+    from ganforge.run import load_run
+
+    tally = {"cases": 0, "files_lost": 0, "tracebacks": 0, "server_5xx": 0, "wrong_answers": 0}
+    run = work / "input-run"
+    trained = ganforge("train", *SHAPE, "--set", f"dataset.cache_dir={cache}", "--steps", 20, "--out", run)
+    assert trained.returncode == 0, trained.stderr
+    stderr = io.StringIO()  # everything the server threads and in-process commands print to stderr
+    with contextlib.redirect_stderr(stderr):
+        _serve_cases(run, requests, tally)
+
+        for flags in (("--n", 0), ("--n", -5), ("--nrow", -2)):
+            _cli_case(tally, f"sample {flags}", "sample", run, *flags, "--out", work / "grid.png")
+        good = json.dumps(make_recipe(Explorer(load_run(run)), parse_request({"seed": 3, "count": 2}).to_dict(), 1, 2))
+        for name, text in {"nested 5,000 deep": "[" * 5000 + "]" * 5000,
+                           "a 5,000-digit index": good.replace('"index": 1', '"index": ' + "9" * 5000),
+                           "index a string": good.replace('"index": 1', '"index": "0"'),
+                           "stage x": good.replace('"stage": 2', '"stage": "x"'),
+                           "not an object": "[1, 2]"}.items():
+            _cli_case(tally, f"recipe {name}", "sample", "--recipe", _png_with_recipe(work / "recipe.png", text),
+                      "--out", work / "grid.png")
+
+        exp = work / "exp"  # a user's folder with their own config beside their files
+        exp.mkdir()
+        (exp / "config.yaml").write_text("steps: 20\n")
+        _user_files(exp)
+        before = _tree(exp)
+        _cli_case(tally, "train into a user's folder", "train", *SHAPE, "--set", f"dataset.cache_dir={cache}",
+                  "--config", exp / "config.yaml", "--out", exp)
+        tally["files_lost"] += _lost(before, _tree(exp), "train into a user's folder")
+
+        shutil.rmtree(run / "checkpoints")  # a run with nothing to continue from, and the user's notes in it
+        _user_files(run)
+        history = (run / "metrics.jsonl").read_bytes()
+        before = {name: data for name, data in _tree(run).items() if name.startswith(("notes", "pictures", "samples"))}
+        code, _, err = _cli_case(tally, "resume without checkpoints", "train", "--resume", run, "--steps", 10,
+                                 refused=False)
+        after = _tree(run)
+        kept = after.get("metrics.before-step000000.jsonl") == history
+        tally["files_lost"] += _lost(before, after, "resume without checkpoints") + (not kept)
+
+        folder = work / "hostile"
+        folder.mkdir()
+        for i in range(3):
+            Image.new("RGB", (16, 16), (i * 80, 0, 0)).save(folder / f"{i}.png")
+        bomb = folder / "bomb.png"  # 50,000 × 50,000 in its header, a few bytes on disk
+        Image.new("1", (8, 8)).save(bomb)
+        data = bytearray(bomb.read_bytes())
+        data[16:24] = struct.pack(">II", 50_000, 50_000)
+        import zlib
+        data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+        bomb.write_bytes(bytes(data))
+        (folder / "tags.csv").write_text("0.png,red\n1.png\n\"unclosed,2.png,blue\n" + "2.png," + "x" * 300 + "\n")
+        before = _tree(folder)
+        code, out, err = _cli_case(tally, "data inspect on hostile files", "data", "inspect", folder,
+                                   "--cache-dir", cache, refused=False)
+        if code != 0 or "max_image_pixels" not in out + err:
+            tally["wrong_answers"] += 1
+            log(f"data inspect: the PNG bomb was not counted over max_image_pixels: {(out + err)[-300:]}")
+        tally["files_lost"] += _lost(before, _tree(folder), "data inspect")
+    printed = stderr.getvalue()
+    tally["tracebacks"] = printed.count("Traceback") + printed.count("Exception occurred")
+    if tally["tracebacks"]:
+        log(printed[-2000:])
+    return tally
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cycles", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--requests", type=int, default=10, help="section 4: each malformed request this many times")
+    parser.add_argument("--only", choices=["cycles", "disk", "damaged", "input"], help="run one section")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -251,31 +463,54 @@ def main() -> None:
         work = Path(tmp)
         cache = work / "cache"
         t0 = time.perf_counter()
-        result = {"cycles": cycles(work, args.cycles, rng, cache), "disk_full": disk_full(work, cache),
-                  "damaged_checkpoint": damaged(work, cache)}
+        sections = {"cycles": ("cycles", lambda: cycles(work, args.cycles, rng, cache)),
+                    "disk": ("disk_full", lambda: disk_full(work, cache)),
+                    "damaged": ("damaged_checkpoint", lambda: damaged(work, cache)),
+                    "input": ("input", lambda: inputs(work, cache, args.requests))}
+        result = {key: measure() for name, (key, measure) in sections.items() if args.only in (None, name)}
         result["seconds"] = round(time.perf_counter() - t0, 1)
     if args.json:
         print(json.dumps(result))
         return
-    c = result["cycles"]
-    print(f"kill -9 / SIGTERM cycles: {c['cycles']} ({c['SIGKILL']} SIGKILL, {c['SIGTERM']} SIGTERM): "
-          f"survived {c['survived']}, lost {c['lost']}; SIGTERM checkpointed at the stop step "
-          f"{c['sigterm_checkpoint_at_stop']} times ({c['sigterm_before_training']} arrived before training began); "
-          f"kill -9 redid at least {c['kill9_mean_steps_redone']} steps on average (a lower bound: rows are written "
-          f"a log interval late); final weights bit-identical to an "
-          f"uninterrupted run: {'yes' if c['identical_to_uninterrupted'] else 'NO'}, metrics rows differing from "
-          f"its: {c.get('rows_differing_from_uninterrupted', 'not compared')}")
-    full = result["disk_full"]
-    if "skipped" in full:
-        print(f"disk full: skipped ({full['skipped']})")
-    else:
-        survived = sum(s["survived"] for s in full.values())
-        outcomes = ", ".join(f"{name}: {'survived' if s['survived'] else s}" for name, s in full.items())
-        print(f"disk full on a 16 MB tmpfs: survived {survived}, lost {len(full) - survived} ({outcomes})")
-    d = result["damaged_checkpoint"]
-    print(f"damaged latest checkpoint (4 files × 5 damages): survived {d['survived']}, lost {d['lost']}, "
-          f"silently wrong {d['silently_wrong']}")
+    for key, line in SUMMARIES.items():
+        if key in result:
+            print(line(result[key]))
     print(f"({result['seconds']} s)")
+
+
+def _cycles_line(c: dict) -> str:
+    return (f"kill -9 / SIGTERM cycles: {c['cycles']} ({c['SIGKILL']} SIGKILL, {c['SIGTERM']} SIGTERM): "
+            f"survived {c['survived']}, lost {c['lost']}; SIGTERM checkpointed at the stop step "
+            f"{c['sigterm_checkpoint_at_stop']} times ({c['sigterm_before_training']} arrived before training began); "
+            f"kill -9 redid at least {c['kill9_mean_steps_redone']} steps on average (a lower bound: rows are written "
+            f"a log interval late); final weights bit-identical to an "
+            f"uninterrupted run: {'yes' if c['identical_to_uninterrupted'] else 'NO'}, metrics rows differing from "
+            f"its: {c.get('rows_differing_from_uninterrupted', 'not compared')}")
+
+
+def _disk_line(full: dict) -> str:
+    if "skipped" in full:
+        return f"disk full: skipped ({full['skipped']})"
+    survived = sum(s["survived"] for s in full.values())
+    outcomes = ", ".join(f"{name}: {'survived' if s['survived'] else s}" for name, s in full.items())
+    return f"disk full on a 16 MB tmpfs: survived {survived}, lost {len(full) - survived} ({outcomes})"
+
+
+def _damaged_line(d: dict) -> str:
+    return (f"damaged latest checkpoint (4 files × 5 damages): survived {d['survived']}, lost {d['lost']}, "
+            f"silently wrong {d['silently_wrong']}")
+
+
+def _input_line(t: dict) -> str:
+    return (f"input and a user's files: {t['cases']} cases, {t['wrong_answers']} answered otherwise than a 4xx or "
+            f"one line: files lost {t['files_lost']}, tracebacks "
+            f"{t['tracebacks']}, server 5xx answers {t['server_5xx']}; 1,100 half-open sockets held "
+            f"{t['threads_with_1100_half_open']} threads, a normal request beside them answered "
+            f"{t['normal_request_beside_them']}")
+
+
+SUMMARIES = {"cycles": _cycles_line, "disk_full": _disk_line, "damaged_checkpoint": _damaged_line,
+             "input": _input_line}
 
 
 if __name__ == "__main__":
