@@ -19,6 +19,10 @@ from .errors import ConfigError
 from .fileio import write_atomic
 
 
+# The image sides every network family builds (the DCGAN-family start sides: models/dcgan.py).
+RESOLUTIONS = (32, 64, 96, 128, 256)
+
+
 def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None):
     """A field with the help text the README table and error messages are generated from."""
     meta = {"help": help, "choices": choices, "minimum": minimum}
@@ -205,7 +209,7 @@ class EvalConfig:
 class Config:
     name: str = _f("", "run name; empty: <objective>-<data>")
     data: str = _f("shapes", "image folder path, or shapes | ring8 | grid25 | mnist:PATH")
-    resolution: int = _f(32, "image side in pixels", choices=(32, 64, 96, 128, 256))
+    resolution: int = _f(32, "image side in pixels", choices=RESOLUTIONS)
     channels: int = _f(3, "image channels: 3 (RGB) or 1 (grey)", choices=(1, 3))
     objective: str = _f("dcgan", "training objective: a name in the objective registry (see Objectives)")
     steps: int = _f(5000, "generator steps to train to", minimum=1)

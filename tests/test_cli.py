@@ -143,3 +143,14 @@ def test_a_folder_with_no_recipe_trains_with_the_measured_folder_preset(tmp_path
     (tmp_path / "shapes").mkdir()
     assert _config(capsys, "--data", "shapes")["objective"] == "dcgan"
     assert _config(capsys, "--data", "./shapes")["objective"] == "hinge"
+
+
+def test_flag_help_lists_what_the_registries_and_config_accept():
+    """The parser's help is static text (building it must not import torch), so this keeps it true."""
+    from ganforge.cli_common import CONFIG_FLAGS
+    from ganforge.config import RESOLUTIONS
+    from ganforge.losses import objectives
+
+    helps = {flag.name: flag.options.get("help", "") for flag in CONFIG_FLAGS}
+    assert sorted(helps["--objective"].split(" | ")) == sorted(objectives.names())
+    assert helps["--resolution"].split(" | ") == [str(side) for side in RESOLUTIONS]

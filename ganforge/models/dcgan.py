@@ -13,12 +13,12 @@ from collections import OrderedDict
 
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import RESOLUTIONS, ModelConfig
 from ..errors import ConfigError
 from .init import init_weights
 from .registry import networks
 
-START_SIDE = {32: 4, 64: 4, 96: 6, 128: 4, 256: 4}
+START_SIDE = {side: 6 if side % 3 == 0 else 4 for side in RESOLUTIONS}  # 96 = 6·2⁴; the others 4·2ᵏ
 
 
 def feature_maps(resolution: int, width: int) -> list[tuple[int, int]]:

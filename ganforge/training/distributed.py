@@ -90,11 +90,6 @@ def average(tensor: torch.Tensor, world: World) -> torch.Tensor:
     return tensor
 
 
-def barrier(world: World) -> None:
-    if world.parallel:
-        dist.barrier()
-
-
 def shutdown(world: World) -> None:
     if world.parallel and dist.is_initialized():
         dist.destroy_process_group()
