@@ -92,3 +92,23 @@ def test_a_missing_package_is_a_one_line_error_naming_the_extra(tmp_path, monkey
         train(config(tmp_path), echo=lambda *a: None)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "run").exists()  # stopped before anything was written
+
+
+def test_a_rollback_hides_the_events_past_its_checkpoint(tmp_path, monkeypatch):
+    from ganforge.losses.dcgan import DCGAN
+
+    calls = {"n": 0}
+    original = DCGAN.g_loss
+
+    def poisoned_once(self, fake_logits):
+        calls["n"] += 1
+        loss = original(self, fake_logits)
+        return loss * float("nan") if calls["n"] == 13 else loss
+
+    monkeypatch.setattr(DCGAN, "g_loss", poisoned_once)
+    run = train(config(tmp_path, steps=30, train={**TINY["train"], "on_diverge": "rollback"}),
+                echo=lambda *a: None).run_dir
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[2]["lr_g"] == rows[1]["lr_g"] / 2  # rolled back to step 10 with halved rates
+    logged = [(e.step, pytest.approx(e.value)) for e in events(run).Scalars("lr_g")]
+    assert logged == [(row["step"], row["lr_g"]) for row in rows]  # step 15 once: as trained again

@@ -44,15 +44,23 @@ def scalars(row: dict, prefix: str = "") -> dict[str, float]:
 
 
 class TensorBoard(Callback):
-    """One SummaryWriter for a training session. Its first event hides, in TensorBoard's view, whatever
-    earlier sessions wrote past `step` — the steps a resume trains again, or everything when a run
-    starts again in place — as the resume drops those rows from metrics.jsonl."""
+    """A SummaryWriter for a training session (a new one, a new event file, after each rollback). Each
+    writer's first event hides, in TensorBoard's view, whatever was written before past the step it
+    starts from — the steps a resume or rollback trains again, or everything when a run starts again in
+    place — as metrics.jsonl drops those rows."""
 
     def __init__(self, config: Config, paths: RunDir, step: int):
-        writer_class = require_tensorboard()
+        self.writer_class = require_tensorboard()
         self.cadence = Cadence(config.train.sample_every, config.steps, early=True)  # as SamplePictures
         self.paths = paths
-        self.writer = writer_class(str(paths.tensorboard), purge_step=step + 1 if step else 0)
+        self.writer = None
+        self.restart(step)
+
+    def restart(self, step: int) -> None:
+        """Continue from `step` (from its checkpoint): the events past it are hidden."""
+        if self.writer is not None:
+            self.writer.close()
+        self.writer = self.writer_class(str(self.paths.tensorboard), purge_step=step + 1 if step else 0)
 
     def write_rows(self, rows: list[dict]) -> None:
         for row in rows:

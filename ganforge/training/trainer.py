@@ -237,6 +237,8 @@ class Trainer:
         self.history[:] = [row for row in self.history if row["step"] <= self.state.step]
         if self.world.main:
             self._rewrite_history()
+        if self.tensorboard:
+            self.tensorboard.restart(self.state.step)
         self.echo(f"{diverged.what} became NaN/Inf at step {diverged.step}: rolled back to {checkpoint.name} with "
                   f"learning rates × {lr_schedule.scale:g} (rollback {self.rollbacks} of {tc.max_rollbacks})")
         return True
