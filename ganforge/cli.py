@@ -59,21 +59,12 @@ def _train(args) -> int:
     return 128 + result.stop_signal if result.interrupted else 0  # the shell's code for death by that signal
 
 
-def _requested_condition(run, args):
-    """The condition asked for with --class/--tags/--text, or None: then G draws conditions like its
-    training data (as it does for an empty request)."""
-    asked = {kind: value for kind, value in (("class", args.class_), ("tags", args.tags), ("text", args.text))
-             if value is not None}
-    if not asked:
-        return None
-    (kind, request), = asked.items()
-    if run.conditions is None:
-        raise ConfigError(f"{run.path} was trained without a condition, so --{kind} has no effect; drop it, "
-                          f"or train with --set condition={kind}")
-    if kind != run.conditions.kind:
-        raise ConfigError(f"{run.path} was trained with condition={run.conditions.kind}; "
-                          f"ask with --{run.conditions.kind} instead of --{kind}")
-    return run.conditions.encode(request) if request.strip() else None
+def _asked_condition(args) -> tuple[str, str] | None:
+    """(kind, request) of --class/--tags/--text, or None when none is given: then G draws conditions like
+    its training data (as it does for an empty request)."""
+    asked = [(kind, value) for kind, value in (("class", args.class_), ("tags", args.tags), ("text", args.text))
+             if value is not None]
+    return asked[0] if asked else None  # the flags are mutually exclusive
 
 
 def cmd_sample(args) -> int:
@@ -103,7 +94,8 @@ def cmd_sample(args) -> int:
     as_folder = str(args.out or "").endswith(("/", "\\")) or target.is_dir()
     if args.stages and as_folder:
         raise ConfigError("--stages writes one grid image: give --out FILE.png")
-    y = _requested_condition(run, args)
+    asked = _asked_condition(args)
+    y = run.condition(*asked) if asked else None
     if y is not None:
         y = y.expand(args.n, *y.shape).to(device)
     out = _stage_rows(run, z, y, args) if args.stages else run.sample(z, y)
@@ -151,6 +143,21 @@ def _sample_recipe(args) -> int:
     write_atomic(target, lambda f: f.write(data))
     print(f"regenerated image {recipe['index']} of seed {recipe['request']['seed']} from {recipe['run']} "
           f"(step {recipe['step']}) to {target}")
+    return 0
+
+
+def cmd_project(args) -> int:
+    from .device import pick_device
+    from .project import project_image
+
+    out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}-projection")
+    run, result, written = project_image(args.run, args.image, out, checkpoint=args.checkpoint,
+                                         device=pick_device(args.device), steps=args.steps, starts=args.starts,
+                                         seed=args.seed, asked=_asked_condition(args))
+    held = f", condition {run.conditions.describe(result.condition)}" if result.condition is not None else ""
+    print(f"projected {args.image} into {run.path} (step {run.step}{held}): RMS pixel error {result.error:.4f} "
+          f"({255 * result.error:.1f} of 255) after {args.steps} Adam steps; wrote "
+          f"{', '.join(str(path) for path in written)}")
     return 0
 
 
@@ -301,6 +308,24 @@ def build_parser() -> argparse.ArgumentParser:
                                     "'mountain=0.6, lake=0.3'; empty: tags drawn like the training data's")
     ask.add_argument("--text", help="text-conditional runs: a prompt, e.g. 'a small blue circle'")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("project", help="find the latent z from which a run's generator draws a given picture")
+    p.add_argument("run", help="run directory")
+    p.add_argument("image", help="the picture (decoded as image folders are: alpha on dataset.background, "
+                                 "resized and centre-cropped to the run's size)")
+    p.add_argument("--out", metavar="DIR", help="where reconstruction.png, latent.safetensors and progress.png "
+                                                "go (default IMAGE-projection/)")
+    p.add_argument("--steps", type=int, default=300, help="Adam steps on z (default 300)")
+    p.add_argument("--starts", type=int, default=16,
+                   help="random z tried first, the closest the start (default 16; 0: the mean z)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random starts (default 0)")
+    p.add_argument("--checkpoint", default="latest", help="'latest' or a step number")
+    p.add_argument("--device", default="auto")
+    ask = p.add_mutually_exclusive_group()
+    ask.add_argument("--class", dest="class_", metavar="NAME", help="class-conditional runs: hold this class fixed")
+    ask.add_argument("--tags", help="tag-conditional runs: hold these tags fixed, e.g. 'red, star'")
+    ask.add_argument("--text", help="text-conditional runs: hold this prompt fixed")
+    p.set_defaults(func=cmd_project)
 
     p = sub.add_parser("serve", help="a local web page to explore trained runs")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories to serve")

@@ -181,6 +181,9 @@ class TrainConfig:
     minutes: float = _f(0.0, "time budget: stop after this many minutes of training (summed over resumes), or at "
                              "steps if sooner; the last step is logged, sampled and checkpointed (0: no budget)",
                         minimum=0.0)
+    tensorboard: bool = _f(False, "also write the metrics rows' scalars, the sample grids and the evaluations as "
+                                  "TensorBoard events in RUN/tensorboard/ (needs pip install "
+                                  "'ganforge[tensorboard]')")
 
 
 @dataclass

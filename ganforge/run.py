@@ -52,6 +52,17 @@ class Run:
             return self.sampling_generator
         return drawing_from_prior(self.sampling_generator, self.conditions, self.config.seed).eval()
 
+    def condition(self, kind: str, request: str) -> torch.Tensor | None:
+        """One condition asked for by kind (class, tags, text) as a user types it, encoded; None for an
+        empty request (conditions drawn like the training data's)."""
+        if self.conditions is None:
+            raise ConfigError(f"{self.path} was trained without a condition, so --{kind} has no effect; drop it, "
+                              f"or train with --set condition={kind}")
+        if kind != self.conditions.kind:
+            raise ConfigError(f"{self.path} was trained with condition={self.conditions.kind}; "
+                              f"ask with --{self.conditions.kind} instead of --{kind}")
+        return self.conditions.encode(request) if request.strip() else None
+
     @torch.no_grad()
     def sample(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Samples for latent vectors `z`: for a conditional run, of `condition` (one encoded condition,

@@ -110,6 +110,11 @@ class RunDir:
         return self.root / "loss_curve.png"
 
     @property
+    def tensorboard(self) -> Path:
+        """TensorBoard's event files (train.tensorboard)."""
+        return self.root / "tensorboard"
+
+    @property
     def lock(self) -> Path:
         return self.root / "run.lock"
 

@@ -14,7 +14,7 @@ FILE_NAMES = ("config.yaml", "run.json", "metrics.jsonl", "metrics.before", "los
               "state.json", "manifest.json", "step-", "sample-step")
 # Folder names, too common as words to ban outright: banned as an operand of `/` (a path join) or of
 # a path method taking a name (joinpath, with_name, glob).
-FOLDER_NAMES = ("samples", "checkpoints", "eval", "best", "stage1")
+FOLDER_NAMES = ("samples", "checkpoints", "eval", "best", "stage1", "tensorboard")
 PATH_METHODS = {"joinpath", "with_name", "glob", "rglob"}
 # Spellings that stay, each for a reason: (module, literal).
 ALLOWED = {

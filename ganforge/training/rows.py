@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-
+from typing import Callable
 
 from ..rundir import RunDir
 from . import distributed
@@ -39,12 +39,13 @@ class Interval:
 
 
 class MetricRows:
-    """Rows waiting to be written, and where they go: `history` (the run's rows in memory) and the run
-    directory's metrics file, on the main rank."""
+    """Rows waiting to be written, and where they go: `history` (the run's rows in memory), the run
+    directory's metrics file and `also_to` (TensorBoard), on the main rank."""
 
     def __init__(self, paths: RunDir, history: list, balance: BalancePolicy, world: distributed.World,
-                 batch_size: int):
+                 batch_size: int, also_to: Callable[[list[dict]], None] | None = None):
         self.paths, self.history, self.balance, self.world, self.batch_size = paths, history, balance, world, batch_size
+        self.also_to = also_to
         self.pending: list = []  # (host metadata, names, values copied off the device)
 
     def queue(self, metrics: StepMetrics, interval: Interval, step: int, wall_time: float, lrs: dict,
@@ -80,3 +81,5 @@ class MetricRows:
             return
         self.history.extend(rows)
         self.paths.append_history(rows)
+        if self.also_to and rows:
+            self.also_to(rows)

@@ -36,6 +36,7 @@ from .lock import hold_run_lock
 from .rows import Interval, MetricRows
 from .setup import Parts, build
 from .step_metrics import StepMetrics
+from .tensorboard import TensorBoard, require_tensorboard
 
 # The signals that stop a run gracefully: Ctrl-C, and what Slurm, Kubernetes and a closed terminal send.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -106,6 +107,8 @@ class Trainer:
         self.echo = echo if world.main else (lambda *args, **kwargs: None)
         echo = self.echo
         self.paths = RunDir(Path(run_dir))
+        if config.train.tensorboard:
+            require_tensorboard()  # on every rank and before the data loads: a missing package stops at once
         if resume and not list_checkpoints(self.paths.root):
             resume = False  # nothing to continue from: it starts again in place (_create_run_dir)
         saved_conditions = Conditions.load(self.paths.root) if resume else None
@@ -137,10 +140,13 @@ class Trainer:
         cfg = self.config
         self.samples = SamplePictures(cfg, self.paths, self.state, self.dataset, self.conditions,
                                       lambda: self.history, self.device)
+        self.tensorboard = (TensorBoard(cfg, self.paths, self.state.step)
+                            if cfg.train.tensorboard and self.world.main else None)
         self.callbacks = [
             Evaluation(cfg, self.paths, self.state, self.dataset, self.conditions, self.device,
                        self.samples.fixed_z, self._record_eval, self.best_fid),
             self.samples,
+            *([self.tensorboard] if self.tensorboard else []),  # after the grid it shows
             Checkpoints(cfg, self.paths, self.state),
         ]
         self.log_cadence = Cadence(cfg.train.log_every, cfg.steps)
@@ -213,6 +219,8 @@ class Trainer:
     def _record_eval(self, step: int, result: dict) -> None:
         """An evaluation's result, into the history and the run directory's one place for results."""
         self.history.append(self.paths.record_eval(step, result))
+        if self.tensorboard:
+            self.tensorboard.write_rows(self.history[-1:])
 
     def _roll_back(self, diverged: TrainingDiverged) -> bool:
         """train.on_diverge=rollback: back to the newest intact checkpoint with the learning rates scaled
@@ -229,6 +237,8 @@ class Trainer:
         self.history[:] = [row for row in self.history if row["step"] <= self.state.step]
         if self.world.main:
             self._rewrite_history()
+        if self.tensorboard:
+            self.tensorboard.restart(self.state.step)
         self.echo(f"{diverged.what} became NaN/Inf at step {diverged.step}: rolled back to {checkpoint.name} with "
                   f"learning rates × {lr_schedule.scale:g} (rollback {self.rollbacks} of {tc.max_rollbacks})")
         return True
@@ -236,12 +246,16 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def train(self) -> TrainResult:
-        while True:
-            try:
-                return self._train_to_the_end()
-            except TrainingDiverged as diverged:
-                if not self._roll_back(diverged):
-                    raise
+        try:
+            while True:
+                try:
+                    return self._train_to_the_end()
+                except TrainingDiverged as diverged:
+                    if not self._roll_back(diverged):
+                        raise
+        finally:
+            if self.tensorboard:
+                self.tensorboard.close()
 
     def _train_to_the_end(self) -> TrainResult:
         cfg, st, tc = self.config, self.state, self.config.train
@@ -265,7 +279,8 @@ class Trainer:
             interval.steps, interval.d_steps = st.log_row["steps"], st.log_row["d_steps"]
         carried = None  # the row in progress before a row written only because the run ends here
         guard = DivergenceGuard(self.device, watch_norms=st.scaler is None)
-        rows = MetricRows(self.paths, self.history, self.parts.balance, self.world, cfg.batch_size)
+        rows = MetricRows(self.paths, self.history, self.parts.balance, self.world, cfg.batch_size,
+                          also_to=self.tensorboard.write_rows if self.tensorboard else None)
         bad_as_logged = torch.full((2,), -1)  # the guard's mark as of the previous log row, off the device
         wall_start = time.perf_counter()
 
@@ -274,6 +289,8 @@ class Trainer:
 
         if st.step == 0 and self.world.main:  # the starting point, before the first step
             self.samples.write(0)
+            if self.tensorboard:
+                self.tensorboard(0)
 
         # Under a time budget the step count is only a cap: an ETA for it would mislead.
         bar = tqdm(total=cfg.steps, initial=st.step, disable=tc.quiet or not self.world.main, unit="step",
