@@ -14,6 +14,7 @@ from torch import nn
 
 from ..config import ConditioningConfig
 from ..errors import ConfigError, DataError, GanforgeError
+from ..seeds import Stream, stream_generator
 
 KINDS = ("class", "tags", "text")
 
@@ -190,5 +191,5 @@ def drawing_from_prior(G: nn.Module, conditions, seed: int) -> FromPrior:
     """A conditional G that, called as G(z), draws its conditions like the training data (`conditions`:
     data.conditions.Conditions), from a generator of its own seeded by the run's seed (so training-time
     and loaded evaluations agree)."""
-    draw = torch.Generator().manual_seed(seed + 3)
+    draw = stream_generator(seed, Stream.PRIOR_CONDITIONS)
     return FromPrior(G, lambda n: conditions.prior(n, draw))

@@ -20,6 +20,7 @@ from ..data.conditions import Conditions
 from ..data.kinds import data_kinds
 from ..models.stacked import stage_images
 from ..registry import Registry
+from ..seeds import Stream, stream_generator
 from ..report import plot_losses, save_grid, save_points
 from ..report.grids import to_uint8
 from ..models.conditioning import drawing_from_prior
@@ -121,12 +122,12 @@ class SamplePictures(Callback):
         if conditions and conditions.kind == "class" and conditions.dim <= 16:
             self.grid_columns = conditions.dim  # one column per class
             n_fixed = self.grid_columns * math.ceil(n_fixed / self.grid_columns)
-        fixed = torch.Generator().manual_seed(config.seed + 1)
+        fixed = stream_generator(config.seed, Stream.FIXED_Z)
         self.fixed_z = torch.randn(n_fixed, state.G.z_dim, generator=fixed).to(device)
         self.fixed_y = None
         if conditions:
             self.fixed_y = (torch.arange(n_fixed) % self.grid_columns if self.grid_columns
-                            else conditions.prior(n_fixed, torch.Generator().manual_seed(config.seed + 2)))
+                            else conditions.prior(n_fixed, stream_generator(config.seed, Stream.FIXED_CONDITIONS)))
             self.fixed_y = self.fixed_y.to(device)
 
     def __call__(self, step: int) -> None:
