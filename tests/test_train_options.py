@@ -105,3 +105,19 @@ def test_learning_rate_decay_is_logged_and_resumes_exactly(tmp_path):
     a, b = load_run(straight.run_dir), load_run(cut.paths.root)
     for p, q in zip(a.generator.parameters(), b.generator.parameters()):
         assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("eval.metrics", "fid,kdi", "kdi"),
+    ("eval.features", "inceptoin", "inceptoin"),
+    ("eval.features", "classifier:missing.safetensors", "missing.safetensors is not a file"),
+])
+def test_eval_choices_are_refused_before_the_first_step(tmp_path, capsys, key, value, message):
+    from ganforge.cli import main
+
+    code = main(["train", "--data", "shapes", "--steps", "50", "--batch-size", "8", "--set", "model.width=4",
+                 "--set", "dataset.size=64", "--set", "eval.every=40", "--set", f"{key}={value}", "--quiet",
+                 "--set", f"dataset.cache_dir={tmp_path / 'cache'}", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before training, not at step 40

@@ -32,7 +32,7 @@ from ..rundir import RunDir
 from .cache import load_reference, reference_key, save_reference
 from .collect import Collected, collect
 from .errors import MetricError
-from .extractors import build_extractor
+from .extractors import build_extractor, check_extractor
 from .fid import frechet_distance
 from .inception_score import inception_score
 from .kid import kid
@@ -324,6 +324,12 @@ def choose_metrics(metrics: tuple[str, ...] | list[str] | str) -> dict[str, Metr
     """'fid,kid' or a list of names → the registered metrics by name (an unknown name says the valid ones)."""
     names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
     return {name: metric_registry.get(name) for name in names}
+
+
+def check_eval_choices(metrics: str, features: str) -> None:
+    """Refuse, before training starts, eval.metrics or eval.features that the first evaluation would."""
+    choose_metrics(metrics)
+    check_extractor(features)
 
 
 def _check_counts(chosen: dict[str, Metric], settings: Settings, gen: Images, real: Images | None) -> None:

@@ -65,11 +65,26 @@ extractors.register("inception")(
 extractors.register("classifier:")(lambda argument, device, weights_path: ClassifierExtractor(argument, device))
 
 
-def build_extractor(spec: str, device: torch.device, weights_path: str | Path | None = None):
-    """'inception' or 'classifier:PATH' → an extractor on `device`."""
+def _entry(spec: str) -> tuple[str, str]:
+    """(registry name, argument) of 'inception' or 'classifier:PATH'; an unknown name says the valid ones."""
     prefix, colon, argument = spec.partition(":")
     if colon and prefix + ":" in extractors:
         if not argument:
             raise MetricError(f"--features {spec} needs a path: {prefix}:PATH")
-        return extractors.get(prefix + ":")(argument, device, weights_path)
-    return extractors.get(spec)("", device, weights_path)
+        return prefix + ":", argument
+    extractors.get(spec)
+    return spec, ""
+
+
+def check_extractor(spec: str) -> None:
+    """Refuse a features spec that build_extractor would refuse, without loading anything but a path check."""
+    name, argument = _entry(spec)
+    if argument and not Path(argument).is_file():
+        raise MetricError(f"features {spec}: {argument} is not a file; train one with `ganforge train-classifier` "
+                          f"or give its path")
+
+
+def build_extractor(spec: str, device: torch.device, weights_path: str | Path | None = None):
+    """'inception' or 'classifier:PATH' → an extractor on `device`."""
+    name, argument = _entry(spec)
+    return extractors.get(name)(argument, device, weights_path)

@@ -20,6 +20,7 @@ from ..errors import GanforgeError
 from ..losses import build_objective, resolve
 from ..losses.base import Objective
 from ..losses.penalties import build_constraints, build_penalties
+from ..metrics.evaluate import check_eval_choices
 from ..models import build_networks, describe, discriminator_norm
 from ..models.conditioning import ConditionSpec
 from ..models.ema import build_ema
@@ -71,6 +72,8 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
 
     dataset = load_dataset(cfg.data, cfg.resolution, cfg.channels, cfg.dataset, seed=cfg.seed)
     echo(dataset.info["summary"])
+    if cfg.eval.every and data_kinds.get(dataset.kind).images:  # a typo would cost eval.every steps
+        check_eval_choices(cfg.eval.metrics, cfg.eval.features)
     data_shape = tuple(dataset.data.shape[1:])
     conditions = _conditions(cfg, dataset, saved_conditions)
     condition = ConditionSpec(conditions.kind, conditions.dim) if conditions else None
