@@ -48,14 +48,15 @@ def read_state(checkpoint: Path) -> dict:
     return CheckpointDir(Path(checkpoint)).read_state()
 
 
-def best_fid(run_dir: Path) -> float | None:
-    """The FID of the run's best checkpoint; None when it has none (training never evaluated)."""
+def best_value(run_dir: Path, figure: str) -> float | None:
+    """The value of `figure` (eval.best) at the run's best checkpoint; None when it has none (training
+    never evaluated) or kept it by another figure."""
     best = RunDir(run_dir).best
-    return read_state(best.path)["best"]["fid"] if best.state.is_file() else None
+    return read_state(best.path)["best"].get(figure) if best.state.is_file() else None
 
 
 def find_checkpoint(run_dir: Path, which: str = "latest", on_damaged=warn) -> Path:
-    """'latest' (the newest intact one), 'best' (by FID, when the run evaluated during training), a step
+    """'latest' (the newest intact one), 'best' (by eval.best, FID unless set, when the run evaluated during training), a step
     number, or a folder name. Every checkpoint returned has verified; a named one that does not is an
     error (never silently another), while 'latest' reports each damaged newer one via `on_damaged`."""
     if which == "best":

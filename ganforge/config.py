@@ -206,6 +206,8 @@ class EvalConfig:
     metrics: str = _f("fid", "comma-separated metrics: fid, kid, is, pr, coverage (classifier features)")
     n: int = _f(2000, "generated (and reference) images per evaluation", minimum=2)
     features: str = _f("inception", "feature network: inception, or classifier:PATH (see train-classifier)")
+    best: str = _f("fid", "the figure whose best value keeps checkpoints/best (its better side from the metric "
+                          "registry): a figure of eval.metrics, e.g. fid, kid, precision; modes for 2-D points")
 
 
 @dataclass

@@ -255,3 +255,16 @@ def test_train_classifier_command_writes_a_usable_file(tmp_path, capsys):
     result = evaluate(f"mnist:{MNIST}", metrics="is,coverage", ref=f"mnist:{MNIST}", n=500, resolution=28,
                       features=f"classifier:{out}", device="cpu", cache_dir=tmp_path, progress=False)
     assert result["coverage"] == 10 and result["class_kl"] == 0 and result["is"] > 5
+
+
+def test_every_metric_declares_its_figures_and_studies_compare_only_those():
+    from ganforge.metrics.evaluate import figure_directions, metric_registry
+    from ganforge.study.results import metric_header, metric_values
+
+    for name in metric_registry.names():
+        figures = metric_registry.get(name).figures
+        assert figures and set(figures.values()) <= {"min", "max"}, name
+    assert figure_directions()["fid"] == "min" and figure_directions()["recall"] == "max"
+    row = {"fid": 12.0, "kid": 0.01, "kid_std": 0.002, "n": 2000, "fid_inf_slope": 3.0, "precision": 0.7}
+    assert metric_values(row) == {"fid": 12.0, "kid": 0.01, "precision": 0.7}
+    assert (metric_header("fid"), metric_header("precision"), metric_header("n")) == ("fid ↓", "precision ↑", "n")

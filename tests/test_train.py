@@ -190,6 +190,37 @@ def test_evaluation_during_training_logs_rows_and_keeps_the_best(tmp_path):
     assert best["best"] == {"fid": 3.0, "step": 20} and load_run(tmp_path / "run", checkpoint="best").step == 20
 
 
+@pytest.mark.parametrize("figure, values, best", [("recall", [0.2, 0.6, 0.4], (20, 0.6)),
+                                                  ("kid", [0.3, 0.1, 0.2], (20, 0.1))])
+def test_the_best_checkpoint_follows_eval_best_and_its_registered_side(tmp_path, figure, values, best):
+    from ganforge.training.trainer import Trainer
+
+    metrics = {"recall": "pr", "kid": "kid"}[figure]
+    cfg = tiny_config(tmp_path, steps=30, eval={"every": 10, "n": 64, "metrics": metrics, "best": figure})
+    trainer = Trainer(cfg, tmp_path / "run", echo=lambda *a: None)
+    results = iter(values)
+
+    import ganforge.metrics
+
+    original = ganforge.metrics.evaluate
+    ganforge.metrics.evaluate = lambda G, **kwargs: {figure: next(results), "n": 64}
+    try:
+        trainer.train()
+    finally:
+        ganforge.metrics.evaluate = original
+    state = json.loads((tmp_path / "run" / "checkpoints" / "best" / "state.json").read_text())
+    assert (state["best"]["step"], state["best"][figure]) == best
+
+
+def test_eval_best_must_be_a_figure_of_the_metrics(tmp_path):
+    from ganforge.errors import GanforgeError
+    from ganforge.training.trainer import Trainer
+
+    cfg = tiny_config(tmp_path, steps=30, eval={"every": 10, "metrics": "fid", "best": "recall"})
+    with pytest.raises(GanforgeError, match="eval.best = 'recall' is not a figure of eval.metrics = 'fid'.*fid"):
+        Trainer(cfg, tmp_path / "run", echo=lambda *a: None)
+
+
 def test_evaluation_on_points_counts_modes(tmp_path):
     cfg = from_dict({"data": "ring8", "steps": 10, "batch_size": 64, "out": str(tmp_path / "run"),
                      "dataset": {"size": 512}, "model": {"z_dim": 2, "mlp_hidden": 16},

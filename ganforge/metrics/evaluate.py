@@ -14,7 +14,7 @@ A metric with fewer images than it can be computed on at all is refused before a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -59,6 +59,9 @@ class Metric:
     compute: Callable[[Collected, Collected | None, Settings, object], dict]
     least: Callable[[Settings], int] = lambda settings: 1   # images it needs on each side, at the very least
     caveat: Callable[[Collected, Collected | None, Settings], str | None] = lambda gen, ref, settings: None
+    # The keys of its result that compare runs, each with its better side ("min" | "max"); the rest of
+    # the result (counts, spreads, fits) is bookkeeping.
+    figures: dict = field(default_factory=dict)
 
 
 metric_registry: Registry[Metric] = Registry("metric")
@@ -146,13 +149,38 @@ def _modes(gen, ref, settings, extractor):
     return stacked_modes(gen.channel_classes)
 
 
-metric_registry.register("fid")(Metric(frozenset({"stats"}), True, _fid, lambda s: 2, _fid_caveat))
-metric_registry.register("fid_inf")(Metric(frozenset({"features", "stats"}), True, _fid_inf, lambda s: 2))
-metric_registry.register("kid")(Metric(frozenset({"features"}), True, _kid, lambda s: 2, _kid_caveat))
-metric_registry.register("is")(Metric(frozenset({"logits"}), False, _is, lambda s: s.is_splits))
-metric_registry.register("pr")(Metric(frozenset({"features"}), True, _pr, lambda s: s.pr_k + 1))
-metric_registry.register("coverage")(Metric(frozenset({"logits"}), True, _coverage))
-metric_registry.register("modes")(Metric(frozenset({"channel_classes"}), False, _modes))
+metric_registry.register("fid")(Metric(frozenset({"stats"}), True, _fid, lambda s: 2, _fid_caveat, {"fid": "min"}))
+metric_registry.register("fid_inf")(Metric(frozenset({"features", "stats"}), True, _fid_inf, lambda s: 2,
+                                           figures={"fid_inf": "min"}))
+metric_registry.register("kid")(Metric(frozenset({"features"}), True, _kid, lambda s: 2, _kid_caveat, {"kid": "min"}))
+metric_registry.register("is")(Metric(frozenset({"logits"}), False, _is, lambda s: s.is_splits, figures={"is": "max"}))
+metric_registry.register("pr")(Metric(frozenset({"features"}), True, _pr, lambda s: s.pr_k + 1,
+                                      figures={"precision": "max", "recall": "max"}))
+metric_registry.register("coverage")(Metric(frozenset({"logits"}), True, _coverage,
+                                            figures={"coverage": "max", "class_kl": "min"}))
+metric_registry.register("modes")(Metric(frozenset({"channel_classes"}), False, _modes,
+                                         figures={"modes": "max", "modes_kl": "min"}))
+
+# 2-D points are measured by their mode coverage (data/toy2d.py), whatever eval.metrics names.
+POINT_FIGURES = {"modes": "max", "high_quality": "max"}
+
+
+def figure_directions() -> dict[str, str]:
+    """Every figure an evaluation can report, with its better side: the registered metrics' and the points'."""
+    found = dict(POINT_FIGURES)
+    for name in metric_registry.names():
+        found.update(metric_registry.get(name).figures)
+    return found
+
+
+def best_figure(metrics: str, figure: str) -> str:
+    """The direction of `figure` (eval.best), which one of `metrics` (eval.metrics) or the points' reports."""
+    offered = {key: side for metric in choose_metrics(metrics).values() for key, side in metric.figures.items()}
+    offered.update(POINT_FIGURES)
+    if figure not in offered:
+        raise MetricError(f"eval.best = {figure!r} is not a figure of eval.metrics = {metrics!r}; choose one of: "
+                          f"{', '.join(offered)}")
+    return offered[figure]
 
 
 # --- sources --------------------------------------------------------------------------------------
@@ -326,9 +354,9 @@ def choose_metrics(metrics: tuple[str, ...] | list[str] | str) -> dict[str, Metr
     return {name: metric_registry.get(name) for name in names}
 
 
-def check_eval_choices(metrics: str, features: str) -> None:
-    """Refuse, before training starts, eval.metrics or eval.features that the first evaluation would."""
-    choose_metrics(metrics)
+def check_eval_choices(metrics: str, features: str, best: str) -> None:
+    """Refuse, before training starts, eval.metrics, eval.features or eval.best that the first evaluation would."""
+    best_figure(metrics, best)
     check_extractor(features)
 
 

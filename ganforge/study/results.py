@@ -13,20 +13,11 @@ from ..rundir import RunDir
 from ..checkpoint import list_checkpoints
 from .plan import Member, Study
 
-# Final-evaluation numbers and which way is better; evaluate() also returns bookkeeping
-# (n, features, ...) and estimator spreads (*_std) that are not compared.
-LOWER_IS_BETTER = frozenset({"fid", "fid_inf", "kid", "class_kl", "modes_kl"})
-HIGHER_IS_BETTER = frozenset({"is", "modes", "high_quality", "precision", "recall", "coverage"})
-_BOOKKEEPING = frozenset({"n", "n_ref", "step", "classes", "features", "ref", "ref_cache", "ref_total",
-                          "source_total", "source_cache", "fid_inf_slope", "ref_floor_fid", "ref_floor_n",
-                          "source_floor_fid", "source_floor_n"})
-
-
 def metric_direction(name: str) -> str | None:
-    """'min' or 'max' for a metric whose better side is known (any *kl is a divergence), else None."""
-    if name in LOWER_IS_BETTER or name.endswith("kl"):
-        return "min"
-    return "max" if name in HIGHER_IS_BETTER else None
+    """'min' or 'max' for a figure an evaluation reports (the metric registry says which), else None."""
+    from ..metrics.evaluate import figure_directions
+
+    return figure_directions().get(name)
 
 
 def metric_header(name: str) -> str:
@@ -35,10 +26,9 @@ def metric_header(name: str) -> str:
 
 
 def metric_values(result: dict) -> dict[str, float]:
-    """The comparable numbers of an evaluate() result (or an eval row of metrics.jsonl)."""
+    """The comparable numbers of an evaluate() result (or an eval row of metrics.jsonl): its figures."""
     return {key: value for key, value in result.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-            and key not in _BOOKKEEPING and not key.endswith("_std")}
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and metric_direction(key)}
 
 
 @dataclass

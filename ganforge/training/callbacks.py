@@ -148,15 +148,28 @@ class SamplePictures(Callback):
 
 class Evaluation(Callback):
     """eval.* metrics of the current G every eval.every steps, as an "eval" row of the history; a better
-    FID than any before is kept as checkpoints/best."""
+    value of eval.best (FID unless set; its better side from the metric registry) than any before is kept
+    as checkpoints/best."""
 
     def __init__(self, config: Config, paths: RunDir, state: TrainState, dataset: Dataset,
                  conditions: Conditions | None, device: torch.device, fixed_z: torch.Tensor,
-                 record: Callable[[int, dict], None], best_fid: float = math.inf):
+                 record: Callable[[int, dict], None], best_so_far: float | None = None):
         self.cadence = Cadence(config.eval.every, config.steps, at_stop=False)
         self.config, self.paths, self.state, self.dataset = config, paths, state, dataset
         self.conditions, self.device, self.fixed_z, self.record = conditions, device, fixed_z, record
-        self.best_fid = best_fid
+        self.best_key, self.best_so_far = config.eval.best, best_so_far
+        self.higher_is_better = False
+        if config.eval.every:
+            from ..metrics.evaluate import best_figure  # late import: the metrics stack is only needed here
+
+            self.higher_is_better = best_figure(config.eval.metrics, config.eval.best) == "max"
+
+    def _improves(self, value) -> bool:
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if self.best_so_far is None:
+            return True
+        return value > self.best_so_far if self.higher_is_better else value < self.best_so_far
 
     def __call__(self, step: int) -> dict:
         G = self.unconditional(sampling_generator(self.state))
@@ -166,10 +179,11 @@ class Evaluation(Callback):
         finally:
             G.train()
         self.record(step, result)
-        if result.get("fid", math.inf) < self.best_fid:
-            self.best_fid = result["fid"]
+        value = result.get(self.best_key)
+        if self._improves(value):
+            self.best_so_far = value
             self.state.save(self.paths.root, self.config.train.keep_checkpoints, name="best",
-                            extra={"best": {"fid": self.best_fid, "step": step}})
+                            extra={"best": {self.best_key: value, "step": step}})
         return result
 
     def unconditional(self, G: torch.nn.Module) -> torch.nn.Module:

@@ -73,7 +73,7 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
     dataset = load_dataset(cfg.data, cfg.resolution, cfg.channels, cfg.dataset, seed=cfg.seed)
     echo(dataset.info["summary"])
     if cfg.eval.every and data_kinds.get(dataset.kind).images:  # a typo would cost eval.every steps
-        check_eval_choices(cfg.eval.metrics, cfg.eval.features)
+        check_eval_choices(cfg.eval.metrics, cfg.eval.features, cfg.eval.best)
     data_shape = tuple(dataset.data.shape[1:])
     conditions = _conditions(cfg, dataset, saved_conditions)
     condition = ConditionSpec(conditions.kind, conditions.dim) if conditions else None

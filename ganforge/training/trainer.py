@@ -30,7 +30,7 @@ from ..rundir import RunDir, read_config, read_info
 from ..signals import pending as pending_signal
 from . import distributed
 from .callbacks import Cadence, Checkpoints, Evaluation, SamplePictures, early_sample_step, sampling_generator
-from ..checkpoint import best_fid, find_checkpoint, list_checkpoints
+from ..checkpoint import best_value, find_checkpoint, list_checkpoints
 from .guard import DivergenceGuard, TrainingDiverged
 from .lock import hold_run_lock
 from .rows import Interval, MetricRows
@@ -119,10 +119,9 @@ class Trainer:
         self.schedule = parts.schedule
         self.rollbacks = 0
 
-        self.best_fid = math.inf  # as the run directory has it; Evaluation keeps it from here on
+        self.best_so_far = None  # eval.best's value at checkpoints/best, as the run directory has it
         if resume:
-            best = best_fid(self.paths.root)
-            self.best_fid = math.inf if best is None else best
+            self.best_so_far = best_value(self.paths.root, self.config.eval.best)
             checkpoint = find_checkpoint(self.paths.root)  # the newest intact one, as sample and eval use
             self.state.load(checkpoint, self.device)
             echo(f"resumed {self.paths.root} from {checkpoint.name}")
@@ -144,7 +143,7 @@ class Trainer:
                             if cfg.train.tensorboard and self.world.main else None)
         self.callbacks = [
             Evaluation(cfg, self.paths, self.state, self.dataset, self.conditions, self.device,
-                       self.samples.fixed_z, self._record_eval, self.best_fid),
+                       self.samples.fixed_z, self._record_eval, self.best_so_far),
             self.samples,
             *([self.tensorboard] if self.tensorboard else []),  # after the grid it shows
             Checkpoints(cfg, self.paths, self.state),
