@@ -163,3 +163,15 @@ def test_bad_arch():
         build_networks(replace(CLASSIC, arch="vgg"), "image", (3, 32, 32))
     with pytest.raises(ConfigError, match=r"model\.arch = 'dcgan'.*auto, mlp"):
         build_networks(replace(CLASSIC, arch="dcgan"), "points", (2,))
+
+
+def test_the_norm_choices_are_the_norm_table():
+    """config.py cannot import the networks (torch), so its choices are spelled there; this keeps them true."""
+    import dataclasses
+
+    from ganforge.config import ModelConfig
+    from ganforge.models.norms import norms
+
+    fields = {f.name: f.metadata["choices"] for f in dataclasses.fields(ModelConfig)}
+    assert set(fields["norm"]) == set(norms.names())
+    assert set(fields["d_norm"]) == set(norms.names()) | {"auto"}

@@ -16,6 +16,7 @@ from torch import nn
 from ..config import RESOLUTIONS, ModelConfig
 from ..errors import ConfigError
 from .init import init_weights
+from .norms import norms
 from .registry import networks
 
 START_SIDE = {side: 6 if side % 3 == 0 else 4 for side in RESOLUTIONS}  # 96 = 6·2⁴; the others 4·2ᵏ
@@ -62,11 +63,11 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         channels, resolution = image_shape[0], image_shape[-1]
         maps = feature_maps(resolution, width)
-        in_dim, bias = z_dim + extra_dim, norm != "batch"
+        rule = norms.get(norm)
+        in_dim, bias = z_dim + extra_dim, rule.bias
 
         def hidden(layers: dict, c_out: int) -> nn.Sequential:
-            return block(layers, nn.SELU() if norm == "selu" else nn.ReLU(),
-                         nn.BatchNorm2d(c_out) if norm == "batch" else None)
+            return block(layers, rule.g_act(), rule.layer(c_out, 2))
 
         side, c = maps[0]
         if first_layer == "linear":  # TensorFlow DCGAN: a dense layer, then reshape
@@ -99,14 +100,14 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         channels, resolution = image_shape[0], image_shape[-1]
         maps = feature_maps(resolution, width)[::-1]
-        bias = norm != "batch"
+        rule = norms.get(norm)
+        bias = rule.bias
 
         blocks, c_in, side = OrderedDict(), channels, resolution
         for i, (next_side, c) in enumerate(maps):
-            use_bn = norm == "batch" and i > 0  # DCGAN: no BatchNorm on D's first conv
-            blocks[f"b{side}"] = block({"conv": down(c_in, c, kernel, bias)},
-                                       nn.SELU() if norm == "selu" else nn.LeakyReLU(0.2),
-                                       nn.BatchNorm2d(c) if use_bn else None, dropout)
+            # DCGAN: no normalisation on D's first conv
+            blocks[f"b{side}"] = block({"conv": down(c_in, c, kernel, bias)}, rule.d_act(),
+                                       rule.layer(c, 2) if i > 0 else None, dropout)
             c_in, side = c, next_side
         blocks["flatten"] = nn.Flatten()
         self.features = nn.Sequential(blocks)

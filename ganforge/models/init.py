@@ -5,6 +5,8 @@ import math
 
 from torch import nn
 
+from .norms import norms
+
 WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -21,10 +23,11 @@ def fan_in(layer: nn.Module) -> float:
 
 
 def init_weights(net: nn.Module, norm: str) -> None:
-    """SELU networks (norm "selu") get LeCun normal, std 1/√fan_in; the rest get DCGAN's init."""
+    """Networks whose norm asks for it (selu) get LeCun normal, std 1/√fan_in; the rest DCGAN's init."""
+    lecun = norms.get(norm).lecun_init
     for layer in net.modules():
         if isinstance(layer, WEIGHTED):
-            std = 1 / math.sqrt(fan_in(layer)) if norm == "selu" else 0.02
+            std = 1 / math.sqrt(fan_in(layer)) if lecun else 0.02
             nn.init.normal_(layer.weight, 0.0, std)
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from functools import partial
 from typing import Callable
 
 from torch import nn
@@ -13,17 +12,18 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import ConfigError
 from .init import init_weights
+from .norms import Norm, norms
 from .registry import networks
 
 
-def hidden_layers(n_in: int, hidden: int, layers: int, act: Callable[[], nn.Module], norm: str,
+def hidden_layers(n_in: int, hidden: int, layers: int, act: Callable[[], nn.Module], rule: Norm,
                   dropout: float = 0.0) -> OrderedDict:
-    """`layers` × (Linear → [BatchNorm1d] → act → [Dropout]), as named blocks h1, h2, …"""
+    """`layers` × (Linear → [the norm's layer] → act → [Dropout]), as named blocks h1, h2, …"""
     blocks = OrderedDict()
     for i in range(1, layers + 1):
-        parts = OrderedDict(linear=nn.Linear(n_in if i == 1 else hidden, hidden, bias=norm != "batch"))
-        if norm == "batch":
-            parts["norm"] = nn.BatchNorm1d(hidden)
+        parts = OrderedDict(linear=nn.Linear(n_in if i == 1 else hidden, hidden, bias=rule.bias))
+        if (layer := rule.layer(hidden, 1)) is not None:
+            parts["norm"] = layer
         parts["act"] = act()
         if dropout > 0:
             parts["drop"] = nn.Dropout(dropout)
@@ -39,7 +39,8 @@ class MLPGenerator(nn.Module):
     def __init__(self, z_dim: int, out_dim: int = 2, hidden: int = 256, layers: int = 3, norm: str = "batch",
                  extra_dim: int = 0, image_shape: tuple[int, int, int] | None = None):
         super().__init__()
-        blocks = hidden_layers(z_dim + extra_dim, hidden, layers, nn.SELU if norm == "selu" else nn.ReLU, norm)
+        rule = norms.get(norm)
+        blocks = hidden_layers(z_dim + extra_dim, hidden, layers, rule.g_act, rule)
         out_shape = (out_dim,) if image_shape is None else tuple(image_shape)
         blocks["out"] = nn.Linear(hidden, math.prod(out_shape))  # points are unbounded: no output activation
         if image_shape is not None:  # pixels are scaled to [-1, 1]
@@ -49,7 +50,7 @@ class MLPGenerator(nn.Module):
         self.z_dim = z_dim
         extra = f"+{extra_dim}" if extra_dim else ""
         self.plan = [f"z{z_dim}{extra}"] + [str(hidden)] * layers + [_shown(out_shape)]
-        if norm == "selu":
+        if rule.lecun_init:  # otherwise torch's default init, as Goodfellow et al.'s MLPs
             init_weights(self, norm)
 
     def forward(self, z):
@@ -63,15 +64,15 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, in_dim: int = 2, hidden: int = 256, layers: int = 3, norm: str = "none",
                  dropout: float = 0.0, image_shape: tuple[int, int, int] | None = None):
         super().__init__()
-        act = nn.SELU if norm == "selu" else partial(nn.LeakyReLU, 0.2)
+        rule = norms.get(norm)
         in_shape = (in_dim,) if image_shape is None else tuple(image_shape)
-        blocks = hidden_layers(math.prod(in_shape), hidden, layers, act, norm, dropout)
+        blocks = hidden_layers(math.prod(in_shape), hidden, layers, rule.d_act, rule, dropout)
         if image_shape is not None:
             blocks = OrderedDict(flatten=nn.Flatten(), **blocks)
         self.features = nn.Sequential(blocks)
         self.head = nn.Linear(hidden, 1)
         self.plan = [_shown(in_shape)] + [str(hidden)] * layers + ["1"]
-        if norm == "selu":
+        if rule.lecun_init:
             init_weights(self, norm)
 
     def forward(self, x):

@@ -17,25 +17,18 @@ from ..config import ModelConfig
 from ..errors import ConfigError
 from .dcgan import DCGANDiscriminator, DCGANGenerator, image_size
 from .init import init_weights
+from .norms import norms
 from .registry import networks
-
-
-def _norm(norm: str, channels: int) -> list[nn.Module]:
-    return [nn.BatchNorm2d(channels)] if norm == "batch" else []
-
-
-def _act(norm: str) -> nn.Module:
-    return nn.SELU() if norm == "selu" else nn.ReLU()
 
 
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int, norm: str):
         super().__init__()
-        bias = norm != "batch"
+        rule = norms.get(norm)
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=bias), *_norm(norm, channels), _act(norm),
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=bias), *_norm(norm, channels))
-        self.act = _act(norm)
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=rule.bias), *rule.layers(channels), rule.g_act(),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=rule.bias), *rule.layers(channels))
+        self.act = rule.g_act()
 
     def forward(self, x):
         return self.act(x + self.body(x))
@@ -46,11 +39,12 @@ class Refiner(nn.Module):
 
     def __init__(self, channels: int, side_in: int, side_out: int, width: int, blocks: int, norm: str):
         super().__init__()
-        bias = norm != "batch"
+        rule = norms.get(norm)
+        bias = rule.bias
         doublings = (side_out // side_in).bit_length() - 1
         hidden = width * 2 ** doublings  # halves per doubling, ending at `width` channels
         layers = OrderedDict(
-            encode=nn.Sequential(nn.Conv2d(channels, hidden, 3, 1, 1, bias=bias), *_norm(norm, hidden), _act(norm)))
+            encode=nn.Sequential(nn.Conv2d(channels, hidden, 3, 1, 1, bias=bias), *rule.layers(hidden), rule.g_act()))
         for i in range(blocks):
             layers[f"res{i}"] = ResidualBlock(hidden, norm)
         side = side_in
@@ -58,7 +52,7 @@ class Refiner(nn.Module):
             side *= 2
             layers[f"up{side}"] = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                                 nn.Conv2d(hidden, hidden // 2, 3, 1, 1, bias=bias),
-                                                *_norm(norm, hidden // 2), _act(norm))
+                                                *rule.layers(hidden // 2), rule.g_act())
             hidden //= 2
         layers["out"] = nn.Sequential(nn.Conv2d(hidden, channels, 3, 1, 1), nn.Tanh())
         self.layers = nn.Sequential(layers)
