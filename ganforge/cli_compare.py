@@ -42,7 +42,7 @@ def _given_plan_flags(args) -> list[str]:
 def cmd_compare(args) -> int:
     from .errors import ConfigError
     from .study.plan import default_study_dir, load_study, plan_study, validate_study
-    from .study.report import write_report
+    from .study.writeup import write_report
     from .study.results import collect
     from .study.runner import run_study
 

@@ -21,7 +21,7 @@ from ganforge.metrics import weights
 from ganforge.study import plan, runner
 from ganforge.study import figures
 from ganforge.study.figures import _changing_keys
-from ganforge.study.report import _matched_steps
+from ganforge.study.writeup import _matched_steps
 from ganforge.study.plan import Study, load_study, plan_study
 from ganforge.study.results import Summary, best_of, collect, fmt_summary, lead_beyond_noise
 from ganforge.checkpoint import list_checkpoints
