@@ -4,18 +4,20 @@ from __future__ import annotations
 import torch
 
 from ..config import OptimConfig
-from ..errors import ConfigError
+from ..registry import Registry
+
+# fused=None leaves torch's own choice (foreach on GPUs, a per-tensor loop on CPU), which the fp32
+# reference loops also get, so the default CPU numerics match them exactly.
+optimizers: Registry = Registry("optimizer")
+optimizers.register("adam")(lambda params, optim, lr, fused: torch.optim.Adam(
+    params, lr=lr, betas=(optim.beta1, optim.beta2), fused=True if fused else None))
+optimizers.register("rmsprop")(lambda params, optim, lr, fused: torch.optim.RMSprop(
+    params, lr=lr, **({"foreach": True} if fused else {})))
 
 
 def build_optimizer(params, optim: OptimConfig, lr: float, fused: bool = False) -> torch.optim.Optimizer:
-    # fused=None leaves torch's own choice (foreach on GPUs, a per-tensor loop on CPU), which the
-    # fp32 reference loops also get, so the default CPU numerics match them exactly.
-    fused = True if fused else None
-    if optim.name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=(optim.beta1, optim.beta2), fused=fused)
-    if optim.name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, **({"foreach": True} if fused else {}))
-    raise ConfigError(f"optim.name = {optim.name!r} is not valid; choose one of: adam, rmsprop")
+    """optim.name's optimizer over `params` at `lr`, with fused kernels (GPUs, or perf.fused_optim)."""
+    return optimizers.get(optim.name)(params, optim, lr, fused)
 
 
 def build_optimizers(G: torch.nn.Module, D: torch.nn.Module, optim: OptimConfig, fused: bool = False):

@@ -35,6 +35,11 @@ class CriticSchedule:
         return self.n_critic
 
 
+# The learning-rate factor over the decaying part of a run, from its progress in (0, 1].
+DECAYS = {"none": lambda progress: 1.0, "linear": lambda progress: 1.0 - progress,
+          "cosine": lambda progress: 0.5 * (1.0 + math.cos(math.pi * progress))}
+
+
 class LearningRateSchedule:
     """Scales both optimizers' learning rates by a factor of the step (optim.lr_decay).
 
@@ -46,8 +51,7 @@ class LearningRateSchedule:
     def __init__(self, kind: str, steps: int, start: float, optimizers_and_base_lrs: list):
         if not 0.0 <= start < 1.0:
             raise ConfigError(f"optim.decay_start = {start!r} is not valid; it must be a fraction in [0, 1)")
-        if kind not in ("none", "linear", "cosine"):
-            raise ConfigError(f"optim.lr_decay = {kind!r} is not valid; choose one of: none, linear, cosine")
+        self.decay = DECAYS[kind]  # optim.lr_decay's choices are DECAYS' names (config validates them)
         self.kind, self.steps, self.start = kind, steps, start
         self.targets = optimizers_and_base_lrs
         self.scale = 1.0  # lowered by each divergence rollback (train.on_diverge=rollback)
@@ -55,11 +59,7 @@ class LearningRateSchedule:
     def factor(self, step: int) -> float:
         """Multiplier for the update that takes the run from `step` to `step + 1`."""
         progress = (step / self.steps - self.start) / (1.0 - self.start)
-        if self.kind == "none" or progress <= 0.0:
-            return 1.0
-        if self.kind == "linear":
-            return 1.0 - progress
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0 if progress <= 0.0 else self.decay(progress)
 
     def apply(self, step: int) -> None:
         if self.kind == "none" and self.scale == 1.0:
