@@ -16,6 +16,7 @@ from .config import Config
 from .data.conditions import Conditions
 from .errors import ConfigError
 from .models.conditioning import drawing_from_prior
+from .models.ema import for_sampling
 from .rundir import RunDir, read_config, read_info
 
 
@@ -41,8 +42,8 @@ class Run:
 
     @property
     def sampling_generator(self) -> torch.nn.Module:
-        """The generator samples and metrics should use: the EMA one when the run kept it."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
+        """The generator samples and metrics use (models.ema.for_sampling)."""
+        return for_sampling(self.generator, self.ema_generator)
 
     @cached_property
     def sampler(self) -> torch.nn.Module:

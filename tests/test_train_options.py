@@ -30,7 +30,7 @@ def test_ema_generator_is_saved_loaded_and_used_for_samples(tmp_path):
     cfg = config(tmp_path, steps=10, model={"ema_decay": 0.9})
     trainer = Trainer(cfg, cfg.out, echo=lambda *a: None)
     trainer.train()
-    assert trainer.sampling_generator is trainer.state.ema.module
+    assert trainer.state.sampling_generator is trainer.state.ema.module
     run = load_run(cfg.out)
     z = torch.randn(4, 16)
     with torch.no_grad():

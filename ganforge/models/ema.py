@@ -70,6 +70,12 @@ class EMA:
         self.updates = int(state["updates"])
 
 
+def for_sampling(G: nn.Module, averaged: nn.Module | None) -> nn.Module:
+    """The generator samples and metrics use: the average of G's weights when the run keeps one
+    (model.ema_decay > 0), else G itself."""
+    return averaged if averaged is not None else G
+
+
 def build_ema(G: nn.Module, model_cfg: ModelConfig) -> EMA | None:
     """The average of G that model.ema_decay asks for; None when it is 0 (off)."""
     return EMA(G, model_cfg.ema_decay) if model_cfg.ema_decay > 0 else None

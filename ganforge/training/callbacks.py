@@ -57,11 +57,6 @@ class Callback:
         raise NotImplementedError
 
 
-def sampling_generator(state: TrainState) -> torch.nn.Module:
-    """What samples and metrics use: the EMA of G's weights when model.ema_decay > 0, else G."""
-    return state.ema.module if state.ema is not None else state.G
-
-
 # ------------------------------------------------------------------ what differs by data kind
 
 # kind → draw(samples, stage-1 samples or None, sampler, step, path): the picture of one step's samples.
@@ -136,7 +131,7 @@ class SamplePictures(Callback):
 
     @torch.no_grad()
     def write(self, step: int) -> Path:
-        G = sampling_generator(self.state)
+        G = self.state.sampling_generator
         G.eval()
         out = G(self.fixed_z) if self.fixed_y is None else G(self.fixed_z, self.fixed_y)
         stages = stage_images(G, self.fixed_z, self.fixed_y)  # None unless G has two stages
@@ -172,7 +167,7 @@ class Evaluation(Callback):
         return value > self.best_so_far if self.higher_is_better else value < self.best_so_far
 
     def __call__(self, step: int) -> dict:
-        G = self.unconditional(sampling_generator(self.state))
+        G = self.unconditional(self.state.sampling_generator)
         G.eval()  # BatchNorm must not update its running statistics while measuring
         try:
             result = measurements.get(self.dataset.kind)(G, self, self.fixed_z)

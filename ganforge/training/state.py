@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ..data import BatchSampler
-from ..models.ema import EMA
+from ..models.ema import EMA, for_sampling
 from .balance import BalancePolicy
 from ..checkpoint import load_checkpoint, save_checkpoint
 from .schedules import LearningRateSchedule
@@ -28,6 +28,11 @@ class TrainState:
     # The log row in progress at a checkpoint, {"sums", "steps", "d_steps"} (the loop keeps it current):
     # a resumed run's next row covers the same steps as an uninterrupted run's.
     log_row: dict | None = None
+
+    @property
+    def sampling_generator(self) -> torch.nn.Module:
+        """What samples and metrics use (models.ema.for_sampling)."""
+        return for_sampling(self.G, self.ema.module if self.ema is not None else None)
 
     def _parts(self):
         modules = {"G": self.G, "D": self.D}

@@ -29,7 +29,7 @@ from ..models import count_parameters
 from ..rundir import RunDir, read_config, read_info
 from ..signals import pending as pending_signal
 from . import distributed
-from .callbacks import Cadence, Checkpoints, Evaluation, SamplePictures, early_sample_step, sampling_generator
+from .callbacks import Cadence, Checkpoints, Evaluation, SamplePictures, early_sample_step
 from ..checkpoint import best_value, find_checkpoint, list_checkpoints
 from .guard import DivergenceGuard, TrainingDiverged
 from .lock import hold_run_lock
@@ -149,11 +149,6 @@ class Trainer:
             Checkpoints(cfg, self.paths, self.state),
         ]
         self.log_cadence = Cadence(cfg.train.log_every, cfg.steps)
-
-    @property
-    def sampling_generator(self) -> torch.nn.Module:
-        """What samples and metrics use: the EMA of G's weights when model.ema_decay > 0, else G."""
-        return sampling_generator(self.state)
 
     # ------------------------------------------------------------------ run directory
 
