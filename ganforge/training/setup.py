@@ -44,7 +44,7 @@ class Parts:
     dataset: Dataset
     data_shape: tuple[int, ...]       # one sample's: (C, H, W) or (2,)
     conditions: Conditions | None     # the data's conditions (None: unconditional)
-    condition: ConditionSpec | None   # their kind and width, as the networks see them
+    condition_spec: ConditionSpec | None   # their kind and width, as the networks see them
     state: TrainState                 # what checkpoints save: step, networks, optimizers, sampler, schedules
     objective: Objective
     schedule: CriticSchedule
@@ -76,11 +76,11 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
         check_eval_choices(cfg.eval.metrics, cfg.eval.features, cfg.eval.best)
     data_shape = tuple(dataset.data.shape[1:])
     conditions = _conditions(cfg, dataset, saved_conditions)
-    condition = ConditionSpec(conditions.kind, conditions.dim) if conditions else None
+    condition_spec = ConditionSpec(conditions.kind, conditions.dim) if conditions else None
 
     torch.manual_seed(cfg.seed)  # identical initial weights for a given seed
     G, D = build_networks(cfg.model, dataset.kind, data_shape, discriminator_norm(cfg),
-                          condition=condition, conditioning=cfg.conditioning)
+                          condition=condition_spec, conditioning=cfg.conditioning)
     if cfg.model.stage1_run and not resume:  # a resumed run has stage 1 in its own checkpoint
         echo(load_stage1(G, cfg.model.stage1_run, cfg.model.stage1_frozen, "cpu"))
     channels_last = accel.channels_last and data_kinds.get(dataset.kind).images
@@ -106,13 +106,13 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
     state.lr_schedule = lr_schedule  # and the learning-rate scale of any rollback
     step = AdversarialStep(state, objective, build_penalties(objective.loss), build_constraints(objective.loss),
                            balance, augment, G_train, D_train, D_for_g, cfg.batch_size, sampler.shard,
-                           accel.autocast(device), device, condition,
+                           accel.autocast(device), device, condition_spec,
                            cfg.conditioning.mismatch_weight if conditions else 0.0)
     echo(describe(G, D))
     return Parts(config=cfg, world=world, device=device, accel=accel, dataset=dataset, data_shape=data_shape,
-                 conditions=conditions, condition=condition, state=state, objective=objective, schedule=schedule,
-                 lr_schedule=lr_schedule, balance=balance, augment=augment, G_train=G_train, D_train=D_train,
-                 D_for_g=D_for_g, step=step)
+                 conditions=conditions, condition_spec=condition_spec, state=state, objective=objective,
+                 schedule=schedule, lr_schedule=lr_schedule, balance=balance, augment=augment, G_train=G_train,
+                 D_train=D_train, D_for_g=D_for_g, step=step)
 
 
 def _conditions(cfg: Config, dataset: Dataset, saved: Conditions | None) -> Conditions | None:

@@ -42,13 +42,13 @@ class AdversarialStep:
                  constraints: list[Callable[[torch.nn.Module], None]], balance: BalancePolicy,
                  augment: Callable[[torch.Tensor], torch.Tensor], G_train: torch.nn.Module,
                  D_train: torch.nn.Module, D_for_g: torch.nn.Module, batch_size: int, noise_shard: slice,
-                 autocast, device: torch.device, condition: ConditionSpec | None = None,
+                 autocast, device: torch.device, condition_spec: ConditionSpec | None = None,
                  mismatch_weight: float = 0.0):
         self.state, self.objective, self.penalties, self.constraints = state, objective, penalties, constraints
         self.balance, self.augment, self.autocast, self.device = balance, augment, autocast, device
         self.G_train, self.D_train, self.D_for_g = G_train, D_train, D_for_g
         self.batch_size, self.noise_shard = batch_size, noise_shard
-        self.condition, self.mismatch_weight = condition, mismatch_weight
+        self.condition_spec, self.mismatch_weight = condition_spec, mismatch_weight
 
     def __call__(self, g_step: int, metrics: StepMetrics, want_grad_norms: bool) -> int:
         """Train generator step `g_step` (0-based); adds its terms into `metrics`. Returns its D steps."""
@@ -71,7 +71,7 @@ class AdversarialStep:
 
     def _scores(self, D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, y, real_needs_grad: bool,
                 wrong: bool) -> Scores:
-        wrong_condition = mismatched(y, self.condition) if wrong else None
+        wrong_condition = mismatched(y, self.condition_spec) if wrong else None
         return Scores(lambda x, cond=y: call(D, x, cond), real, fake, real_needs_grad, wrong_condition,
                       self.mismatch_weight if wrong else 0.0)
 
