@@ -184,10 +184,10 @@ def disk_full(work: Path, cache: Path) -> dict:
         run = mount / "later"
         first = ganforge("train", *SHAPE, "--set", f"dataset.cache_dir={cache}", "--steps", 10, "--out", run)
         assert first.returncode == 0, first.stderr
-        history = RunDir(run).metrics.read_text()
+        history = RunDir(run).history_file.read_text()
         filler = fill(mount, leave=8_000)
         stopped = ganforge("train", "--resume", run, "--steps", 30)
-        kept = intact_step(run) == 10 and RunDir(run).metrics.read_text().startswith(history)
+        kept = intact_step(run) == 10 and RunDir(run).history_file.read_text().startswith(history)
         clean = not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".tmp")]
         filler.unlink()
         again = ganforge("train", "--resume", run, "--steps", 30)

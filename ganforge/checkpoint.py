@@ -208,7 +208,7 @@ def save_checkpoint(run_dir: Path, step: int, modules: dict[str, torch.nn.Module
         kept = [p.name for _, p in list_checkpoints(run_dir)]
         reason = getattr(err, "strerror", None) or str(err).rsplit(": ", 1)[-1]
         raise GanforgeError(f"cannot write checkpoint {final} ({reason}); the earlier checkpoints "
-                            f"({', '.join(kept) or 'none yet'}) and {paths.metrics.name} are intact — free space or "
+                            f"({', '.join(kept) or 'none yet'}) and {paths.history_file.name} are intact — free space or "
                             f"make {folder} writable, then continue with ganforge train --resume {run_dir}") from None
 
     for _, old in list_checkpoints(run_dir)[:-keep]:

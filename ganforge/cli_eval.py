@@ -35,7 +35,7 @@ def cmd_eval(args) -> int:
         try:  # after printing: a run directory that cannot be written must not cost the result
             paths.record_eval(result["step"], result)
         except OSError as err:
-            print(f"ganforge: warning: the result above is not kept in {paths.metrics} ({err.strerror}); "
+            print(f"ganforge: warning: the result above is not kept in {paths.history_file} ({err.strerror}); "
                   f"make the run directory writable to keep it", file=sys.stderr)
     return 0
 

@@ -102,7 +102,8 @@ class RunDir:
         return self.root / "run.json"
 
     @property
-    def metrics(self) -> Path:
+    def history_file(self) -> Path:
+        """metrics.jsonl: the run's history, a row per log interval and per evaluation."""
         return self.root / "metrics.jsonl"
 
     @property
@@ -199,8 +200,8 @@ class RunDir:
     def read_history(self) -> list[dict]:
         """metrics.jsonl rows; a torn last line (a crash mid-write) or any other damaged line is ignored."""
         rows = []
-        if self.metrics.is_file():
-            for line in self.metrics.read_text(errors="replace").splitlines():
+        if self.history_file.is_file():
+            for line in self.history_file.read_text(errors="replace").splitlines():
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError:
@@ -210,7 +211,7 @@ class RunDir:
         return rows
 
     def append_history(self, rows: list[dict]) -> None:
-        with self.metrics.open("a") as f:
+        with self.history_file.open("a") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
 
     def history_backup(self, step: int, copy: int = 1) -> Path:
@@ -222,16 +223,16 @@ class RunDir:
         """Make metrics.jsonl exactly `kept` (the rows up to `step`), after copying the file as it was to
         `history_backup(step)` so nothing written is lost. Returns (backup, lines dropped), or None when
         the file already held just those rows."""
-        if not self.metrics.is_file():
+        if not self.history_file.is_file():
             return None
-        lines = [line for line in self.metrics.read_text(errors="replace").splitlines() if line.strip()]
+        lines = [line for line in self.history_file.read_text(errors="replace").splitlines() if line.strip()]
         if len(lines) == len(kept):
             return None
         # A step backed up before (a second restart, a resume to the same step) keeps that copy too.
         backup = next(path for n in itertools.count(1) if not (path := self.history_backup(step, n)).exists())
-        shutil.copy2(self.metrics, backup)
+        shutil.copy2(self.history_file, backup)
         text = "".join(json.dumps(row) + "\n" for row in kept).encode()
-        write_atomic(self.metrics, lambda f: f.write(text))
+        write_atomic(self.history_file, lambda f: f.write(text))
         return backup, len(lines) - len(kept)
 
     # -- evaluation results --------------------------------------------------------------------------

@@ -478,7 +478,7 @@ def test_eval_prints_its_result_even_where_it_cannot_keep_it(run, capsys, monkey
     import ganforge.metrics
 
     monkeypatch.setattr(ganforge.metrics, "evaluate", lambda *a, **k: {"step": 20, "fid": 12.5})
-    metrics = RunDir(run).metrics  # where the result is kept: a folder in its way makes it unwritable
+    metrics = RunDir(run).history_file  # where the result is kept: a folder in its way makes it unwritable
     shutil.move(metrics, run / "moved.jsonl")
     metrics.mkdir()
     code, stdout, err = run_cli(capsys, "eval", run, "--quiet")

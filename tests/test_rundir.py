@@ -105,7 +105,7 @@ def test_history_truncates_to_a_step_and_keeps_a_backup(tmp_path):
     paths = RunDir(tmp_path)
     rows = [{"step": s, "d_loss": 1.0} for s in (1, 2, 3)]
     paths.append_history(rows)
-    with paths.metrics.open("a") as f:
+    with paths.history_file.open("a") as f:
         f.write('{"step": 4, "d_lo')  # torn by a crash mid-write
     assert paths.read_history() == rows
     assert paths.truncate_history(rows, 3) == (paths.history_backup(3), 1)  # the torn line goes

@@ -140,6 +140,6 @@ def test_a_step_adds_each_scalar_by_name(tmp_path):
 def test_log_rows_carry_every_named_scalar(tmp_path):
     trainer = Trainer(tiny(tmp_path, steps=4, train={"log_every": 2}), tmp_path / "run", echo=lambda *a: None)
     trainer.train()
-    rows = [json.loads(line) for line in trainer.paths.metrics.read_text().splitlines()]
+    rows = [json.loads(line) for line in trainer.paths.history_file.read_text().splitlines()]
     assert [row["step"] for row in rows] == [2, 4]
     assert all(set(CORE) <= set(row) and row["d_grad_norm"] > 0 for row in rows)

@@ -207,7 +207,7 @@ class Trainer:
         if truncated is None:
             return
         backup, dropped = truncated
-        self.echo(f"{self.paths.metrics.name}: kept the {len(self.history)} rows up to step {self.state.step}, "
+        self.echo(f"{self.paths.history_file.name}: kept the {len(self.history)} rows up to step {self.state.step}, "
                   f"dropped {dropped} (past it, or damaged); the file as it was is {backup.name}")
 
     def _record_eval(self, step: int, result: dict) -> None:
