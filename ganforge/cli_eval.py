@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
-DEFAULT_METRICS = "fid"
+DEFAULT_METRICS = ""  # the data kind's own: fid for images, mixture_modes for a 2-D point run
 
 
 def cmd_eval(args) -> int:
@@ -77,7 +77,8 @@ def add_eval_commands(subparsers) -> None:
     p.add_argument("source", help="run directory, image folder, or dataset spec")
     p.add_argument("--ref", help="real images to compare with: folder or dataset spec (default: a run's training data)")
     p.add_argument("--metrics", default=DEFAULT_METRICS,
-                   help="comma-separated: fid, kid, is, pr, coverage, modes (default fid)")
+                   help="comma-separated: fid | fid_inf | kid | is | pr | coverage | modes | mixture_modes "
+                        "(default fid; mixture_modes for a 2-D point run)")
     p.add_argument("--n", type=int, default=10000, help="generated (or used) images (default 10000)")
     p.add_argument("--n-ref", type=int, help="reference images (default: --n)")
     p.add_argument("--features", default="inception", help="inception | classifier:PATH (default inception)")

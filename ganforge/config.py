@@ -203,11 +203,12 @@ class PerfConfig:
 @dataclass
 class EvalConfig:
     every: int = _f(0, "G steps between evaluations during training (0: none); rows go to metrics.jsonl", minimum=0)
-    metrics: str = _f("fid", "comma-separated metrics: fid, kid, is, pr, coverage (classifier features)")
+    metrics: str = _f("", "comma-separated metrics (see `ganforge eval --help`); empty: the data's own, fid for "
+                          "images and mixture_modes for 2-D points")
     n: int = _f(2000, "generated (and reference) images per evaluation", minimum=2)
     features: str = _f("inception", "feature network: inception, or classifier:PATH (see train-classifier)")
-    best: str = _f("fid", "the figure whose best value keeps checkpoints/best (its better side from the metric "
-                          "registry): a figure of eval.metrics, e.g. fid, kid, precision; modes for 2-D points")
+    best: str = _f("", "the figure whose best value keeps checkpoints/best (its better side from the metric "
+                       "registry): a figure of eval.metrics, e.g. fid, kid, precision; empty: the first one")
 
 
 @dataclass

@@ -154,3 +154,13 @@ def test_flag_help_lists_what_the_registries_and_config_accept():
     helps = {flag.name: flag.options.get("help", "") for flag in CONFIG_FLAGS}
     assert sorted(helps["--objective"].split(" | ")) == sorted(objectives.names())
     assert helps["--resolution"].split(" | ") == [str(side) for side in RESOLUTIONS]
+
+
+def test_eval_metrics_help_lists_the_metric_registry():
+    from ganforge.cli import build_parser
+    from ganforge.metrics.evaluate import metric_registry
+
+    eval_parser = build_parser()._subparsers._group_actions[0].choices["eval"]
+    metrics_help = next(a.help for a in eval_parser._actions if "--metrics" in a.option_strings)
+    listed = metrics_help.removeprefix("comma-separated: ").split(" (default")[0].split(" | ")
+    assert sorted(listed) == sorted(metric_registry.names())

@@ -89,7 +89,7 @@ def test_vary_flags_form_a_grid_of_validated_members(tmp_path):
     assert {(m.config.objective, m.config.optim.lr_d, m.config.seed) for m in members} == {
         (o, lr, s) for o in ("dcgan", "lsgan") for lr in (1e-4, 2e-4) for s in (0, 1)}
     assert all(m.config.steps == 5 and m.run_dir == tmp_path / "s" / "runs" / m.name for m in members)
-    assert study.metrics == ["modes"] and study.n == plan.default_n("auto")  # the 2-D default
+    assert study.metrics == ["mixture_modes"] and study.n == plan.default_n("auto")  # the 2-D default
     assert plan.default_n("cpu") == 2000  # sized to the device: 10,000 Inception passes take ~10 min on a CPU
     # Seed by seed: every variant's seed 0 trains before any seed 1.
     assert [m.seed for m in study.training_order()] == [0, 0, 0, 0, 1, 1, 1, 1]
@@ -117,7 +117,7 @@ def test_a_vary_value_holding_commas_goes_in_brackets(tmp_path):
     (["--vary", "seed=1,2"], "use --seeds N"),
     (["--vary", "objective=dcgan", "--vary", "objective=wgan"], "given twice"),
     (["--seeds", "0"], "must be at least 1"),
-    (["--metrics", "fid"], "2-D point data are measured by --metrics modes"),
+    (["--metrics", "fid"], "metric 'fid' measures images, and these data are 2-D points: choose from mixture_modes"),
     (["--metrics", "fidd"], "unknown metric 'fidd'"),
     (["--features", "classifier:no-such.safetensors"], "no file no-such.safetensors"),
 ])
@@ -132,7 +132,7 @@ def test_invalid_plans_fail_before_anything_trains(tmp_path, capsys, flags, mess
 def test_default_metrics_fit_the_data_and_features(tmp_path, monkeypatch):
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path))
     monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
-    assert plan.default_metrics("points", "inception", {"modes": 8}) == ["modes"]
+    assert plan.default_metrics("points", "inception", {"modes": 8}) == ["mixture_modes"]
     assert plan.default_metrics("image", "inception", {}) == ["fid", "kid", "is", "pr"]  # all fail alike
     pool3_only = {k: v for k, v in InceptionV3(pretrained=False).state_dict().items() if not k.startswith("fc.")}
     weights.save_converted(pool3_only, weights.weights_dir() / weights.TORCHSCRIPT.converted_name, {})
@@ -152,7 +152,7 @@ def test_a_folder_holding_a_study_is_not_planned_over(study, capsys):
 def test_every_member_trains_in_its_own_run_directory_with_the_plan_saved(study):
     plan = json.loads((study / "study.json").read_text())
     assert plan["vary"] == [["objective", ["dcgan", "wgan-gp"]]] and plan["seeds"] == [0, 1]
-    assert plan["metrics"] == ["modes"] and plan["n"] == N and plan["base"]["steps"] == 60
+    assert plan["metrics"] == ["mixture_modes"] and plan["n"] == N and plan["base"]["steps"] == 60
     assert sorted(p.name for p in (study / "runs").iterdir()) == NAMES
     for name in NAMES:
         rec = record(study, name)
@@ -165,7 +165,7 @@ def test_every_member_trains_in_its_own_run_directory_with_the_plan_saved(study)
 def test_member_table_shows_each_members_own_evaluation(study):
     members = tables((study / "report.md").read_text())["member"]
     for name in NAMES:
-        own = evaluate(study / "runs" / name, metrics="modes", n=N, seed=0, progress=False)
+        own = evaluate(study / "runs" / name, n=N, seed=0, progress=False)  # a point run's own metric
         assert member_eval(study, name) == own
         assert column(members, name, "modes ↑") in (str(own["modes"]), f"**{own['modes']}** ★")
         assert column(members, name, "high_quality ↑").strip("*★ ") == f"{own['high_quality']:.4g}"

@@ -179,10 +179,13 @@ def test_eval_command_on_two_folders(classifier_file, tmp_path, capsys):
 def test_two_d_runs_report_mode_coverage(tmp_path):
     out = tmp_path / "ring"
     assert ganforge_main(["train", "--data", "ring8", "--out", str(out), *TINY_TRAIN]) == 0
-    result = evaluate(out, metrics="modes", n=200, device="cpu", progress=False)
+    result = evaluate(out, n=200, device="cpu", progress=False)  # a point run's default: mixture_modes
     assert 0 <= result["modes"] <= 8 and 0 <= result["high_quality"] <= 1 and result["n"] == 200
-    with pytest.raises(MetricError, match="--metrics modes"):
-        evaluate(out, metrics="fid", n=10, device="cpu", progress=False)
+    assert evaluate(out, metrics="mixture_modes", n=200, device="cpu", progress=False) == result
+    for image_metric in ("fid", "modes"):  # Stacked MNIST's modes are counted on images
+        with pytest.raises(MetricError, match=f"metric '{image_metric}' measures images, and these data are 2-D "
+                                              f"points: choose from mixture_modes"):
+            evaluate(out, metrics=image_metric, n=10, device="cpu", progress=False)
 
 
 def test_fetch_weights_command_verifies_and_converts(tmp_path, monkeypatch, capsys):

@@ -223,14 +223,34 @@ def test_eval_best_must_be_a_figure_of_the_metrics(tmp_path):
         Trainer(cfg, tmp_path / "run", echo=lambda *a: None)
 
 
-def test_evaluation_on_points_counts_modes(tmp_path):
-    cfg = from_dict({"data": "ring8", "steps": 10, "batch_size": 64, "out": str(tmp_path / "run"),
-                     "dataset": {"size": 512}, "model": {"z_dim": 2, "mlp_hidden": 16},
-                     "train": {"quiet": True, "log_every": 5}, "eval": {"every": 5}})
-    train(cfg, echo=lambda *a: None)
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+def _point_run_config(tmp_path, **eval_keys):
+    return from_dict({"data": "ring8", "steps": 10, "batch_size": 64, "out": str(tmp_path / "run"), "seed": 3,
+                      "dataset": {"size": 512}, "model": {"z_dim": 2, "mlp_hidden": 16},
+                      "train": {"quiet": True, "log_every": 5}, "eval": {"every": 5, "n": 300, **eval_keys}})
+
+
+def test_evaluation_on_points_is_their_registered_metric_measured_as_ganforge_eval_does(tmp_path):
+    from ganforge.metrics import evaluate
+
+    train(_point_run_config(tmp_path), echo=lambda *a: None)
+    run = tmp_path / "run"
+    saved = yaml.safe_load((run / "config.yaml").read_text())["eval"]
+    assert (saved["metrics"], saved["best"]) == ("mixture_modes", "modes")  # the data kind's own, written down
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r["eval"] for r in rows if "eval" in r]
     assert len(evals) == 2 and all(0 <= e["modes"] <= 8 and 0 <= e["high_quality"] <= 1 for e in evals)
+    # The last row is what `ganforge eval` reports for the same checkpoint, latent seed and count.
+    assert evaluate(run, n=300, seed=3, progress=False) == {"step": 10, **evals[-1]}
+    assert (run / "checkpoints" / "best").is_dir()  # eval.best defaults to a figure the points report
+
+
+def test_image_metrics_on_points_are_refused_before_training(tmp_path):
+    from ganforge.errors import GanforgeError
+    from ganforge.training.trainer import Trainer
+
+    with pytest.raises(GanforgeError, match="metric 'fid' measures images, and these data are 2-D points: "
+                                            "choose from mixture_modes"):
+        Trainer(_point_run_config(tmp_path, metrics="fid"), tmp_path / "run", echo=lambda *a: None)
 
 
 def test_early_grids_are_log_spaced():

@@ -5,7 +5,8 @@ generator module, a dataset spec or image folder, or a uint8 N×C×H×W tensor. 
 are cached on disk (cache.py). Results are one flat dict, ready for JSON and metrics.jsonl:
 
     fid · fid_inf, fid_inf_slope, fid_at_n · kid, kid_std · is, is_std · precision, recall ·
-    coverage, classes, class_kl · modes, modes_kl (Stacked MNIST) · modes, high_quality (2-D mixtures)
+    coverage, classes, class_kl · modes, modes_kl (Stacked MNIST) · mixture_modes: modes, high_quality
+    (2-D mixtures, the one metric of point data)
     plus the protocol every figure needs beside it: n (generated or used), n_ref, ref (which data and
     split), ref_total (images it has), features, weights_sha256, ref_cache ("hit" | "miss"), step (runs);
     with floor=True, ref_floor_fid (and source_floor_fid for real images) with their half sizes; and
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from ..config import DatasetOptions
-from ..data import Dataset, load_dataset
+from ..data import Dataset, load_dataset, mode_coverage
 from ..data.cache import cache_root
 from ..data.kinds import data_kinds
 from ..data.folder import EXTENSIONS, open_header
@@ -62,6 +63,9 @@ class Metric:
     # The keys of its result that compare runs, each with its better side ("min" | "max"); the rest of
     # the result (counts, spreads, fits) is bookkeeping.
     figures: dict = field(default_factory=dict)
+    # The data kind it measures (data/kinds.py). An "image" metric computes from the features `collect`
+    # kept; a "points" metric is compute(points, dataset), on generated 2-D points and the training data.
+    kind: str = "image"
 
 
 metric_registry: Registry[Metric] = Registry("metric")
@@ -161,22 +165,36 @@ metric_registry.register("coverage")(Metric(frozenset({"logits"}), True, _covera
 metric_registry.register("modes")(Metric(frozenset({"channel_classes"}), False, _modes,
                                          figures={"modes": "max", "modes_kl": "min"}))
 
-# 2-D points are measured by their mode coverage (data/toy2d.py), whatever eval.metrics names.
-POINT_FIGURES = {"modes": "max", "high_quality": "max"}
+
+
+def _mixture_modes(points: torch.Tensor, dataset: Dataset) -> dict:
+    return mode_coverage(points, dataset.centers, dataset.std)
+
+
+metric_registry.register("mixture_modes")(Metric(frozenset(), True, _mixture_modes, kind="points",
+                                                 figures={"modes": "max", "high_quality": "max"}))
 
 
 def figure_directions() -> dict[str, str]:
-    """Every figure an evaluation can report, with its better side: the registered metrics' and the points'."""
-    found = dict(POINT_FIGURES)
+    """Every figure an evaluation can report, with its better side, from the metric registry."""
+    found = {}
     for name in metric_registry.names():
         found.update(metric_registry.get(name).figures)
     return found
 
 
-def best_figure(metrics: str, figure: str) -> str:
-    """The direction of `figure` (eval.best), which one of `metrics` (eval.metrics) or the points' reports."""
-    offered = {key: side for metric in choose_metrics(metrics).values() for key, side in metric.figures.items()}
-    offered.update(POINT_FIGURES)
+def eval_defaults(kind: str, metrics: str, best: str) -> tuple[str, str]:
+    """eval.metrics and eval.best for data of `kind`, an empty one filled in: the kind's own metrics
+    (data/kinds.py: fid for images, mixture_modes for 2-D points) and the first figure they report."""
+    metrics = metrics or data_kinds.get(kind).metrics
+    if not best:
+        best = next(iter(next(iter(choose_metrics(metrics, kind).values())).figures))
+    return metrics, best
+
+
+def best_figure(metrics: str, figure: str, kind: str = "image") -> str:
+    """The direction of `figure` (eval.best), which one of `metrics` (eval.metrics) reports."""
+    offered = {key: side for metric in choose_metrics(metrics, kind).values() for key, side in metric.figures.items()}
     if figure not in offered:
         raise MetricError(f"eval.best = {figure!r} is not a figure of eval.metrics = {metrics!r}; choose one of: "
                           f"{', '.join(offered)}")
@@ -254,7 +272,7 @@ def _is_run(source) -> bool:
 # --- evaluate -----------------------------------------------------------------------------------------
 
 
-def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fid",), n: int = 10_000, *,
+def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = "", n: int = 10_000, *,
              features: str = "inception", n_ref: int | None = None, batch_size: int = 64, device="auto",
              seed: int = 0, checkpoint: str = "latest", resolution: int | None = None,
              cache_dir: str | Path | None = None, weights_path: str | Path | None = None,
@@ -262,13 +280,13 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
              ref_name: str = "reference") -> dict:
     """Metrics of `source` (a run directory or Run, a generator with `z_dim`, a dataset spec or image
     folder, or a uint8 tensor) against `ref` (a dataset spec, folder or uint8 tensor named `ref_name`;
-    default: a run's training data). n: generated (or used) images; n_ref: reference images (default n).
+    default: a run's training data). metrics: names, default the data kind's own (fid for images,
+    mixture_modes for a 2-D point run). n: generated (or used) images; n_ref: reference images (default n).
     floor: also the FID between two disjoint halves of the reference (and of real source images), the
     figure no generator can beat at that sample count."""
     from ..run import load_run
     from ..device import pick_device
 
-    chosen = choose_metrics(metrics)
     for flag, count in (("--n", n), ("--n-ref", n_ref)):
         if count is not None and count < 1:
             raise MetricError(f"{flag} {count} must be at least 1: it is how many images to evaluate")
@@ -279,8 +297,13 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = ("fi
     if isinstance(run, Run):  # a run: its own data options, and its training data as default reference
         options = replace(run.config.dataset, cache_dir=str(cache_dir or run.config.dataset.cache_dir))
         result["step"] = run.step
-        if not data_kinds.get(run.info["data_kind"]).images:
-            return {**result, **_evaluate_points(run, list(chosen), n, seed, device, options)}
+        kind = run.info["data_kind"]
+        if not data_kinds.get(kind).images:
+            chosen = choose_metrics(metrics or data_kinds.get(kind).metrics, kind)
+            cfg = run.config
+            data = load_dataset(cfg.data, cfg.resolution, cfg.channels, options, cfg.seed)
+            return {**result, **measure_points(run.sampler, data, chosen, n, seed, device)}
+    chosen = choose_metrics(metrics or data_kinds.get("image").metrics)
 
     uses_ref = [name for name, metric in chosen.items() if metric.uses_ref] + (["--floor"] if floor else [])
     if uses_ref and ref is None and not isinstance(run, Run):
@@ -348,16 +371,24 @@ def protocol(result: dict) -> str:
     return "; ".join(parts)
 
 
-def choose_metrics(metrics: tuple[str, ...] | list[str] | str) -> dict[str, Metric]:
-    """'fid,kid' or a list of names → the registered metrics by name (an unknown name says the valid ones)."""
+def choose_metrics(metrics: tuple[str, ...] | list[str] | str, kind: str = "image") -> dict[str, Metric]:
+    """'fid,kid' or a list of names → the registered metrics by name, each one that measures data of
+    `kind` (an unknown name says the valid ones; one for another kind says which measure this one)."""
     names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
-    return {name: metric_registry.get(name) for name in names}
+    chosen = {name: metric_registry.get(name) for name in names}
+    for name, metric in chosen.items():
+        if metric.kind != kind:
+            fitting = [other for other in metric_registry.names() if metric_registry.get(other).kind == kind]
+            raise MetricError(f"metric '{name}' measures {data_kinds.get(metric.kind).description}, and these data are "
+                              f"{data_kinds.get(kind).description}: choose from {', '.join(fitting)}")
+    return chosen
 
 
-def check_eval_choices(metrics: str, features: str, best: str) -> None:
+def check_eval_choices(metrics: str, features: str, best: str, kind: str) -> None:
     """Refuse, before training starts, eval.metrics, eval.features or eval.best that the first evaluation would."""
-    best_figure(metrics, best)
-    check_extractor(features)
+    best_figure(metrics, best, kind)
+    if data_kinds.get(kind).images:
+        check_extractor(features)
 
 
 def _check_counts(chosen: dict[str, Metric], settings: Settings, gen: Images, real: Images | None) -> None:
@@ -433,16 +464,14 @@ def _real_features(real: Images, extractor, needs: set[str], device, batch_size:
     return collected, "miss"
 
 
-def _evaluate_points(run, names: list[str], n: int, seed: int, device, options: DatasetOptions) -> dict:
-    """2-D mixture runs: modes covered and share of high-quality samples (VEEGAN/PacGAN)."""
-    from ..data import mode_coverage
-
-    if names != ["modes"]:
-        raise MetricError(f"a 2-D point run is measured by --metrics modes (modes covered, high-quality share); "
-                          f"{', '.join(names)} need images")
-    cfg = run.config
-    data = load_dataset(cfg.data, cfg.resolution, cfg.channels, options, cfg.seed)
-    z = torch.randn(n, run.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+def measure_points(generator: torch.nn.Module, dataset: Dataset, chosen: dict[str, Metric], n: int, seed: int,
+                   device) -> dict:
+    """The point metrics `chosen` of `n` points that `generator` (callable as G(z)) draws from the latent
+    vectors of `seed`, against `dataset`: the same points for `ganforge eval` and training-time rows."""
+    z = torch.randn(n, generator.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.inference_mode():
-        points = run.sample(z)
-    return {"n": n, **mode_coverage(points, data.centers, data.std)}
+        points = generator(z)
+    result = {"n": n}
+    for metric in chosen.values():
+        result.update(metric.compute(points, dataset))
+    return result

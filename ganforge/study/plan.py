@@ -34,7 +34,7 @@ def default_metrics(data_kind: str, features: str, data_info: dict) -> list[str]
     Inception-based ones without weights, which then fail alone, in the report. Inception Score only
     where the weights have the classifier layer it needs."""
     if not data_kinds.get(data_kind).images:  # 2-D points: the modes a mixture has
-        return ["modes"]
+        return [data_kinds.get(data_kind).metrics]
     if features.startswith("classifier:"):
         # Data with countable modes (Stacked MNIST) are measured by the digits in each channel.
         return ["modes"] if data_info.get("modes") else ["fid", "kid", "is", "coverage"]
@@ -277,16 +277,12 @@ def _check_members(members: list[Member]) -> tuple[str, dict]:
 
 
 def _check_measurement(study: Study, kind: str) -> None:
-    from ..metrics.evaluate import metric_registry
+    from ..metrics.evaluate import choose_metrics
     from ..metrics.extractors import extractors
 
     if not study.metrics:
         raise ConfigError("--metrics is empty; give comma-separated names, e.g. --metrics fid,kid")
-    for name in study.metrics:
-        metric_registry.get(name)
-    if not data_kinds.get(kind).images and study.metrics != ["modes"]:
-        raise ConfigError(f"2-D point data are measured by --metrics modes (modes covered, high-quality share); "
-                          f"{', '.join(m for m in study.metrics if m != 'modes')} need images")
+    choose_metrics(study.metrics, kind)
     prefix, colon, argument = study.features.partition(":")
     if colon and prefix + ":" in extractors:
         if not Path(argument).expanduser().is_file():

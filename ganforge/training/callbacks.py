@@ -59,24 +59,24 @@ class Callback:
 
 # ------------------------------------------------------------------ what differs by data kind
 
-# kind → draw(samples, stage-1 samples or None, sampler, step, path): the picture of one step's samples.
+# kind → draw(samples, stage-1 samples or None, pictures, step, path): the picture of one step's samples.
 sample_pictures: Registry[Callable] = Registry("data kind")
-# kind → measure(G callable as G(z), sampler, config, device): the metrics of eval.* during training.
+# kind → measure(G callable as G(z), evaluation): the metrics of eval.* during training.
 measurements: Registry[Callable] = Registry("data kind")
 
 
 @sample_pictures.register("image")
-def _image_grid(out, stages, sampler: "SamplePictures", step: int, path: Path) -> None:
-    save_grid(to_uint8(out), path, nrow=sampler.grid_columns)
+def _image_grid(out, stages, pictures: "SamplePictures", step: int, path: Path) -> None:
+    save_grid(to_uint8(out), path, nrow=pictures.grid_columns)
     if stages is not None:  # stage 1's images too, for side-by-side views
-        sampler.paths.stage1_samples.mkdir(exist_ok=True)
-        save_grid(to_uint8(stages[0]), sampler.paths.sample_grid(step, stage1=True),
-                  nrow=sampler.grid_columns)
+        pictures.paths.stage1_samples.mkdir(exist_ok=True)
+        save_grid(to_uint8(stages[0]), pictures.paths.sample_grid(step, stage1=True),
+                  nrow=pictures.grid_columns)
 
 
 @sample_pictures.register("points")
-def _point_plot(out, stages, sampler: "SamplePictures", step: int, path: Path) -> None:
-    ds = sampler.dataset
+def _point_plot(out, stages, pictures: "SamplePictures", step: int, path: Path) -> None:
+    ds = pictures.dataset
     real = ds.data[torch.randperm(len(ds.data), generator=torch.Generator().manual_seed(0))[:2000]]
     cover = mode_coverage(out, ds.centers, ds.std)
     title = (f"step {step}: {cover['modes']}/{len(ds.centers)} modes, "
@@ -85,7 +85,7 @@ def _point_plot(out, stages, sampler: "SamplePictures", step: int, path: Path) -
 
 
 @measurements.register("image")
-def _image_metrics(G, evaluation: "Evaluation", fixed_z: torch.Tensor) -> dict:
+def _image_metrics(G, evaluation: "Evaluation") -> dict:
     from ..metrics import evaluate  # late import: the metrics stack is only needed with eval.every
 
     cfg = evaluation.config
@@ -95,9 +95,12 @@ def _image_metrics(G, evaluation: "Evaluation", fixed_z: torch.Tensor) -> dict:
 
 
 @measurements.register("points")
-def _point_metrics(G, evaluation: "Evaluation", fixed_z: torch.Tensor) -> dict:
-    with torch.no_grad():
-        return mode_coverage(G(fixed_z), evaluation.dataset.centers, evaluation.dataset.std)
+def _point_metrics(G, evaluation: "Evaluation") -> dict:
+    from ..metrics.evaluate import choose_metrics, measure_points
+
+    cfg = evaluation.config
+    return measure_points(G, evaluation.dataset, choose_metrics(cfg.eval.metrics, "points"), cfg.eval.n, cfg.seed,
+                          evaluation.device)
 
 
 # ------------------------------------------------------------------ the callbacks
@@ -143,21 +146,22 @@ class SamplePictures(Callback):
 
 class Evaluation(Callback):
     """eval.* metrics of the current G every eval.every steps, as an "eval" row of the history; a better
-    value of eval.best (FID unless set; its better side from the metric registry) than any before is kept
+    value of eval.best (eval.metrics' first figure unless set; its better side from the metric registry) than
+    any before is kept
     as checkpoints/best."""
 
     def __init__(self, config: Config, paths: RunDir, state: TrainState, dataset: Dataset,
-                 conditions: Conditions | None, device: torch.device, fixed_z: torch.Tensor,
+                 conditions: Conditions | None, device: torch.device,
                  record: Callable[[int, dict], None], best_so_far: float | None = None):
         self.cadence = Cadence(config.eval.every, config.steps, at_stop=False)
         self.config, self.paths, self.state, self.dataset = config, paths, state, dataset
-        self.conditions, self.device, self.fixed_z, self.record = conditions, device, fixed_z, record
+        self.conditions, self.device, self.record = conditions, device, record
         self.best_key, self.best_so_far = config.eval.best, best_so_far
         self.higher_is_better = False
         if config.eval.every:
             from ..metrics.evaluate import best_figure  # late import: the metrics stack is only needed here
 
-            self.higher_is_better = best_figure(config.eval.metrics, config.eval.best) == "max"
+            self.higher_is_better = best_figure(config.eval.metrics, config.eval.best, dataset.kind) == "max"
 
     def _improves(self, value) -> bool:
         if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -170,7 +174,7 @@ class Evaluation(Callback):
         G = self.unconditional(self.state.sampling_generator)
         G.eval()  # BatchNorm must not update its running statistics while measuring
         try:
-            result = measurements.get(self.dataset.kind)(G, self, self.fixed_z)
+            result = measurements.get(self.dataset.kind)(G, self)
         finally:
             G.train()
         self.record(step, result)

@@ -7,7 +7,7 @@ are built, so a seed gives the same initial weights as it always has.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -20,7 +20,7 @@ from ..errors import GanforgeError
 from ..losses import build_objective, resolve
 from ..losses.base import Objective
 from ..losses.penalties import build_constraints, build_penalties
-from ..metrics.evaluate import check_eval_choices
+from ..metrics.evaluate import check_eval_choices, eval_defaults
 from ..models import build_networks, describe, discriminator_norm
 from ..models.conditioning import ConditionSpec
 from ..models.ema import build_ema
@@ -72,8 +72,11 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
 
     dataset = load_dataset(cfg.data, cfg.resolution, cfg.channels, cfg.dataset, seed=cfg.seed)
     echo(dataset.info["summary"])
-    if cfg.eval.every and data_kinds.get(dataset.kind).images:  # a typo would cost eval.every steps
-        check_eval_choices(cfg.eval.metrics, cfg.eval.features, cfg.eval.best)
+    if not resume:  # the saved config names what the evaluations measure
+        metrics, best = eval_defaults(dataset.kind, cfg.eval.metrics, cfg.eval.best)
+        cfg = replace(cfg, eval=replace(cfg.eval, metrics=metrics, best=best))
+    if cfg.eval.every:  # a typo would cost eval.every steps
+        check_eval_choices(cfg.eval.metrics, cfg.eval.features, cfg.eval.best, dataset.kind)
     data_shape = tuple(dataset.data.shape[1:])
     conditions = _conditions(cfg, dataset, saved_conditions)
     condition_spec = ConditionSpec(conditions.kind, conditions.dim) if conditions else None

@@ -143,7 +143,7 @@ class Trainer:
                             if cfg.train.tensorboard and self.world.main else None)
         self.callbacks = [
             Evaluation(cfg, self.paths, self.state, self.dataset, self.conditions, self.device,
-                       self.samples.fixed_z, self._record_eval, self.best_so_far),
+                       self._record_eval, self.best_so_far),
             self.samples,
             *([self.tensorboard] if self.tensorboard else []),  # after the grid it shows
             Checkpoints(cfg, self.paths, self.state),
