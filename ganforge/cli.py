@@ -12,6 +12,7 @@ from . import __version__
 from .cli_common import CONFIG_FLAGS, TRAINING_FLAGS, add_flags, config_from_args, folder_preset, overrides
 from .cli_compare import add_compare_command
 from .cli_eval import add_eval_commands
+from .cli_parser import SuggestingParser
 from .errors import ConfigError, GanforgeError
 from .signals import StoppedBySignal, stopping_on_signals
 
@@ -274,7 +275,7 @@ def cmd_config(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ganforge", description="Train, sample and inspect GANs.")
+    parser = SuggestingParser(prog="ganforge", description="Train, sample and inspect GANs.")
     parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -164,3 +164,24 @@ def test_eval_metrics_help_lists_the_metric_registry():
     metrics_help = next(a.help for a in eval_parser._actions if "--metrics" in a.option_strings)
     listed = metrics_help.removeprefix("comma-separated: ").split(" (default")[0].split(" | ")
     assert sorted(listed) == sorted(metric_registry.names())
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["trian"], "invalid choice: 'trian' (choose from 'train', "),
+    (["trian"], "; did you mean 'train'?"),
+    (["train", "--minuts", "3"], "unrecognized arguments: --minuts 3; did you mean --minutes?"),
+    (["train", "--stpes=4", "--qiet"], "; did you mean --steps for --stpes, --quiet for --qiet?"),
+    (["data", "inpsect", "x"], "; did you mean 'inspect'?"),
+    (["data", "inspect", "x", "--previw", "p.png"], "; did you mean --preview?"),  # a flag of the nested command
+])
+def test_a_mistyped_command_or_flag_gets_a_suggestion(argv, hint, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_.value.code == 2 and hint in err
+
+
+def test_a_flag_nothing_resembles_gets_no_guess(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--zzzz"])
+    assert capsys.readouterr().err.strip().endswith("unrecognized arguments: --zzzz")
