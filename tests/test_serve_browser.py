@@ -78,34 +78,43 @@ def test_1_loads_the_run_and_its_vocabulary(page):
 
 
 def set_tag(page, name, percent):
-    row = page.locator(f".tag-row[data-tag='{name}']")
-    row.locator(".tag-check").check()
-    row.locator(".tag-weight").fill(str(percent))
+    page.get_by_label(f"use tag {name}", exact=True).check()
+    page.get_by_label(f"weight of {name}", exact=True).fill(str(percent))
 
 
 def test_2_generates_with_weighted_tags_and_rerolls(page):
     set_tag(page, "red", 60)
     set_tag(page, "star", 100)
-    page.fill("#seed", "5")
-    page.fill("#count", "8")
+    page.get_by_label("seed", exact=True).fill("5")
+    page.get_by_label("count", exact=True).fill("8")
     page.click("#generate")
     sync_api.expect(page.locator("#results .card")).to_have_count(8)
     labels = page.locator("#results .card .label").all_inner_texts()
     assert labels[0] == "seed 5 · red=0.6, star" and labels[7].startswith("seed 12 ")
     assert message(page).is_hidden()
     before = page.locator("#results .card img.sample").nth(1).get_attribute("src")
-    page.locator("#results .card .reroll").nth(1).click()
+    page.get_by_label("re-roll seed 6", exact=True).click()
     sync_api.expect(page.locator("#results .card .label").nth(1)).not_to_have_text(labels[1])
     assert page.locator("#results .card img.sample").nth(1).get_attribute("src") != before
     assert page.locator("#results .card .label").nth(1).inner_text().endswith("red=0.6, star")
     shot(page, "02-generated")
 
 
+def test_2b_every_control_has_a_name_a_screen_reader_and_a_test_find_it_by(page):
+    unnamed = page.evaluate("""() => [...document.querySelectorAll("input, select, button, textarea")]
+        .filter((c) => !(c.getAttribute("aria-label") || (c.labels && c.labels.length)
+                         || (c.tagName === "BUTTON" && c.textContent.trim() && c.textContent.trim().length > 1)))
+        .map((c) => c.outerHTML.slice(0, 120))""")
+    assert unnamed == []
+    assert page.get_by_label("training step shown").count() == 1 and page.get_by_label("tag to add").count() == 1
+
+
 def test_3_interpolates_as_a_strip_and_a_slider(page):
     cards = page.locator("#results .card")
-    cards.nth(0).get_by_role("button", name="A", exact=True).click()
-    cards.nth(3).get_by_role("button", name="B", exact=True).click()
-    page.fill("#steps", "6")
+    assert cards.nth(0).locator(".label").inner_text().startswith("seed 5 ")
+    page.get_by_label("interpolate from seed 5", exact=True).click()
+    page.get_by_label("interpolate to seed 8", exact=True).click()
+    page.get_by_label("steps", exact=True).fill("6")
     page.click("#interpolate")
     strip = page.locator("#strip img")
     sync_api.expect(strip).to_have_count(6)

@@ -69,8 +69,9 @@ async function selectRun(id) {
 }
 
 function tagRow(name, unknown) {
-  const box = el("input", { type: "checkbox", className: "tag-check" });
-  const slider = el("input", { type: "range", min: 0, max: 100, step: 5, value: 100, className: "tag-weight" });
+  const box = el("input", { type: "checkbox", className: "tag-check", ariaLabel: `use tag ${name}` });
+  const slider = el("input", { type: "range", min: 0, max: 100, step: 5, value: 100, className: "tag-weight",
+                               ariaLabel: `weight of ${name}` });
   const shown = el("output", { textContent: "100%" });
   slider.addEventListener("input", () => { shown.textContent = `${slider.value}%`; box.checked = true; });
   const row = el("div", { className: "tag-row" + (unknown ? " unknown" : "") },
@@ -142,9 +143,12 @@ function card(data, image) {
       download,
       ...stage1,
       el("button", { type: "button", textContent: "↻", title: "re-roll this image with a new seed", className: "reroll",
+                     ariaLabel: `re-roll seed ${seed}`,
                      onclick: () => act(() => reroll(node, data)) }),
-      el("button", { type: "button", textContent: "A", title: "start of the interpolation", onclick: () => setEnd("a", data, image) }),
-      el("button", { type: "button", textContent: "B", title: "end of the interpolation", onclick: () => setEnd("b", data, image) }),
+      el("button", { type: "button", textContent: "A", title: "start of the interpolation",
+                     ariaLabel: `interpolate from seed ${seed}`, onclick: () => setEnd("a", data, image) }),
+      el("button", { type: "button", textContent: "B", title: "end of the interpolation",
+                     ariaLabel: `interpolate to seed ${seed}`, onclick: () => setEnd("b", data, image) }),
       el("button", { type: "button", textContent: "nearest", title: "nearest training images", className: "nearest-button",
                      onclick: () => act(() => showNearest(data, image)) }),
     ])]);
