@@ -1,0 +1,105 @@
+"""Build the README's example image folders on any machine, from the npm registry's packages.
+
+    python scripts/get_example_data.py emoji data/emoji        # 7,572 emoji, 64×64, two styles, tags.csv
+
+`emoji`: the 64×64 PNGs of emoji-datasource-twitter and emoji-datasource-google 16.0.0 (Twemoji, CC BY 4.0;
+Noto Emoji, Apache 2.0) in OUT/twemoji and OUT/noto, and OUT/tags.csv (`id,tags`, id = the image's path
+without extension) with each image's style, category, sub-category, skin tone, hair, man/woman/person
+and cat, read from the packages' own emoji.json. Each tarball is checked against the registry's SHA-512
+before it is read; nothing is written outside OUT, and an OUT that holds files already is refused.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import io
+import json
+import re
+import sys
+import tarfile
+import urllib.request
+from pathlib import Path
+
+REGISTRY = "https://registry.npmjs.org"
+SKIN_TONES = {"1F3FB": "light skin tone", "1F3FC": "medium-light skin tone", "1F3FD": "medium skin tone",
+              "1F3FE": "medium-dark skin tone", "1F3FF": "dark skin tone"}
+HAIR = re.compile(r"\b(?:RED|CURLY|WHITE|BLOND) HAIR\b|\bBALD\b")
+PERSON = re.compile(r"^(MAN|WOMAN|PERSON|BOY|GIRL|CHILD|OLDER (?:MAN|WOMAN|ADULT))\b")
+EMOJI_STYLES = {"twemoji": "emoji-datasource-twitter", "noto": "emoji-datasource-google"}
+EMOJI_VERSION = "16.0.0"
+
+
+def npm_tarball(package: str, version: str) -> bytes:
+    """The package's tarball, verified against the SHA-512 integrity the registry publishes for it."""
+    with urllib.request.urlopen(f"{REGISTRY}/{package}/{version}", timeout=60) as answer:
+        dist = json.load(answer)["dist"]
+    with urllib.request.urlopen(dist["tarball"], timeout=600) as answer:
+        data = answer.read()
+    algorithm, expected = dist["integrity"].split("-", 1)
+    if algorithm != "sha512" or base64.b64encode(hashlib.sha512(data).digest()).decode() != expected:
+        raise SystemExit(f"{package}@{version}: the download does not match the registry's checksum; try again")
+    return data
+
+
+def emoji_tags(entry: dict, tone_codes: str = "") -> list[str]:
+    """The tags of one emoji.json entry (or of its skin-tone variant `tone_codes`, e.g. "1F3FB-1F3FD")."""
+    name = (entry.get("name") or "").upper()
+    tags = [entry["category"].lower(), entry["subcategory"].replace("-", " ")]
+    tags += [SKIN_TONES[code] for code in tone_codes.split("-") if code]
+    if hair := HAIR.search(name):
+        tags.append(hair.group(0).lower())
+    if (person := PERSON.match(name)) and entry["category"] == "People & Body":
+        tags.append(person.group(1).lower())
+    if "CAT" in name.split():
+        tags.append("cat")
+    return list(dict.fromkeys(tags))
+
+
+def build_emoji(out: Path) -> int:
+    rows = []
+    for style, package in EMOJI_STYLES.items():
+        vendor = package.rsplit("-", 1)[1]
+        print(f"downloading {package}@{EMOJI_VERSION} …", flush=True)
+        with tarfile.open(fileobj=io.BytesIO(npm_tarball(package, EMOJI_VERSION))) as tar:
+            entries = json.load(tar.extractfile("package/emoji.json"))
+            (out / style).mkdir(parents=True, exist_ok=True)
+            for entry in entries:
+                variants = [("", entry)] + list((entry.get("skin_variations") or {}).items())
+                for tone_codes, variant in variants:
+                    if not variant.get(f"has_img_{vendor}"):
+                        continue
+                    try:
+                        png = tar.extractfile(f"package/img/{vendor}/64/{variant['image']}").read()
+                    except KeyError:  # listed in the metadata, absent from this package
+                        continue
+                    (out / style / variant["image"]).write_bytes(png)
+                    rows.append((f"{style}/{Path(variant['image']).stem}",
+                                 ", ".join([style] + emoji_tags(entry, tone_codes))))
+    with open(out / "tags.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "tags"])
+        writer.writerows(rows)
+    return len(rows)
+
+
+BUILDERS = {"emoji": build_emoji}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("dataset", choices=sorted(BUILDERS))
+    parser.add_argument("out", type=Path, help="an empty or new folder")
+    args = parser.parse_args(argv)
+    if args.out.exists() and any(args.out.iterdir()):
+        print(f"{args.out} already holds files; give a new or empty folder", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    count = BUILDERS[args.dataset](args.out)
+    print(f"{count} images in {args.out}; train on them with: ganforge train --data {args.out} --minutes 20")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
