@@ -23,9 +23,10 @@ from .fileio import write_atomic
 RESOLUTIONS = (32, 64, 96, 128, 256)
 
 
-def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None):
+def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None,
+       below: float | None = None):
     """A field with the help text the README table and error messages are generated from."""
-    meta = {"help": help, "choices": choices, "minimum": minimum}
+    meta = {"help": help, "choices": choices, "minimum": minimum, "below": below}
     if isinstance(default, type) and dataclasses.is_dataclass(default):
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -115,7 +116,7 @@ class OptimConfig:
     lr_decay: str = _f("none", "learning-rate schedule over the run's steps: constant, or decayed to 0 at the end",
                        choices=("none", "linear", "cosine"))
     decay_start: float = _f(0.0, "fraction of the steps trained at the full learning rate before the decay begins",
-                            minimum=0.0)
+                            minimum=0.0, below=1.0)
 
 
 @dataclass
@@ -258,7 +259,7 @@ def _hints(cls) -> dict[str, Any]:
 
 
 def _coerce(key: str, value: Any, hint: Any, meta: dict) -> Any:
-    """Check one value against its field's type, choices and minimum; return it in that type."""
+    """Check one value against its field's type, choices and range; return it in that type."""
     optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
     base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
     if value is None:
@@ -283,6 +284,9 @@ def _coerce(key: str, value: Any, hint: Any, meta: dict) -> Any:
     minimum = meta.get("minimum")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{key} = {value!r} is too small; it must be at least {minimum}")
+    below = meta.get("below")
+    if below is not None and value >= below:
+        raise ConfigError(f"{key} = {value!r} is too large; it must be below {below}")
     return value
 
 

@@ -201,17 +201,29 @@ def test_gradient_penalty_with_a_condition(mode):
 
 
 def test_bad_conditions():
-    with pytest.raises(ConfigError, match=r"condition = 'colour'.*none, class, tags, text"):
-        ConditionSpec("colour", 3)
     with pytest.raises(DataError, match=r"dim = 0"):
         ConditionSpec("tags", 0)
     torch.manual_seed(0)
     G, _ = build_networks(point_cfg(), "points", (2,), condition=SPECS["class"])
     with pytest.raises(DataError, match=r"int64 class ids of shape \(N,\), got torch.float32 \(3, 5\)"):
         G(torch.randn(3, 4), torch.rand(3, 5))
-    with pytest.raises(ConfigError, match=r"d_mode = 'sum'.*projection, concat"):
-        build_networks(point_cfg(), "points", (2,), condition=SPECS["class"],
-                       conditioning=ConditioningConfig(d_mode="sum"))
+
+
+def test_condition_choices_are_checked_once_by_the_config_and_are_what_the_networks_build():
+    """config.py spells the choices (it imports no torch); the builders trust them, so they must agree."""
+    import dataclasses
+
+    from ganforge.config import Config, from_dict
+    from ganforge.data.conditions import KINDS
+    from ganforge.models.conditioning import D_MODES
+
+    choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(Config)}
+    assert choices["condition"] == ("none", *KINDS)
+    assert {f.name: f.metadata["choices"] for f in dataclasses.fields(ConditioningConfig)}["d_mode"] == D_MODES
+    with pytest.raises(ConfigError, match=r"condition = 'colour' is not valid; choose one of: none, class, tags, text"):
+        from_dict({"condition": "colour"})
+    with pytest.raises(ConfigError, match=r"conditioning.d_mode = 'sum' is not valid; choose one of: projection, concat"):
+        from_dict({"conditioning": {"d_mode": "sum"}})
 
 
 # --- wrong conditions ----------------------------------------------------------------------

