@@ -125,6 +125,10 @@ def test_save_load_round_trip(shapes, tmp_path):
     (tmp_path / "tags" / "conditions.safetensors").write_bytes(b"damaged")
     with pytest.raises(GanforgeError, match="condition files in .* are missing or damaged"):
         Conditions.load(tmp_path / "tags")
+    meta = tmp_path / "class" / "conditions.json"
+    meta.write_text(meta.read_text().replace('"kind": "class"', '"kind": "colour"'))
+    with pytest.raises(GanforgeError, match="missing or damaged .*kind 'colour' is not one of class, tags, text"):
+        Conditions.load(tmp_path / "class")
 
 
 def test_folder_tag_weights_reach_the_condition_values(tmp_path):
