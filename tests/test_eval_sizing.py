@@ -1,4 +1,5 @@
-"""Evaluation sized to the device (one rule), the line said before it starts, and the small-n FID warning."""
+"""Evaluation sized to the device (one rule), the line said before it starts, the small-n FID warning,
+and the time left of a --minutes budget on the progress line."""
 import argparse
 import importlib
 from types import SimpleNamespace
@@ -14,6 +15,7 @@ from ganforge.metrics.classifier import ClassifierNet, save_classifier
 from ganforge.metrics.estimate import estimate_line
 from ganforge.metrics.sizing import default_n
 from ganforge.study import plan
+from ganforge.training.trainer import progress_text, time_left
 
 evaluate_module = importlib.import_module("ganforge.metrics.evaluate")
 TINY_TRAIN = ["--steps", "2", "--batch-size", "8", "--set", "model.width=4", "--set", "model.z_dim=8",
@@ -90,3 +92,9 @@ def test_a_point_run_has_no_estimate(tmp_path):
     assert ganforge_main(["train", "--data", "ring8", "--out", str(out), *TINY_TRAIN]) == 0
     assert estimate_line(out, "", 2000, device="cpu") is None
 
+
+def test_the_progress_line_shows_the_time_left_of_a_budget():
+    assert time_left(605.4) == "10:05 left" and time_left(3723) == "1:02:03 left"
+    assert time_left(-2) == "00:00 left"  # the last step can end past the budget
+    assert progress_text(251.6, "D 1.200 G 0.700", 605.4) == "10:05 left, 252 img/s D 1.200 G 0.700"
+    assert progress_text(251.6, "D 1.200 G 0.700", None) == "252 img/s D 1.200 G 0.700"  # steps, no budget
