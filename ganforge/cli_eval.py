@@ -18,10 +18,11 @@ def cmd_eval(args) -> int:
     from .rundir import RunDir
 
     n = default_n(args.device) if args.n is None else args.n
-    line = estimate_line(args.source, args.metrics, n, n_ref=args.n_ref, ref=args.ref, features=args.features,
-                         device=args.device, floor=args.floor)
-    if line:  # on stderr, as progress is: stdout holds the results (--json: their one line)
-        print(line, file=sys.stderr, flush=True)
+    if not args.quiet and n > 0:  # on stderr, as progress is (stdout: the results); a bad --n: evaluate's error
+        line = estimate_line(args.source, args.metrics, n, n_ref=args.n_ref, ref=args.ref, features=args.features,
+                             device=args.device, floor=args.floor)
+        if line:
+            print(line, file=sys.stderr, flush=True)
     result = evaluate(args.source, ref=args.ref, metrics=args.metrics, n=n, features=args.features,
                       n_ref=args.n_ref, batch_size=args.batch_size, device=args.device, seed=args.seed,
                       checkpoint=args.checkpoint, resolution=args.resolution, cache_dir=args.cache_dir,
@@ -101,7 +102,7 @@ def add_eval_commands(subparsers) -> None:
     p.add_argument("--floor", action="store_true",
                    help="also the FID between two disjoint halves of the reference (and of real source images)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object on the last line")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, no time estimate")
     p.set_defaults(func=cmd_eval)
 
     p = subparsers.add_parser("fetch-weights", help="verify and convert the FID Inception weights into the cache",
