@@ -58,6 +58,7 @@ def _quietly(action: Callable[[], object]) -> object:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)  # an ONNX pass skipped
         return action()
 
 

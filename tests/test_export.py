@@ -21,17 +21,24 @@ TINY = {"data": "shapes", "resolution": 32, "batch_size": 8, "steps": 3,
 def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
     made = {}
-    for name, condition in (("plain", "none"), ("classes", "class")):
-        data = {**TINY, "condition": condition, "out": str(folder / name),
+    for name, condition, model in (("plain", "none", {}), ("classes", "class", {}),
+                                   # the other image family, and float conditions
+                                   ("resnet-tags", "tags", {"arch": "resnet", "resnet_blocks": 1, "width": 4})):
+        data = {**TINY, "condition": condition, "out": str(folder / name), "model": {**TINY["model"], **model},
                 "dataset": {"size": 64, "cache_dir": str(folder / "cache")}}
         made[name] = train(from_dict(data), echo=lambda *a: None).run_dir
     return made
 
 
 def inputs(run, n=6):
-    """z, and for a conditional run one class per z (every class, so each embedding row is exercised)."""
-    z = torch.randn(n, run.z_dim, generator=torch.Generator().manual_seed(7))
-    return (z,) if run.conditions is None else (z, torch.arange(n) % run.conditions.dim)
+    """z, and for a conditional run one condition per z: every class in turn, or the data's own tag rows."""
+    generator = torch.Generator().manual_seed(7)
+    z = torch.randn(n, run.z_dim, generator=generator)
+    if run.conditions is None:
+        return (z,)
+    if run.conditions.kind == "class":
+        return z, torch.arange(n) % run.conditions.dim
+    return z, run.conditions.prior(n, generator)
 
 
 def expected(run, args):
@@ -39,7 +46,7 @@ def expected(run, args):
     return run.sample(*args)  # the EMA generator: what `ganforge sample` draws
 
 
-@pytest.mark.parametrize("name", ["plain", "classes"])
+@pytest.mark.parametrize("name", ["plain", "classes", "resnet-tags"])
 def test_torchscript_gives_the_run_s_samples(runs, name, tmp_path, capsys):
     out = tmp_path / "g.pt"
     assert main(["export", str(runs[name]), "--format", "torchscript", "--out", str(out)]) == 0
@@ -53,7 +60,7 @@ def test_torchscript_gives_the_run_s_samples(runs, name, tmp_path, capsys):
     assert got.abs().max() <= 1
 
 
-@pytest.mark.parametrize("name", ["plain", "classes"])
+@pytest.mark.parametrize("name", ["plain", "classes", "resnet-tags"])
 def test_onnx_gives_the_run_s_samples_in_onnxruntime(runs, name, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime", reason="the ganforge[export] extra is not installed")
     out = export_run(runs[name], "onnx", out=tmp_path / "g.onnx").path
