@@ -150,7 +150,7 @@ def _refuse_foreign(target: Path) -> None:
         ours = False
     if not ours:
         what = (f"--out {target} exists" if target.exists() else f"--out {target}: {manifest} exists")
-        raise ConfigError(f"{what} and was not written by ganforge export (no manifest of it beside it); "
+        raise ConfigError(f"{what} and was not written by ganforge export (no manifest beside it vouches for these bytes); "
                           f"move it away or give another --out")
 
 

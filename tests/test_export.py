@@ -41,9 +41,10 @@ def inputs(run, n=6):
     return z, run.conditions.prior(n, generator)
 
 
+@torch.no_grad()
 def expected(run, args):
-    assert run.ema_generator is not None
-    return run.sample(*args)  # the EMA generator: what `ganforge sample` draws
+    assert run.ema_generator is not None and run.sampling_generator is run.ema_generator
+    return run.sampling_generator(*args)  # what `ganforge sample` draws from
 
 
 @pytest.mark.parametrize("name", ["plain", "classes", "resnet-tags"])
