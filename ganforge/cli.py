@@ -12,6 +12,7 @@ from . import __version__
 from .cli_common import CONFIG_FLAGS, TRAINING_FLAGS, add_flags, config_from_args, folder_preset, overrides
 from .cli_compare import add_compare_command
 from .cli_eval import add_eval_commands
+from .cli_export import add_export_command
 from .cli_parser import SuggestingParser
 from .errors import ConfigError, GanforgeError
 from .signals import StoppedBySignal, stopping_on_signals
@@ -355,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_commands(sub)
     add_compare_command(sub)
+    add_export_command(sub)
 
     p = sub.add_parser("presets", help="list the presets shipped with ganforge")
     p.set_defaults(func=cmd_presets)

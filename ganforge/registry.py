@@ -1,6 +1,7 @@
 """Name → factory registries, so that a new objective, network or dataset is one file plus one line."""
 from __future__ import annotations
 
+import difflib
 from typing import Callable, Generic, TypeVar
 
 from .errors import ConfigError
@@ -26,8 +27,10 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
+            close = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.6)  # as cli_parser's flags
             raise ConfigError(
                 f"unknown {self.kind} '{name}'; choose one of: {', '.join(self.names())}"
+                + (f"; did you mean '{close[0]}'?" if close else "")
             ) from None
 
     def names(self) -> list[str]:

@@ -196,6 +196,14 @@ class RunDir:
         """Where `ganforge sample` writes a grid when not told where."""
         return self.samples / f"sample-step{step}-seed{seed}.png"
 
+    @property
+    def exports(self) -> Path:
+        return self.root / "exports"
+
+    def export_file(self, step: int, suffix: str) -> Path:
+        """Where `ganforge export` writes the generator of `step` when not told where (its manifest: FILE.json)."""
+        return self.exports / f"generator-step{step}{suffix}"
+
     # -- history (metrics.jsonl) ---------------------------------------------------------------------
     def read_history(self) -> list[dict]:
         """metrics.jsonl rows; a torn last line (a crash mid-write) or any other damaged line is ignored."""

@@ -11,10 +11,10 @@ OWNER = PACKAGE / "rundir.py"
 # Names no other module may write in code (a substring of any string literal or f-string part).
 FILE_NAMES = ("config.yaml", "run.json", "metrics.jsonl", "metrics.before", "loss_curve.png", "run.lock",
               "conditions.json", "conditions.safetensors", "model.safetensors", "state.safetensors",
-              "state.json", "manifest.json", "step-", "sample-step")
+              "state.json", "manifest.json", "step-", "sample-step", "generator-step")
 # Folder names, too common as words to ban outright: banned as an operand of `/` (a path join) or of
 # a path method taking a name (joinpath, with_name, glob).
-FOLDER_NAMES = ("samples", "checkpoints", "eval", "best", "stage1", "tensorboard")
+FOLDER_NAMES = ("samples", "checkpoints", "eval", "best", "stage1", "tensorboard", "exports")
 PATH_METHODS = {"joinpath", "with_name", "glob", "rglob"}
 # Spellings that stay, each for a reason: (module, literal).
 ALLOWED = {

@@ -6,7 +6,7 @@
     precision_recall(real_feats, fake_feats, k=3) -> (precision, recall)
     FeatureStats: streaming float64 mean/covariance of feature batches
     InceptionV3(weights_path=None): the TF-compatible FID Inception (pool3, logits without bias)
-    evaluate(source, ref=None, metrics=("fid",), n=10000, ...) -> dict of results
+    evaluate(source, ref=None, metrics=("fid",), n=None, ...) -> dict of results (n: 2,000 on a CPU, 10,000 on a GPU)
 """
 from .errors import MetricError, WeightsError
 from .evaluate import evaluate, metric_registry

@@ -103,7 +103,9 @@ class Resample(nn.Module):
         self.register_buffer("kernel", (4 * kernel if self.up else kernel)[None, None], persistent=False)
 
     def forward(self, x):
-        c = x.shape[1]
+        # A plain int, also when traced (the channels are fixed by the network): ONNX cannot convolve
+        # with a kernel whose shape it reads off the input at run time.
+        c = int(x.shape[1])
         kernel = self.kernel.to(x.dtype).expand(c, 1, 4, 4)
         x = F.pad(x, (1, 1, 1, 1), mode="replicate")
         if self.up:  # padding 3 crops the replicated border's outputs: side 2·s exactly

@@ -17,12 +17,10 @@ from ..data.kinds import data_kinds
 from ..losses import resolve
 from ..errors import ConfigError, GanforgeError
 from ..fileio import write_atomic
+from ..metrics.sizing import default_n  # samples per member's final evaluation when --n is not given
 
 FORMAT = 1
 STUDY_FILE = "study.json"
-# Samples per member's final evaluation when --n is not given, by device: Inception features run at
-# about 20 images/s on a 2-core CPU, so 10,000 (as `ganforge eval` on a GPU) would take ~10 min a member.
-DEFAULT_N = {"cuda": 10_000, "cpu": 2_000}
 EVAL_SEED = 0        # every member is measured on the same latent vectors
 # Keys a study sets itself: each member's run directory, and the seeds (--seeds).
 _NOT_VARIABLE = {"out": "the study gives each member its own run directory",
@@ -171,13 +169,6 @@ class Study:
 
     def write_record(self, member: Member, record: dict) -> None:
         _write_json(self.record_path(member), record)
-
-
-def default_n(device: str) -> int:
-    """The evaluation size for a study on this device (DEFAULT_N)."""
-    from ..device import pick_device
-
-    return DEFAULT_N["cuda" if pick_device(device).type == "cuda" else "cpu"]
 
 
 def default_study_dir() -> Path:

@@ -51,6 +51,18 @@ class TrainResult:
     stopped_by: str = "steps"   # steps | time (train.minutes) | interrupt (Ctrl-C, SIGTERM, SIGHUP)
 
 
+def time_left(seconds: float) -> str:
+    """'12:05 left': what remains of a train.minutes budget, written as tqdm writes elapsed time."""
+    return f"{tqdm.format_interval(max(0.0, seconds))} left"
+
+
+def progress_text(img_per_s: float, losses: str, seconds_left: float | None) -> str:
+    """A progress line's tail: under a time budget what remains of it (the steps are only a cap, so a
+    time left by steps would mislead), then speed and losses."""
+    shown = f"{img_per_s:.0f} img/s {losses}".rstrip()
+    return shown if seconds_left is None else f"{time_left(seconds_left)}, {shown}"
+
+
 def default_run_dir(config: Config) -> Path:
     return Path("runs") / f"{run_name(config)}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
@@ -291,6 +303,7 @@ class Trainer:
                    dynamic_ncols=True, desc=self.paths.root.name,
                    bar_format=None if budget == math.inf else "{desc}: step {n_fmt} [{elapsed}, {rate_fmt}{postfix}]")
         self._pace_from = (time.perf_counter(), st.step) if budget == math.inf else None
+        self._budget_ends = wall_start + budget - wall_offset if budget < math.inf else None  # perf_counter time
         stopped_by = "steps"
         with _graceful_interrupt() as interrupt:
             while st.step < cfg.steps:
@@ -377,10 +390,17 @@ class Trainer:
 
     def _report_early_progress(self, bar, step: int, seconds: float) -> None:
         """Progress before the first log row: the step and the time so far, at steps 1, 2, 5, 10, …"""
+        left = self._seconds_left()
         if self.config.train.quiet:
-            self.echo(f"step {step}/{self.config.steps}  {seconds:.1f} s")
+            self.echo(f"step {step}/{self.config.steps}  {seconds:.1f} s" + (f"  {time_left(left)}" if left else ""))
         else:
+            if left is not None:
+                bar.set_postfix_str(time_left(left), refresh=False)
             bar.update(step - bar.n)
+
+    def _seconds_left(self) -> float | None:
+        """Of the train.minutes budget (None: no budget), counted as the loop's out_of_time counts it."""
+        return None if self._budget_ends is None else self._budget_ends - time.perf_counter()
 
     def _pace_note(self, step: int) -> None:
         """Once, at the first log row without a time budget: how long the steps left take at this pace,
@@ -399,10 +419,11 @@ class Trainer:
         # The latest losses shown are one interval old (the newest are still on their way off the device).
         last = next((row for row in reversed(self.history) if "d_loss" in row), None)
         losses = f"D {last['d_loss']:.3f} G {last['g_loss']:.3f}" if last and last["d_loss"] is not None else ""
+        text = progress_text(meta["img_per_s"], losses, self._seconds_left())
         if self.config.train.quiet:
-            self.echo(f"step {meta['step']}/{self.config.steps}  {meta['img_per_s']:.0f} img/s  {losses}")
+            self.echo(f"step {meta['step']}/{self.config.steps}  {text}")
         else:
-            bar.set_postfix_str(f"{meta['img_per_s']:.0f} img/s {losses}", refresh=False)
+            bar.set_postfix_str(text, refresh=False)
             bar.update(meta["step"] - bar.n)
 
 
