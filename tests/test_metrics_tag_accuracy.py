@@ -180,3 +180,13 @@ def test_a_compare_study_measures_tag_accuracy(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "member objective=dcgan-seed0: tag_accuracy needs a run trained with condition=tags" in error
     assert not (tmp_path / "untagged" / "runs").exists()
+
+
+def test_a_tag_accuracy_without_its_reader_is_refused_before_the_first_step(tmp_path, capsys):
+    code = main(["train", "--data", "shapes", "--steps", "50", "--batch-size", "8", "--set", "model.width=4",
+                 "--set", "dataset.size=64", "--set", "condition=tags", "--set", "eval.every=40",
+                 "--set", "eval.metrics=tag_accuracy", "--set", "eval.classifier=missing.safetensors", "--quiet",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "missing.safetensors not found" in err and err.count("\n") == 1
+    assert not (tmp_path / "run" / "checkpoints").exists()
