@@ -103,7 +103,8 @@ def test_chance_is_what_a_g_ignoring_its_requests_scores(requests, chance):
     torch.manual_seed(0)
     conditions = _two_tags(0.9)
     ignoring = tag_accuracy(Asked(Painter(0.9, obey=False), conditions, "x"), [PIXEL], n=4000, requests=requests)
-    assert ignoring["tag_chance"] == pytest.approx(chance) and ignoring["tag_accuracy"] == pytest.approx(chance, abs=0.03)
+    assert ignoring["tag_chance"] == pytest.approx(chance)
+    assert ignoring["tag_accuracy"] == pytest.approx(chance, abs=0.03)
     obeying = tag_accuracy(Asked(Painter(0.9, obey=True), conditions, "x"), [PIXEL], n=4000, requests=requests)
     assert obeying["tag_accuracy"] == 1.0 and obeying["tag_n.ab"] == 4000
 
@@ -131,6 +132,8 @@ def test_a_folder_run_is_read_by_its_classifier_named_by_its_hash(shapes_run, tm
     with pytest.raises(MetricError, match=r"^tag_accuracy on /some/folder needs a classifier of its tags: train "
                                           r"one with `ganforge train-classifier .*--classifier [^\n]*$"):
         tag_readers("/some/folder")
+    with pytest.raises(MetricError, match="two classifiers are named background; give each"):
+        tag_readers("/some/folder", f"{path},{path}")
 
 
 @pytest.mark.parametrize("condition, have", [("none", "is unconditional"),

@@ -188,7 +188,12 @@ def tag_readers(data: str, classifier: str = "", device="cpu") -> list[TagReader
     """The readers of tag_accuracy: the classifiers of `classifier` (comma-separated files) when given, else
     the exact reader of the built-in data set `data`; a folder without a classifier is refused."""
     if classifier:
-        return [classifier_reader(path.strip(), device) for path in classifier.split(",") if path.strip()]
+        readers = [classifier_reader(path.strip(), device) for path in classifier.split(",") if path.strip()]
+        names = [group for reader in readers for group in reader.groups]
+        twice = sorted({group for group in names if names.count(group) > 1})
+        if twice:  # a group is named by its file's stem: its figures would overwrite each other
+            raise MetricError(f"two classifiers are named {', '.join(twice)}; give each tag group's file its own name")
+        return readers
     if data in exact_readers:
         return [exact_readers.get(data)()]
     raise MetricError(f"tag_accuracy on {data} needs a classifier of its tags: train one with `ganforge "
@@ -214,6 +219,9 @@ def _uniform_in_group(conditions: Conditions, columns: torch.Tensor, n: int, dra
     rows = torch.empty(n, dtype=torch.long)
     for k in range(len(columns)):
         candidates = torch.nonzero(carried[:, k] & one).squeeze(1)
+        if not len(candidates):
+            raise MetricError(f"no training image carries {conditions.names[columns[k]]} without the other tags of "
+                              f"its group, so uniform requests cannot ask for it; use tag_requests=data")
         where = tags == k
         rows[where] = candidates[torch.randint(len(candidates), (int(where.sum()),), generator=draw)]
     return conditions.values[rows]
@@ -257,8 +265,8 @@ def tag_accuracy(asked: Asked, readers: list[TagReader], n: int = 1000, seed: in
         for group, tags in reader.groups.items():
             missing = [tag for tag in tags if tag not in conditions.names]
             if missing:
-                raise MetricError(f"the {group} reader reads tags the run was not trained with ({', '.join(missing)}); "
-                                  f"train it with --tags from the run's tag vocabulary")
+                raise MetricError(f"the {group} reader reads tags the run was not trained with "
+                                  f"({', '.join(missing)}); train it with --tags from the run's tag vocabulary")
             columns = torch.tensor([conditions.names.index(tag) for tag in tags])
             y = how.draw(conditions, columns, n, torch.Generator().manual_seed(seed))
             if made is None or not torch.equal(made[0], y):
