@@ -27,7 +27,8 @@ def cmd_eval(args) -> int:
                       n_ref=args.n_ref, batch_size=args.batch_size, device=args.device, seed=args.seed,
                       checkpoint=args.checkpoint, resolution=args.resolution, cache_dir=args.cache_dir,
                       weights_path=args.weights, progress=not args.quiet, floor=args.floor,
-                      settings=Settings(kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size))
+                      settings=Settings(kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
+                                        classifier=args.classifier, tag_requests=args.tag_requests))
     if args.json:
         print(json.dumps(result))
     else:
@@ -85,8 +86,8 @@ def add_eval_commands(subparsers) -> None:
     p.add_argument("source", help="run directory, image folder, or dataset spec")
     p.add_argument("--ref", help="real images to compare with: folder or dataset spec (default: a run's training data)")
     p.add_argument("--metrics", default=DEFAULT_METRICS,
-                   help="comma-separated: fid | fid_inf | kid | is | pr | coverage | modes | mixture_modes "
-                        "(default fid; mixture_modes for a 2-D point run)")
+                   help="comma-separated: fid | fid_inf | kid | is | pr | coverage | modes | mixture_modes | "
+                        "tag_accuracy (default fid; mixture_modes for a 2-D point run)")
     p.add_argument("--n", type=int, help="generated (or used) images (default 10000 on a GPU, 2000 on a CPU)")
     p.add_argument("--n-ref", type=int, help="reference images (default: --n)")
     p.add_argument("--features", default="inception", help="inception | classifier:PATH (default inception)")
@@ -98,6 +99,12 @@ def add_eval_commands(subparsers) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--cache-dir", help="where reference statistics are cached (default $GANFORGE_CACHE or ~/.cache/ganforge)")
     p.add_argument("--kid-subsets", type=int, default=100)
+    p.add_argument("--classifier", default="", metavar="PATH[,PATH…]",
+                   help="tag_accuracy on a folder run: each tag group's classifier, from train-classifier --tags "
+                        "(default: the run's eval.classifier; shapes runs need none)")
+    p.add_argument("--tag-requests", default="", choices=("data", "uniform"),
+                   help="tag_accuracy's requests: drawn like the training data's, or each group's tags equally "
+                        "often (default: the run's eval.tag_requests, data)")
     p.add_argument("--kid-subset-size", type=int, default=1000)
     p.add_argument("--floor", action="store_true",
                    help="also the FID between two disjoint halves of the reference (and of real source images)")

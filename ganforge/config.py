@@ -210,6 +210,10 @@ class EvalConfig:
     features: str = _f("inception", "feature network: inception, or classifier:PATH (see train-classifier)")
     best: str = _f("", "the figure whose best value keeps checkpoints/best (its better side from the metric "
                        "registry): a figure of eval.metrics, e.g. fid, kid, precision; empty: the first one")
+    classifier: str = _f("", "tag_accuracy on an image folder: the reader of each tag group, comma-separated files "
+                             "from `ganforge train-classifier --tags`; empty: shapes' exact reader")
+    tag_requests: str = _f("data", "tag_accuracy's requests: data (drawn like the training data's conditions) or "
+                                   "uniform (each group's tags equally often)", choices=("data", "uniform"))
 
 
 @dataclass

@@ -128,12 +128,15 @@ def _shift(images: torch.Tensor, generator: torch.Generator, pixels: int = 2) ->
     return padded.gather(2, rows.expand(-1, channels, -1, w + 2 * pixels)).gather(3, cols.expand(-1, channels, h, -1))
 
 
-def accuracy(model: ClassifierNet, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
+def predict(model: ClassifierNet, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """The class index the model gives each uint8 image (int64 (N,), on the CPU)."""
     model.eval()
     with torch.no_grad():
-        correct = sum((model(images[i:i + batch_size])[1].argmax(1).cpu() == labels[i:i + batch_size]).sum().item()
-                      for i in range(0, len(images), batch_size))
-    return correct / len(images)
+        return torch.cat([model(images[i:i + batch_size])[1].argmax(1).cpu() for i in range(0, len(images), batch_size)])
+
+
+def accuracy(model: ClassifierNet, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
+    return (predict(model, images, batch_size) == labels.cpu()).float().mean().item()
 
 
 def train_classifier(dataset: Dataset, holdout: int = 2000, train_size: int | None = None, epochs: int = 6,

@@ -6,7 +6,9 @@ are cached on disk (cache.py). Results are one flat dict, ready for JSON and met
 
     fid · fid_inf, fid_inf_slope, fid_at_n · kid, kid_std · is, is_std · precision, recall ·
     coverage, classes, class_kl · modes, modes_kl (Stacked MNIST) · mixture_modes: modes, high_quality
-    (2-D mixtures, the one metric of point data)
+    (2-D mixtures, the one metric of point data) · tag_accuracy, tag_chance, and per tag group
+    tag_accuracy.<group>, tag_chance.<group>, tag_classifier_accuracy.<group>, tag_classifier.<group>,
+    tag_n.<group>, tag_requests (a tag-conditional run, asked for tags: conditional.py)
     plus the protocol every figure needs beside it: n (generated or used), n_ref, ref (which data and
     split), ref_total (images it has), features, weights_sha256, ref_cache ("hit" | "miss"), step (runs);
     with floor=True, ref_floor_fid (and source_floor_fid for real images) with their half sizes; and
@@ -32,6 +34,7 @@ from ..run import Run
 from ..rundir import RunDir
 from .cache import load_reference, reference_key, save_reference
 from .collect import Collected, collect
+from .conditional import Asked, tag_accuracy, tag_readers
 from .errors import MetricError
 from .extractors import build_extractor, check_extractor
 from .fid import frechet_distance
@@ -52,13 +55,16 @@ class Settings:
     is_splits: int = 10
     fid_inf_points: int = 10           # Chong & Forsyth fit 15 points from 5k to 50k; a tenth of that range
     fid_inf_smallest: float = 0.2      # ... and here from 20% of the samples to all of them
+    classifier: str = ""               # tag_accuracy's reader files; empty: a run's eval.classifier
+    tag_requests: str = ""             # tag_accuracy's requests, data | uniform; empty: a run's eval.tag_requests
 
 
 @dataclass(frozen=True)
 class Metric:
     needs: frozenset                  # what `collect` must keep: "stats", "features", "logits", "channel_classes"
     uses_ref: bool
-    compute: Callable[[Collected, Collected | None, Settings, object], dict]
+    # An image metric's compute(generated, reference, settings, extractor); for kind and condition, see there.
+    compute: Callable[..., dict]
     least: Callable[[Settings], int] = lambda settings: 1   # images it needs on each side, at the very least
     caveat: Callable[[Collected, Collected | None, Settings], str | None] = lambda gen, ref, settings: None
     # The keys of its result that compare runs, each with its better side ("min" | "max"); the rest of
@@ -67,6 +73,11 @@ class Metric:
     # The data kind it measures (data/kinds.py). An "image" metric computes from the features `collect`
     # kept; a "points" metric is compute(points, dataset), on generated 2-D points and the training data.
     kind: str = "image"
+    # The condition a run must be trained with: such a metric asks its G for conditions rather than reading
+    # collected features, compute(asked, n, seed, device, settings) (conditional.Asked).
+    condition: str = ""
+    # Refuses, before training, what its first evaluation would: check(data spec, settings).
+    check: Callable[[str, Settings], None] = lambda data, settings: None
 
 
 metric_registry: Registry[Metric] = Registry("metric")
@@ -176,6 +187,19 @@ metric_registry.register("mixture_modes")(Metric(frozenset(), True, _mixture_mod
                                                  figures={"modes": "max", "high_quality": "max"}))
 
 
+def _tag_accuracy(asked: Asked, n: int, seed: int, device, settings: Settings) -> dict:
+    readers = tag_readers(asked.data, settings.classifier, device)
+    return tag_accuracy(asked, readers, n, seed, device, settings.tag_requests or "data")
+
+
+def _check_tag_readers(data: str, settings: Settings) -> None:
+    tag_readers(data, settings.classifier)
+
+
+metric_registry.register("tag_accuracy")(Metric(frozenset(), False, _tag_accuracy, figures={"tag_accuracy": "max"},
+                                                condition="tags", check=_check_tag_readers))
+
+
 def figure_directions() -> dict[str, str]:
     """Every figure an evaluation can report, with its better side, from the metric registry."""
     found = {}
@@ -278,14 +302,16 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = "", 
              seed: int = 0, checkpoint: str = "latest", resolution: int | None = None,
              cache_dir: str | Path | None = None, weights_path: str | Path | None = None,
              progress: bool | Callable[[str], None] = True, settings: Settings = Settings(), floor: bool = False,
-             ref_name: str = "reference") -> dict:
+             ref_name: str = "reference", asked: Asked | None = None) -> dict:
     """Metrics of `source` (a run directory or Run, a generator with `z_dim`, a dataset spec or image
     folder, or a uint8 tensor) against `ref` (a dataset spec, folder or uint8 tensor named `ref_name`;
     default: a run's training data). metrics: names, default the data kind's own (fid for images,
     mixture_modes for a 2-D point run). n: generated (or used) images, default by device (sizing.default_n:
     2,000 on a CPU, 10,000 on a GPU); n_ref: reference images (default n).
     floor: also the FID between two disjoint halves of the reference (and of real source images), the
-    figure no generator can beat at that sample count."""
+    figure no generator can beat at that sample count. asked: the conditional G that metrics with a
+    condition (tag_accuracy) ask, when `source` is not a run (training-time rows); a run's own otherwise;
+    those metrics draw their own n samples."""
     from ..run import load_run
     from ..device import pick_device
 
@@ -301,12 +327,20 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = "", 
         options = replace(run.config.dataset, cache_dir=str(cache_dir or run.config.dataset.cache_dir))
         result["step"] = run.step
         kind = run.info["data_kind"]
+        asked = Asked(run.sampling_generator, run.conditions, run.config.data)
+        settings = replace(settings, classifier=settings.classifier or run.config.eval.classifier,
+                           tag_requests=settings.tag_requests or run.config.eval.tag_requests)
         if not data_kinds.get(kind).images:
             chosen = choose_metrics(metrics or data_kinds.get(kind).metrics, kind)
             cfg = run.config
             data = load_dataset(cfg.data, cfg.resolution, cfg.channels, options, cfg.seed)
             return {**result, **measure_points(run.sampler, data, chosen, n, seed, device)}
     chosen = choose_metrics(metrics or data_kinds.get("image").metrics)
+    asking = {name: metric for name, metric in chosen.items() if metric.condition}
+    _check_asked(asking, asked, run if isinstance(run, Run) else None)
+    chosen = {name: metric for name, metric in chosen.items() if not metric.condition}
+    if not chosen:
+        return {**result, **_ask(asking, asked, n, seed, device, settings)}
 
     uses_ref = [name for name, metric in chosen.items() if metric.uses_ref] + (["--floor"] if floor else [])
     if uses_ref and ref is None and not isinstance(run, Run):
@@ -341,6 +375,29 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = "", 
         result["warnings"] = [warning for warning in warnings if warning]
     if floor:
         result.update(_floors(reference, generated if gen.tensor is not None else None, seed))
+    result.update(_ask(asking, asked, n, seed, device, settings))
+    return result
+
+
+def _check_asked(asking: dict[str, Metric], asked: Asked | None, run: Run | None) -> None:
+    """Refuse, before any image is made, a metric with a condition that the source was not trained with."""
+    for name, metric in asking.items():
+        if asked is None:
+            have = "these images are not a run's, so nothing can be asked for conditions"
+        elif asked.conditions is None:
+            have = f"{run.path if run else 'this run'} is unconditional"
+        elif asked.conditions.kind != metric.condition:
+            have = f"{run.path if run else 'this run'} was trained with condition={asked.conditions.kind}"
+        else:
+            continue
+        raise MetricError(f"{name} needs a run trained with condition={metric.condition}; {have}: drop {name} "
+                          f"from the metrics, or evaluate a run trained with --set condition={metric.condition}")
+
+
+def _ask(asking: dict[str, Metric], asked: Asked | None, n: int, seed: int, device, settings: Settings) -> dict:
+    result = {}
+    for metric in asking.values():
+        result.update(metric.compute(asked, n, seed, device, settings))
     return result
 
 
@@ -387,11 +444,25 @@ def choose_metrics(metrics: tuple[str, ...] | list[str] | str, kind: str = "imag
     return chosen
 
 
-def check_eval_choices(metrics: str, features: str, best: str, kind: str) -> None:
-    """Refuse, before training starts, eval.metrics, eval.features or eval.best that the first evaluation would."""
+def check_eval_choices(metrics: str, features: str, best: str, kind: str, condition: str, data: str,
+                       settings: Settings = Settings()) -> None:
+    """Refuse, before training starts, eval.metrics, eval.features or eval.best that the first evaluation would;
+    condition and data: the run's (see check_run_needs)."""
     best_figure(metrics, best, kind)
-    if data_kinds.get(kind).images:
+    if any(not metric.condition for metric in choose_metrics(metrics, kind).values()) and data_kinds.get(kind).images:
         check_extractor(features)
+    check_run_needs(metrics, kind, condition, data, settings)
+
+
+def check_run_needs(metrics: str | list[str], kind: str, condition: str, data: str, settings: Settings) -> None:
+    """Refuse metrics that a run of `condition` on `data` cannot be measured with: one needing another
+    condition, or its own settings missing (tag_accuracy on a folder without a classifier)."""
+    for name, metric in choose_metrics(metrics, kind).items():
+        if metric.condition and metric.condition != condition:
+            raise MetricError(f"{name} needs a run trained with condition={metric.condition}; this one has "
+                              f"condition={condition}: drop {name} from the metrics, or set "
+                              f"condition={metric.condition}")
+        metric.check(data, settings)
 
 
 def _check_counts(chosen: dict[str, Metric], settings: Settings, gen: Images, real: Images | None) -> None:

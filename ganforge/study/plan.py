@@ -268,12 +268,19 @@ def _check_members(members: list[Member]) -> tuple[str, dict]:
 
 
 def _check_measurement(study: Study, kind: str) -> None:
-    from ..metrics.evaluate import choose_metrics
+    from ..metrics.evaluate import Settings, check_run_needs, choose_metrics
     from ..metrics.extractors import extractors
 
     if not study.metrics:
         raise ConfigError("--metrics is empty; give comma-separated names, e.g. --metrics fid,kid")
     choose_metrics(study.metrics, kind)
+    for member in study.members():  # tag_accuracy: members trained with tags, and a reader of them
+        cfg = member.config
+        try:
+            check_run_needs(study.metrics, kind, cfg.condition, cfg.data,
+                            Settings(classifier=cfg.eval.classifier, tag_requests=cfg.eval.tag_requests))
+        except GanforgeError as err:
+            raise type(err)(f"member {member.name}: {err}") from None
     prefix, colon, argument = study.features.partition(":")
     if colon and prefix + ":" in extractors:
         if not Path(argument).expanduser().is_file():

@@ -87,11 +87,15 @@ def _point_plot(out, stages, pictures: "SamplePictures", step: int, path: Path) 
 @measurements.register("image")
 def _image_metrics(G, evaluation: "Evaluation") -> dict:
     from ..metrics import evaluate  # late import: the metrics stack is only needed with eval.every
+    from ..metrics.conditional import Asked
+    from ..metrics.evaluate import Settings
 
     cfg = evaluation.config
+    asked = Asked(evaluation.state.sampling_generator, evaluation.conditions, cfg.data)  # G(z, y) for tag_accuracy
     return evaluate(G, ref=evaluation.dataset.data, ref_name=cfg.data, metrics=cfg.eval.metrics, n=cfg.eval.n,
                     features=cfg.eval.features, device=evaluation.device, seed=cfg.seed,
-                    cache_dir=cfg.dataset.cache_dir or None, progress=False)
+                    cache_dir=cfg.dataset.cache_dir or None, progress=False, asked=asked,
+                    settings=Settings(classifier=cfg.eval.classifier, tag_requests=cfg.eval.tag_requests))
 
 
 @measurements.register("points")

@@ -20,7 +20,7 @@ from ..errors import GanforgeError
 from ..losses import build_objective, resolve
 from ..losses.base import Objective
 from ..losses.penalties import build_constraints, build_penalties
-from ..metrics.evaluate import check_eval_choices, eval_defaults
+from ..metrics.evaluate import Settings, check_eval_choices, eval_defaults
 from ..models import build_networks, describe, discriminator_norm
 from ..models.conditioning import ConditionSpec
 from ..models.ema import build_ema
@@ -76,7 +76,8 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
         metrics, best = eval_defaults(dataset.kind, cfg.eval.metrics, cfg.eval.best)
         cfg = replace(cfg, eval=replace(cfg.eval, metrics=metrics, best=best))
     if cfg.eval.every:  # a typo would cost eval.every steps
-        check_eval_choices(cfg.eval.metrics, cfg.eval.features, cfg.eval.best, dataset.kind)
+        check_eval_choices(cfg.eval.metrics, cfg.eval.features, cfg.eval.best, dataset.kind, cfg.condition, cfg.data,
+                           Settings(classifier=cfg.eval.classifier, tag_requests=cfg.eval.tag_requests))
     data_shape = tuple(dataset.data.shape[1:])
     conditions = _conditions(cfg, dataset, saved_conditions)
     condition_spec = ConditionSpec(conditions.kind, conditions.dim) if conditions else None
