@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .cli_common import CONFIG_FLAGS, TRAINING_FLAGS, add_flags, config_from_args, folder_preset, overrides
 from .cli_compare import add_compare_command
 from .cli_eval import add_eval_commands
@@ -26,8 +26,6 @@ _FILE_SYSTEM_FIXES = {
 }
 # Static (the parser is built without torch): the range is models.latent.MAX_PSI's, checked there.
 PSI_HELP = "truncation ψ: z ← ψ·z, from 0 (the mean z) to 2; below 1 trades variety for typical images (default 1)"
-# What a resumed run may change: how long and where it runs, not what it is.
-_RESUMABLE = {"steps", "device", "train"}
 
 
 def cmd_train(args) -> int:
@@ -36,28 +34,17 @@ def cmd_train(args) -> int:
 
 
 def _train(args) -> int:
-    from .config import from_dict, merge
-    from .rundir import read_config
+    from .api import FOLDER_NOTE, resumed_config
     from .training.trainer import train
 
     if args.resume:
         if args.preset or args.config:
             raise ConfigError("--resume continues a run with its own config; drop --preset/--config")
-        updates = overrides(args)
-        for update in updates:
-            bad = set(update) - _RESUMABLE
-            if bad:
-                raise ConfigError(f"cannot change {', '.join(sorted(bad))} when resuming "
-                                  f"(only steps, device and train.*); start a new run instead")
-        data = read_config(Path(args.resume)).to_dict()
-        for update in updates:
-            data = merge(data, update)
-        result = train(from_dict(data), Path(args.resume), resume=True)
+        result = train(resumed_config(args.resume, overrides(args)), Path(args.resume), resume=True)
     else:
         preset = None if args.preset else folder_preset(args)
         if preset:
-            print(f"an image folder with no recipe named: training with --preset {preset} (hinge, spectral-norm D, "
-                  f"EMA of G, DiffAugment; give --preset, --config or --objective to choose another)", flush=True)
+            print(FOLDER_NOTE.format(preset=preset), flush=True)
         result = train(config_from_args(args))
     return 128 + result.stop_signal if result.interrupted else 0  # the shell's code for death by that signal
 

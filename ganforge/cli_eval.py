@@ -11,9 +11,8 @@ DEFAULT_METRICS = ""  # the data kind's own: fid for images, mixture_modes for a
 
 
 def cmd_eval(args) -> int:
-    from .metrics import evaluate
+    from .api import evaluate
     from .metrics.evaluate import Settings, protocol
-    from .rundir import RunDir
 
     result = evaluate(args.source, ref=args.ref, metrics=args.metrics, n=args.n, features=args.features,
                       n_ref=args.n_ref, batch_size=args.batch_size, device=args.device, seed=args.seed,
@@ -30,13 +29,6 @@ def cmd_eval(args) -> int:
             print(f"protocol        {protocol(result)}", flush=True)
     for warning in result.get("warnings", []):
         print(f"ganforge: warning: {warning}", file=sys.stderr)
-    if "step" in result:  # a run: keep the result in its directory (the run directory is the interface)
-        paths = RunDir(args.source)
-        try:  # after printing: a run directory that cannot be written must not cost the result
-            paths.record_eval(result["step"], result)
-        except OSError as err:
-            print(f"ganforge: warning: the result above is not kept in {paths.history_file} ({err.strerror}); "
-                  f"make the run directory writable to keep it", file=sys.stderr)
     return 0
 
 
