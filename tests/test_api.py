@@ -152,3 +152,32 @@ def test_the_readme_snippet_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(readme_snippet(), "README.md (Python API)", "exec"), {})
     assert Image.open(tmp_path / "runs" / "notebook" / "grid.png").size[0] > 32
+
+
+@pytest.fixture(scope="module")
+def tag_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("api-tags")
+    tiny = {**TINY, "set": {**TINY["set"], "dataset.cache_dir": str(root / "cache")}}
+    return ganforge.train(data="shapes", condition="tags", out=str(root / "run"), **tiny)
+
+
+def test_a_seed_is_the_same_image_here_and_on_the_web_page(tag_run):
+    from ganforge.serve.render import Explorer
+    from ganforge.serve.request import parse_request
+
+    page = Explorer(tag_run)
+    for condition, asked in ((None, {}), ({"tags": {"red": 1.0, "star": 1.0}}, {"tags": "red, star"})):
+        shown = page.render(parse_request({"seed": 4, "count": 3, "psi": 0.7, "condition": condition})).images
+        assert (shown.int() - tag_run.sample(3, seed=4, psi=0.7, **asked).int()).abs().max() <= 1
+
+
+def test_a_conditional_walk_holds_the_asked_tags_or_blends_each_seeds_own(tag_run):
+    for asked in ({"tags": "red, star"}, {}):
+        walk = tag_run.interpolate([2, 7], frames=3, **asked)
+        assert walk.shape == (4, 3, 32, 32)
+        for frame, seed in ((0, 2), (3, 7)):
+            assert (walk[frame].int() - tag_run.sample(1, seed=seed, **asked)[0].int()).abs().max() <= 1
+    with pytest.raises(ConfigError, match="ask for one condition"):
+        tag_run.sample(1, tags="red", text="a red star")
+    with pytest.raises(ConfigError, match="condition=tags"):
+        tag_run.sample(1, classes="circle")
