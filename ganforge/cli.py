@@ -69,11 +69,11 @@ def cmd_sample(args) -> int:
     for flag, value in (("--n", args.n), ("--nrow", args.nrow)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} {value} must be at least 1")
-    check_psi(args.psi, "--psi")
     if args.recipe:
         return _sample_recipe(args)
     if args.run is None:
         raise ConfigError("give the run directory to sample from (ganforge sample RUN), or --recipe IMAGE.png")
+    args.psi = check_psi(1.0 if args.psi is None else args.psi, "--psi")
 
     from .data.kinds import data_kinds
     from .fileio import write_atomic
@@ -161,7 +161,7 @@ def _sample_recipe(args) -> int:
     from .serve.recipe import png_bytes, read_recipe, regenerate
 
     ignored = [flag for flag, value in (("--class", args.class_), ("--tags", args.tags), ("--text", args.text),
-                                        ("--stages", args.stages or None)) if value is not None]
+                                        ("--stages", args.stages or None), ("--psi", args.psi)) if value is not None]
     if ignored:
         raise ConfigError(f"--recipe replays the image's own request; drop {', '.join(ignored)}")
     recipe = read_recipe(args.recipe)
@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--stages", action="store_true",
                    help="two-stage runs: each row of stage-1 images above the same samples' stage-2 row")
-    p.add_argument("--psi", type=float, default=1.0, help=PSI_HELP)
+    p.add_argument("--psi", type=float, help=PSI_HELP)  # None: not given (a --recipe replays its own ψ)
     ask = p.add_mutually_exclusive_group()
     ask.add_argument("--class", dest="class_", metavar="NAME", help="class-conditional runs: a class name or index")
     ask.add_argument("--tags", help="tag-conditional runs: 'red, star, yellow background' or weighted "

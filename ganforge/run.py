@@ -149,8 +149,8 @@ class Run:
         from .data.kinds import data_kinds
 
         if not data_kinds.get(self.info["data_kind"]).images:
-            raise ConfigError(f"{self.path} is a 2-D point run: it has no images to {what}; draw its points "
-                              f"with run.generate(z)")
+            raise ConfigError(f"{self.path} is a 2-D point run: it has no images to {what}; plot its points with "
+                              f"ganforge sample RUN --out points.png (in Python: run.generate(*run.draw(seeds)))")
 
 
 def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.device = "cpu") -> Run:
