@@ -181,3 +181,17 @@ def test_a_conditional_walk_holds_the_asked_tags_or_blends_each_seeds_own(tag_ru
         tag_run.sample(1, tags="red", text="a red star")
     with pytest.raises(ConfigError, match="condition=tags"):
         tag_run.sample(1, classes="circle")
+
+
+def test_a_point_run_samples_points_not_images(tmp_path, capsys):
+    out = tmp_path / "ring"
+    tiny = {**TINY, "set": {**TINY["set"], "dataset.cache_dir": str(tmp_path / "cache")}}
+    run = ganforge.train(data="ring8", out=str(out), **tiny)
+    assert main(["sample", str(out), "--n", "5", "--seed", "2", "--out", str(tmp_path / "p.csv")]) == 0
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert rows[0] == "x,y" and len(rows) == 6
+    expected = run.generate(*run.draw(range(2, 7)))  # seeds 2 … 6, as images are drawn
+    assert rows[1] == f"{expected[0, 0]:.6f},{expected[0, 1]:.6f}"
+    for ask in (lambda: run.sample(4), lambda: run.interpolate([1, 2], 3)):
+        with pytest.raises(ConfigError, match="2-D point run"):
+            ask()
