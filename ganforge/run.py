@@ -20,6 +20,10 @@ from .models.ema import for_sampling
 from .rundir import RunDir, read_config, read_info
 
 
+# Each condition kind and the keyword that asks for it in Run.sample / Run.interpolate (the flag is --kind).
+_KEYWORDS = {"class": "classes", "tags": "tags", "text": "text"}
+
+
 @dataclass
 class Run:
     path: Path
@@ -57,11 +61,11 @@ class Run:
         """One condition asked for by kind (class, tags, text) as a user types it, encoded; None for an
         empty request (conditions drawn like the training data's)."""
         if self.conditions is None:
-            raise ConfigError(f"{self.path} was trained without a condition, so --{kind} has no effect; drop it, "
-                              f"or train with --set condition={kind}")
+            raise ConfigError(f"{self.path} was trained without a condition, so asking for {kind} (--{kind}) has no "
+                              f"effect; drop it, or train with --set condition={kind}")
         if kind != self.conditions.kind:
-            raise ConfigError(f"{self.path} was trained with condition={self.conditions.kind}; "
-                              f"ask with --{self.conditions.kind} instead of --{kind}")
+            raise ConfigError(f"{self.path} was trained with condition={self.conditions.kind}; ask with "
+                              f"{_KEYWORDS[self.conditions.kind]}= (--{self.conditions.kind}) instead of {kind}")
         return self.conditions.encode(request) if request.strip() else None
 
     @torch.no_grad()
@@ -94,8 +98,7 @@ class Run:
     def asked(self, tags=None, classes=None, text=None) -> torch.Tensor | None:
         """The one condition asked for by keyword as a user types it ('red, star', a class name or
         index, a prompt), encoded (`condition`); None when none is."""
-        given = [(kind, value) for kind, value in (("tags", tags), ("class", classes), ("text", text))
-                 if value is not None]
+        given = [(kind, value) for kind, value in zip(_KEYWORDS, (classes, tags, text)) if value is not None]
         if len(given) > 1:
             raise ConfigError(f"ask for one condition, not {' and '.join(kind for kind, _ in given)}: a run is "
                               f"trained on one kind")
