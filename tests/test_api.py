@@ -195,3 +195,14 @@ def test_a_point_run_samples_points_not_images(tmp_path, capsys):
     for ask in (lambda: run.sample(4), lambda: run.interpolate([1, 2], 3)):
         with pytest.raises(ConfigError, match="2-D point run"):
             ask()
+
+
+def test_train_resume_continues_a_run_and_may_change_only_its_length(tmp_path):
+    tiny = {**TINY, "set": {**TINY["set"], "dataset.cache_dir": str(tmp_path / "cache")}}
+    first = ganforge.train(data="shapes", out=str(tmp_path / "run"), **tiny)
+    again = ganforge.train(resume=first.path, steps=9, set={"train.quiet": True})
+    assert (first.step, again.step, again.config.model.width) == (6, 9, 4)
+    with pytest.raises(ConfigError, match="cannot change model when resuming"):
+        ganforge.train(resume=first.path, model={"width": 8})
+    with pytest.raises(ConfigError, match="drop config"):
+        ganforge.train("wgan-gp", resume=first.path)
