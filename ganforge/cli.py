@@ -200,8 +200,9 @@ def cmd_serve(args) -> int:
 
 
 def _stage_rows(run, z, y, args):
-    """uint8 images of a two-stage run for latents z and conditions y (Run.draw), each row of stage-1 samples (scaled up, nearest) above the same
-    samples' stage-2 row, so what the refiner did shows at a glance."""
+    """uint8 images of a two-stage run for latents z and conditions y (Run.draw), each row of stage-1
+    samples (scaled up, nearest) above the same samples' stage-2 row, so what the refiner did shows at a
+    glance."""
     import math
 
     import torch

@@ -92,7 +92,8 @@ def test_evaluate_a_run_and_keep_the_result(run, tmp_path):
     result = ganforge.evaluate(run.path, metrics="fid,coverage", n=32, features=f"classifier:{classifier}",
                                device="cpu", cache_dir=tmp_path, progress=False)
     assert result["step"] == 6 and result["n"] == 32 and result["fid"] > 0
-    assert ganforge.load_run(run.path).evals[-1] == {"step": 6, "eval": result}  # kept in the run's history, as `ganforge eval` keeps it
+    # kept in the run's history, as `ganforge eval` keeps it
+    assert ganforge.load_run(run.path).evals[-1] == {"step": 6, "eval": result}
 
 
 def test_interpolate_command_writes_a_looping_gif(run, tmp_path, capsys):
