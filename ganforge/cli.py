@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .cli_common import CONFIG_FLAGS, TRAINING_FLAGS, add_flags, config_from_args, folder_preset, overrides
 from .cli_compare import add_compare_command
 from .cli_eval import add_eval_commands
@@ -25,8 +25,8 @@ _FILE_SYSTEM_FIXES = {
     errno.EACCES: "make it writable (or readable) for this user, or write elsewhere (--out)",
     errno.EPERM: "make it writable (or readable) for this user, or write elsewhere (--out)",
 }
-# What a resumed run may change: how long and where it runs, not what it is.
-_RESUMABLE = {"steps", "device", "train"}
+# Static (the parser is built without torch): the range is models.latent.MAX_PSI's, checked there.
+PSI_HELP = "truncation ψ: z ← ψ·z, from 0 (the mean z) to 2; below 1 trades variety for typical images (default 1)"
 
 
 def cmd_train(args) -> int:
@@ -35,28 +35,17 @@ def cmd_train(args) -> int:
 
 
 def _train(args) -> int:
-    from .config import from_dict, merge
-    from .rundir import read_config
+    from .api import FOLDER_NOTE, resumed_config
     from .training.trainer import train
 
     if args.resume:
         if args.preset or args.config:
             raise ConfigError("--resume continues a run with its own config; drop --preset/--config")
-        updates = overrides(args)
-        for update in updates:
-            bad = set(update) - _RESUMABLE
-            if bad:
-                raise ConfigError(f"cannot change {', '.join(sorted(bad))} when resuming "
-                                  f"(only steps, device and train.*); start a new run instead")
-        data = read_config(Path(args.resume)).to_dict()
-        for update in updates:
-            data = merge(data, update)
-        result = train(from_dict(data), Path(args.resume), resume=True)
+        result = train(resumed_config(args.resume, overrides(args)), Path(args.resume), resume=True)
     else:
         preset = None if args.preset else folder_preset(args)
         if preset:
-            print(f"an image folder with no recipe named: training with --preset {preset} (hinge, spectral-norm D, "
-                  f"EMA of G, DiffAugment; give --preset, --config or --objective to choose another)", flush=True)
+            print(FOLDER_NOTE.format(preset=preset), flush=True)
         result = train(config_from_args(args))
     return 128 + result.stop_signal if result.interrupted else 0  # the shell's code for death by that signal
 
@@ -69,8 +58,13 @@ def _asked_condition(args) -> tuple[str, str] | None:
     return asked[0] if asked else None  # the flags are mutually exclusive
 
 
+def _asked(args) -> dict:
+    """--class/--tags/--text as Run.sample's keywords (None: not given; the flags are mutually exclusive)."""
+    return {"classes": args.class_, "tags": args.tags, "text": args.text}
+
+
 def cmd_sample(args) -> int:
-    import torch
+    from .models.latent import check_psi
 
     args.run = args.run or args.run_flag
     for flag, value in (("--n", args.n), ("--nrow", args.nrow)):
@@ -80,30 +74,26 @@ def cmd_sample(args) -> int:
         return _sample_recipe(args)
     if args.run is None:
         raise ConfigError("give the run directory to sample from (ganforge sample RUN), or --recipe IMAGE.png")
+    args.psi = check_psi(1.0 if args.psi is None else args.psi, "--psi")
 
     from .data.kinds import data_kinds
     from .fileio import write_atomic
     from .report import save_grid, save_points
-    from .report.grids import to_uint8
     from .run import load_run
     from .rundir import RunDir
     from .device import pick_device
 
     device = pick_device(args.device)
     run = load_run(args.run, checkpoint=args.checkpoint, device=device)
-    z = torch.randn(args.n, run.z_dim, generator=torch.Generator().manual_seed(args.seed)).to(device)
     target = Path(args.out) if args.out else RunDir(run.path).sample_file(run.step, args.seed)
     as_folder = str(args.out or "").endswith(("/", "\\")) or target.is_dir()
     if args.stages and as_folder:
         raise ConfigError("--stages writes one grid image: give --out FILE.png")
-    asked = _asked_condition(args)
-    y = run.condition(*asked) if asked else None
-    if y is not None:
-        y = y.expand(args.n, *y.shape).to(device)
-    out = _stage_rows(run, z, y, args) if args.stages else run.sample(z, y)
+    seeds = range(args.seed, args.seed + args.n)  # image i is seed + i's, as on the web page
     if not data_kinds.get(run.info["data_kind"]).images:
         if as_folder or target.suffix.lower() not in (".png", ".csv"):
             raise ConfigError("a 2-D point run samples to one file: give --out FILE.png (scatter) or FILE.csv")
+        out = run.generate(*run.draw(seeds, args.psi, run.asked(**_asked(args))))
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.suffix.lower() == ".csv":
             text = "x,y\n" + "".join(f"{x:.6f},{y:.6f}\n" for x, y in out.cpu().tolist())
@@ -111,8 +101,8 @@ def cmd_sample(args) -> int:
         else:
             save_points(out, target, title=f"{run.path.name} step {run.step}")
     elif as_folder:
+        images = run.sample(args.n, args.seed, args.psi, **_asked(args))
         target.mkdir(parents=True, exist_ok=True)
-        images = to_uint8(out)
         for i, image in enumerate(images):
             save_grid(image[None], target / f"{i:05d}.png", nrow=1, padding=0)
         target = target / f"00000.png … {len(images) - 1:05d}.png"
@@ -120,10 +110,50 @@ def cmd_sample(args) -> int:
         if target.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
             raise ConfigError(f"--out {target} needs an image extension (.png) for one grid, "
                               "or a trailing / for one PNG per sample")
+        if args.stages:
+            images = _stage_rows(run, *run.draw(seeds, args.psi, run.asked(**_asked(args))), args)
+        else:
+            images = run.sample(args.n, args.seed, args.psi, **_asked(args))
         target.parent.mkdir(parents=True, exist_ok=True)
-        save_grid(out if args.stages else to_uint8(out), target, nrow=args.nrow)
+        save_grid(images, target, nrow=args.nrow)
     print(f"wrote {args.n} samples of {run.path} (step {run.step}, seed {args.seed}) to {target}")
     return 0
+
+
+def cmd_interpolate(args) -> int:
+    from .models.latent import check_psi
+
+    seeds = _seed_list(args.seeds)
+    if args.frames < 1:
+        raise ConfigError(f"--frames {args.frames} must be at least 1: the images from one seed to the next")
+    if not 0 < args.fps <= 100:
+        raise ConfigError(f"--fps {args.fps:g} must be above 0 and at most 100 (GIF times are in 1/100 s)")
+    check_psi(args.psi, "--psi")
+    target = Path(args.out)
+    if target.suffix.lower() != ".gif":
+        raise ConfigError(f"--out {target} must be a .gif (an animated GIF of the walk)")
+
+    from .device import pick_device
+    from .report.grids import save_gif
+    from .run import load_run
+
+    run = load_run(args.run, checkpoint=args.checkpoint, device=pick_device(args.device))
+    frames = run.interpolate(seeds, args.frames, args.psi, **_asked(args))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_gif(frames, target, fps=args.fps)
+    print(f"wrote a walk through seeds {', '.join(map(str, seeds))} of {run.path} (step {run.step}): "
+          f"{len(frames)} frames at {args.fps:g} fps to {target}")
+    return 0
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        seeds = []
+    if len(seeds) < 2 or min(seeds) < 0:
+        raise ConfigError(f"--seeds {text!r} must be two or more seeds separated by commas, e.g. --seeds 1,2,3")
+    return seeds
 
 
 def _sample_recipe(args) -> int:
@@ -132,7 +162,7 @@ def _sample_recipe(args) -> int:
     from .serve.recipe import png_bytes, read_recipe, regenerate
 
     ignored = [flag for flag, value in (("--class", args.class_), ("--tags", args.tags), ("--text", args.text),
-                                        ("--stages", args.stages or None)) if value is not None]
+                                        ("--stages", args.stages or None), ("--psi", args.psi)) if value is not None]
     if ignored:
         raise ConfigError(f"--recipe replays the image's own request; drop {', '.join(ignored)}")
     recipe = read_recipe(args.recipe)
@@ -171,8 +201,9 @@ def cmd_serve(args) -> int:
 
 
 def _stage_rows(run, z, y, args):
-    """uint8 images of a two-stage run, each row of stage-1 samples (scaled up, nearest) above the same
-    samples' stage-2 row, so what the refiner did shows at a glance."""
+    """uint8 images of a two-stage run for latents z and conditions y (Run.draw), each row of stage-1
+    samples (scaled up, nearest) above the same samples' stage-2 row, so what the refiner did shows at a
+    glance."""
     import math
 
     import torch
@@ -181,10 +212,7 @@ def _stage_rows(run, z, y, args):
     from .models.stacked import stage_images
     from .report.grids import to_uint8
 
-    G = run.sampling_generator
-    if y is None and run.conditions:
-        y = run.conditions.prior(len(z), torch.Generator().manual_seed(args.seed)).to(z.device)
-    stages = stage_images(G, z, y)
+    stages = stage_images(run.sampling_generator, z, y)
     if stages is None:
         raise ConfigError(f"--stages needs a two-stage run (model.arch=stacked); {run.path} has one stage")
     stage2 = to_uint8(stages[1])
@@ -304,12 +332,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--stages", action="store_true",
                    help="two-stage runs: each row of stage-1 images above the same samples' stage-2 row")
+    p.add_argument("--psi", type=float, help=PSI_HELP)  # None: not given (a --recipe replays its own ψ)
     ask = p.add_mutually_exclusive_group()
     ask.add_argument("--class", dest="class_", metavar="NAME", help="class-conditional runs: a class name or index")
     ask.add_argument("--tags", help="tag-conditional runs: 'red, star, yellow background' or weighted "
                                     "'mountain=0.6, lake=0.3'; empty: tags drawn like the training data's")
     ask.add_argument("--text", help="text-conditional runs: a prompt, e.g. 'a small blue circle'")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("interpolate", help="an animated GIF walking a run's latent space through given seeds")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--seeds", required=True, help="two or more seeds to walk through, e.g. 1,2,3 (end on the "
+                                                  "first again for a seamless loop: 1,2,3,1)")
+    p.add_argument("--frames", type=int, default=30, help="images from one seed to the next (default 30)")
+    p.add_argument("--out", required=True, metavar="WALK.gif", help="the GIF to write (it loops forever)")
+    p.add_argument("--fps", type=float, default=25, help="frames a second (default 25)")
+    p.add_argument("--psi", type=float, default=1.0, help=PSI_HELP)
+    p.add_argument("--checkpoint", default="latest", help="'latest' or a step number")
+    p.add_argument("--device", default="auto")
+    ask = p.add_mutually_exclusive_group()
+    ask.add_argument("--class", dest="class_", metavar="NAME", help="class-conditional runs: hold this class fixed "
+                                                                     "(default: each seed's own, blended)")
+    ask.add_argument("--tags", help="tag-conditional runs: hold these tags fixed, e.g. 'red, star'")
+    ask.add_argument("--text", help="text-conditional runs: hold this prompt fixed")
+    p.set_defaults(func=cmd_interpolate)
 
     p = sub.add_parser("project", help="find the latent z from which a run's generator draws a given picture")
     p.add_argument("run", help="run directory")

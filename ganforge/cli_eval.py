@@ -11,11 +11,10 @@ DEFAULT_METRICS = ""  # the data kind's own: fid for images, mixture_modes for a
 
 
 def cmd_eval(args) -> int:
-    from .metrics import evaluate
+    from .api import evaluate
     from .metrics.estimate import estimate_line
     from .metrics.evaluate import Settings, protocol
     from .metrics.sizing import default_n
-    from .rundir import RunDir
 
     n = default_n(args.device) if args.n is None else args.n
     if not args.quiet and n > 0:  # on stderr, as progress is (stdout: the results); a bad --n: evaluate's error
@@ -39,13 +38,6 @@ def cmd_eval(args) -> int:
             print(f"protocol        {protocol(result)}", flush=True)
     for warning in result.get("warnings", []):
         print(f"ganforge: warning: {warning}", file=sys.stderr)
-    if "step" in result:  # a run: keep the result in its directory (the run directory is the interface)
-        paths = RunDir(args.source)
-        try:  # after printing: a run directory that cannot be written must not cost the result
-            paths.record_eval(result["step"], result)
-        except OSError as err:
-            print(f"ganforge: warning: the result above is not kept in {paths.history_file} ({err.strerror}); "
-                  f"make the run directory writable to keep it", file=sys.stderr)
     return 0
 
 

@@ -20,6 +20,10 @@ from .models.ema import for_sampling
 from .rundir import RunDir, read_config, read_info
 
 
+# Each condition kind and the keyword that asks for it in Run.sample / Run.interpolate (the flag is --kind).
+_KEYWORDS = {"class": "classes", "tags": "tags", "text": "text"}
+
+
 @dataclass
 class Run:
     path: Path
@@ -57,17 +61,18 @@ class Run:
         """One condition asked for by kind (class, tags, text) as a user types it, encoded; None for an
         empty request (conditions drawn like the training data's)."""
         if self.conditions is None:
-            raise ConfigError(f"{self.path} was trained without a condition, so --{kind} has no effect; drop it, "
-                              f"or train with --set condition={kind}")
+            raise ConfigError(f"{self.path} was trained without a condition, so asking for {kind} (--{kind}) has no "
+                              f"effect; drop it, or train with --set condition={kind}")
         if kind != self.conditions.kind:
-            raise ConfigError(f"{self.path} was trained with condition={self.conditions.kind}; "
-                              f"ask with --{self.conditions.kind} instead of --{kind}")
+            raise ConfigError(f"{self.path} was trained with condition={self.conditions.kind}; ask with "
+                              f"{_KEYWORDS[self.conditions.kind]}= (--{self.conditions.kind}) instead of {kind}")
         return self.conditions.encode(request) if request.strip() else None
 
     @torch.no_grad()
-    def sample(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
-        """Samples for latent vectors `z`: for a conditional run, of `condition` (one encoded condition,
-        `run.conditions.encode(...)`, for every z, or one per z), or with None drawn like the training data."""
+    def generate(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """G's output (float, images in [-1, 1]) for latent vectors `z`: for a conditional run, of
+        `condition` (one encoded condition, `run.conditions.encode(...)`, for every z, or one per z), or
+        with None drawn like the training data (`sampler`'s draws, from the run's seed)."""
         if condition is None:
             return self.sampler(z)
         if self.conditions is None:
@@ -76,12 +81,87 @@ class Run:
         y = condition.expand(len(z), *condition.shape) if single else condition
         return self.sampling_generator(z, y.to(z.device))
 
+    def draw(self, seeds, psi: float = 1.0, condition: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z (len(seeds), z_dim) on G's device, truncated by psi, and conditions (one per seed) for
+        `generate`: `condition` (one encoded condition) for every seed, or when None, for a conditional
+        run, each seed's own draw like the training data's; None for an unconditional run. The rules of
+        models/latent.py: image of seed s is the same here, in `ganforge sample` and on the web page."""
+        from .models.latent import check_psi, seeded_draw, truncate
+
+        psi = check_psi(psi)
+        draws = [seeded_draw(seed, self.z_dim, self.conditions, condition) for seed in seeds]
+        device = next(self.sampling_generator.parameters()).device
+        z = truncate(torch.cat([d[0] for d in draws]), psi).to(device)
+        return z, None if self.conditions is None else torch.cat([d[1] for d in draws]).to(device)
+
+    def asked(self, tags=None, classes=None, text=None) -> torch.Tensor | None:
+        """The one condition asked for by keyword as a user types it ('red, star', a class name or
+        index, a prompt), encoded (`condition`); None when none is."""
+        given = [(kind, value) for kind, value in zip(_KEYWORDS, (classes, tags, text)) if value is not None]
+        if len(given) > 1:
+            raise ConfigError(f"ask for one condition, not {' and '.join(kind for kind, _ in given)}: a run is "
+                              f"trained on one kind")
+        return self.condition(given[0][0], str(given[0][1])) if given else None
+
+    def sample(self, n: int, seed: int = 0, psi: float = 1.0, tags=None, classes=None, text=None) -> torch.Tensor:
+        """n images, uint8 (n, C, H, W) on the CPU, of seeds seed … seed + n - 1 (`draw`): from the sampling
+        generator (the EMA of G where the run keeps one), with z truncated to psi·z (psi in [0, 2]; z is
+        truncated, not a StyleGAN W: ganforge's generators have no mapping network), of the condition asked
+        for by `tags`, `classes` (a class name or index) or `text`, or with none each seed's own draw like
+        the training data's."""
+        from .report.grids import to_uint8
+
+        self._images_only("sample")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"n must be a whole number of images, at least 1; got {n!r:.40}")
+        z, y = self.draw(range(seed, seed + n), psi, self.asked(tags, classes, text))
+        return to_uint8(self.generate(z, y))
+
+    @torch.no_grad()
+    def interpolate(self, seeds, frames: int = 30, psi: float = 1.0, tags=None, classes=None, text=None
+                    ) -> torch.Tensor:
+        """uint8 images (frames·(len(seeds) - 1) + 1, C, H, W): a walk from each seed to the next in
+        `frames` steps, ending on the last seed, so the first and last images are `sample(1, seed)` of the
+        first and last seeds (models.latent.walk: z along great circles, condition embeddings along
+        straight lines). The condition asked for (as in `sample`) is held along the walk; with none, each
+        seed's own condition is blended into the next one's. A loop: end on the first seed again."""
+        from .models.latent import walk
+        from .models.stacked import base_generator
+        from .report.grids import to_uint8
+
+        self._images_only("interpolate")
+        seeds = list(seeds)
+        if len(seeds) < 2:
+            raise ConfigError(f"interpolate walks between seeds: give two or more, got {seeds}")
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+            raise ConfigError(f"frames must be a whole number of images per step between seeds, at least 1; "
+                              f"got {frames!r:.40}")
+        z, y = self.draw(seeds, psi, self.asked(tags, classes, text))
+        G = self.sampling_generator
+        e = None if y is None else G.embed(y)  # conditions blend as G sees them: its learned embedding
+        t = torch.arange(frames, device=z.device) / frames
+        parts = [walk(z[i:i + 1], z[i + 1:i + 2], t, *((None, None) if e is None else (e[i:i + 1], e[i + 1:i + 2])))
+                 for i in range(len(seeds) - 1)]
+        zs = torch.cat([p[0] for p in parts] + [z[-1:]])
+        net = G if e is None else base_generator(G)  # G(cat(z, embedding)), as ConditionalGenerator does
+        inputs = zs if e is None else torch.cat((zs, torch.cat([p[1] for p in parts] + [e[-1:]])), 1)
+        return torch.cat([to_uint8(net(chunk)) for chunk in inputs.split(64)])
+
+    def _images_only(self, what: str) -> None:
+        from .data.kinds import data_kinds
+
+        if not data_kinds.get(self.info["data_kind"]).images:
+            raise ConfigError(f"{self.path} is a 2-D point run: it has no images to {what}; plot its points with "
+                              f"ganforge sample RUN --out points.png (in Python: run.generate(*run.draw(seeds)))")
+
 
 def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.device = "cpu") -> Run:
     """Rebuild a run's generator from its directory alone, weights from `checkpoint` ('latest' or a step).
 
     `generator` and `ema_generator` are the networks as trained (a conditional one is called G(z, y));
-    `sample(z, condition)` samples the run, `sampler` is G callable as G(z)."""
+    `sample(n, seed, psi, …)` gives uint8 images, `interpolate(seeds, frames, …)` a walk between seeds,
+    `generate(z, condition)` G's float output for given z, `sampler` is G callable as G(z)."""
     from .models import build_networks, discriminator_norm
     from .models.conditioning import ConditionSpec
     from .checkpoint import find_checkpoint, load_weights, read_state

@@ -88,8 +88,7 @@ def test_sample_stages_puts_stage1_above_stage2(tmp_path, capsys):
     assert grid.shape == (2 + 4 * 66, 2 + 2 * 66, 3)  # 2 columns; 2 chunks × (stage 1 row, stage 2 row)
 
     run = load_run(cfg.out)
-    z = torch.randn(3, 16, generator=torch.Generator().manual_seed(5))
-    y = run.conditions.prior(3, torch.Generator().manual_seed(5))
+    z, y = run.draw(range(5, 8))  # seeds 5, 6, 7: each image's latent and drawn tags, as sample's
     low, high = stage_images(run.sampling_generator, z, y)
     tile = lambda row, col: grid[2 + 66 * row: 66 * (row + 1), 2 + 66 * col: 66 * (col + 1)].transpose(2, 0, 1)
     upscaled = to_uint8(torch.nn.functional.interpolate(low, size=(64, 64), mode="nearest"))

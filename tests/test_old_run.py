@@ -34,10 +34,10 @@ def test_an_old_run_loads_with_its_conditions_ema_and_old_eval_result():
 def test_an_old_run_samples_with_drawn_and_asked_conditions(old_run, capsys):
     run = load_run(old_run)
     z = torch.randn(6, run.z_dim, generator=torch.Generator().manual_seed(0))
-    drawn, asked = run.sample(z), run.sample(z, run.conditions.encode("red, star"))
+    drawn, asked = run.generate(z), run.generate(z, run.conditions.encode("red, star"))
     assert drawn.shape == asked.shape == (6, 3, 32, 32) and torch.isfinite(asked).all()
     assert not torch.equal(drawn, asked)  # the condition reaches G
-    assert torch.equal(asked, run.sample(z, run.conditions.encode("red, star").expand(6, -1)))
+    assert torch.equal(asked, run.generate(z, run.conditions.encode("red, star").expand(6, -1)))
     assert ganforge_main(["sample", str(old_run), "--n", "4", "--tags", "red, star", "--device", "cpu"]) == 0
     assert RunDir(old_run).sample_file(2, 0).is_file()
     assert "step 2" in capsys.readouterr().out

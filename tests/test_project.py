@@ -32,7 +32,7 @@ def run_dir(tmp_path_factory):
 def own_sample(run_dir, path, seed=123):
     """One of G's own pictures, as a PNG: a z that reproduces it exists."""
     run = load_run(run_dir)
-    save_grid(to_uint8(run.sample(torch.randn(1, run.z_dim, generator=torch.Generator().manual_seed(seed)))),
+    save_grid(to_uint8(run.generate(torch.randn(1, run.z_dim, generator=torch.Generator().manual_seed(seed)))),
               path, nrow=1, padding=0)
     return path
 
@@ -57,7 +57,7 @@ def test_g_s_own_picture_projects_far_closer_than_noise_and_the_files_are_writte
     latent = load_file(out / "latent.safetensors")
     assert latent["z"].shape == (1, 16)
     with torch.no_grad():  # the saved z draws the reconstruction
-        redrawn = to_uint8(load_run(run_dir).sample(latent["z"]))
+        redrawn = to_uint8(load_run(run_dir).generate(latent["z"]))
     saved = torch.from_numpy(np.array(Image.open(out / "reconstruction.png"))).permute(2, 0, 1)
     assert (redrawn[0].int() - saved.int()).abs().max() <= 1
 
@@ -75,8 +75,8 @@ def test_the_start_is_the_best_random_z_or_the_mean(run_dir, tmp_path):
     _, mean_start, _ = project_image(run_dir, own, tmp_path / "b", steps=1, starts=0)
     run = load_run(run_dir)
     with torch.no_grad():
-        start = distance(run.sample(torch.zeros(1, 16)), mean_start.target)
-        tried = distance(run.sample(torch.randn(32, 16, generator=torch.Generator().manual_seed(0))),
+        start = distance(run.generate(torch.zeros(1, 16)), mean_start.target)
+        tried = distance(run.generate(torch.randn(32, 16, generator=torch.Generator().manual_seed(0))),
                          mean_start.target)
     first = lambda result: distance(result.frames[0][1], result.target)  # noqa: E731
     assert first(mean_start) == pytest.approx(float(start), rel=1e-5)

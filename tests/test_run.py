@@ -1,4 +1,4 @@
-"""Run: the raw networks, sample(z, condition) and the G(z) sampler that evaluate() calls."""
+"""Run: the raw networks, generate(z, condition) and the G(z) sampler that evaluate() calls."""
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,6 @@ def test_an_unconditional_run_samples_from_its_ema_and_refuses_a_condition(tmp_p
               ema_generator=Affine(2.0))
     z = torch.ones(4, 3)
     assert run.sampler is run.sampling_generator is run.ema_generator  # nothing wrapped
-    assert torch.equal(run.sample(z), 2 * z)
+    assert torch.equal(run.generate(z), 2 * z)
     with pytest.raises(ConfigError, match="trained without a condition"):
-        run.sample(z, torch.tensor(1))
+        run.generate(z, torch.tensor(1))

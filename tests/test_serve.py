@@ -16,10 +16,11 @@ from PIL import Image
 
 from ganforge.cli import main
 from ganforge.config import from_dict
+from ganforge.models.latent import slerp
 from ganforge.report.grids import to_uint8
 from ganforge.run import load_run
 from ganforge.serve.recipe import KEY, make_recipe, regenerate
-from ganforge.serve.render import Explorer, slerp
+from ganforge.serve.render import Explorer
 from ganforge.serve.request import parse_request
 from ganforge.training.trainer import train
 from serve_helpers import running_server, tag_run

@@ -1,4 +1,4 @@
-"""Sample grids from uint8 image batches (PIL only: torchvision does not import here)."""
+"""Sample grids and animations from uint8 image batches (PIL only: torchvision does not import here)."""
 from __future__ import annotations
 
 import math
@@ -34,6 +34,16 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, p
     grid = image_grid(images, nrow, padding)
     image_format = Image.registered_extensions().get(Path(path).suffix.lower())
     write_atomic(path, lambda f: grid.save(f, format=image_format))
+
+
+def save_gif(frames: torch.Tensor, path: str | Path, fps: float = 25) -> None:
+    """uint8 N×C×H×W frames as an animated GIF that loops forever, `fps` frames a second, written
+    atomically. GIF stores 256 colours a frame (PIL picks them), and PIL stores a frame identical to the
+    one before it once, for their combined time."""
+    pictures = [image_grid(frame[None], nrow=1, padding=0) for frame in frames]
+    duration = round(1000 / fps)  # ms; GIF keeps hundredths of a second
+    write_atomic(path, lambda f: pictures[0].save(f, format="GIF", save_all=True, append_images=pictures[1:],
+                                                  duration=duration, loop=0))
 
 
 def save_points(fake: torch.Tensor, path: str | Path, real: torch.Tensor | None = None,

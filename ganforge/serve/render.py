@@ -1,15 +1,9 @@
 """Images of one run from a checked Request: latents, truncation, conditions, interpolation, stages.
 
-Every image owns its randomness: image i of a plain request is drawn from a torch.Generator seeded
-with seed + i (z ~ N(0, I), then — for a conditional run asked for nothing — a condition drawn like
-the training data's), so a seed gives the same image whatever else the batch holds, and nothing
-touches the global RNG (requests from several tabs cannot mix). Truncation ψ scales z towards the
-prior's mean 0: z ← ψ·z (ψ = 1: untouched; ψ = 0: the mean image of each condition).
-
-Interpolation walks z along the great circle between the two seeds' latents (slerp keeps the norm
-that a Gaussian z of this width has, where a straight line would pass through atypically short z)
-and the condition along a straight line between the two conditions' learned embeddings, so class,
-tag and text runs all interpolate the same way.
+Image i of a plain request is seed + i's; latents, truncation ψ and walks follow the rules of
+models/latent.py, the ones `Run.sample`, `Run.interpolate` and `ganforge sample` follow too (so a seed
+is the same image on the page and in a notebook, and requests from several tabs cannot mix). A walk
+blends the two conditions' learned embeddings, so class, tag and text runs all interpolate the same way.
 """
 from __future__ import annotations
 
@@ -21,6 +15,7 @@ import torch
 
 from ..data.kinds import data_kinds
 from ..errors import GanforgeError
+from ..models.latent import seeded_draw, truncate, walk
 from ..models.stacked import base_generator
 from ..report.grids import to_uint8
 from ..run import Run
@@ -36,19 +31,6 @@ def weights_digest(module: torch.nn.Module) -> str:
         # flattened first: a 0-dim tensor (BatchNorm's num_batches_tracked) cannot be viewed as bytes
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Rows of a and b (N, D) joined along great circles at fractions t (N,); a straight line where
-    the two are (anti-)parallel."""
-    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-12)
-    omega = cos.clamp(-1, 1).acos()
-    sin = omega.sin()
-    straight = sin.abs() < 1e-6
-    safe = torch.where(straight, torch.ones_like(sin), sin)
-    wa = torch.where(straight, 1 - t, ((1 - t) * omega).sin() / safe)
-    wb = torch.where(straight, t, (t * omega).sin() / safe)
-    return wa[:, None] * a + wb[:, None] * b
 
 
 @dataclass
@@ -93,13 +75,8 @@ class Explorer:
 
     # -- rendering -------------------------------------------------------------------------------
     def _draw(self, seed: int, condition: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """z (1, z_dim) and condition of one seed, from a generator of that seed alone."""
-        rng = torch.Generator().manual_seed(seed)
-        z = torch.randn(1, self.run.z_dim, generator=rng)
-        if self.run.conditions is None:
-            return z, None
-        y = condition[None] if condition is not None else self.run.conditions.prior(1, rng)
-        return z, y
+        """z (1, z_dim) and condition of one seed (models.latent.seeded_draw)."""
+        return seeded_draw(seed, self.run.z_dim, self.run.conditions, condition)
 
     def _inputs(self, request: Request) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
         """G's latents, condition embeddings and condition labels for every image of the request."""
@@ -107,7 +84,7 @@ class Explorer:
         first = self.condition_value(request.condition)
         if request.interpolate is None:
             draws = [self._draw(request.seed + i, first) for i in range(request.count)]
-            z = torch.cat([d[0] for d in draws]) * request.psi
+            z = truncate(torch.cat([d[0] for d in draws]), request.psi)
             if conditions is None:
                 return z, None, [""] * request.count
             y = torch.cat([d[1] for d in draws])
@@ -116,11 +93,11 @@ class Explorer:
         za, ya = self._draw(request.seed, first)
         zb, yb = self._draw(end.seed, self.condition_value(end.condition))
         t = torch.tensor(end.ts)
-        z = slerp(za.expand(len(t), -1), zb.expand(len(t), -1), t) * request.psi
+        ends = (None, None) if conditions is None else (self.generator.embed(ya), self.generator.embed(yb))
+        z, e = walk(za, zb, t, *ends)
+        z = truncate(z, request.psi)
         if conditions is None:
             return z, None, [""] * len(t)
-        ea, eb = self.generator.embed(ya), self.generator.embed(yb)
-        e = torch.lerp(ea.expand(len(t), -1), eb.expand(len(t), -1), t[:, None])
         a, b = conditions.describe(ya[0]), conditions.describe(yb[0])
         return z, e, [a if s == 0 or a == b else b if s == 1 else f"{1 - s:.2f}·({a}) + {s:.2f}·({b})" for s in end.ts]
 

@@ -15,10 +15,10 @@ import math
 from dataclasses import dataclass
 
 from ..errors import GanforgeError
+from ..models.latent import MAX_PSI
 
 MAX_COUNT = 64
 MAX_SEED = 2 ** 53 - 1  # what a browser's numbers hold exactly
-MAX_PSI = 2.0
 MAX_TEXT = 300
 MAX_TAGS = 64
 MAX_DIGITS = 100  # far past any field's range, far below Python's 4,300-digit limit on int("…")

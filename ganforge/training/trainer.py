@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .. import __version__
+from ..version import __version__
 from ..config import Config
 from ..data.conditions import Conditions
 from ..errors import GanforgeError
