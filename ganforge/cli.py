@@ -126,21 +126,26 @@ def cmd_interpolate(args) -> int:
     seeds = _seed_list(args.seeds)
     if args.frames < 1:
         raise ConfigError(f"--frames {args.frames} must be at least 1: the images from one seed to the next")
+    # one limit for both formats: GIF times are in 1/100 s, and an mp4 faster than 100 fps plays nowhere better
     if not 0 < args.fps <= 100:
         raise ConfigError(f"--fps {args.fps:g} must be above 0 and at most 100 (GIF times are in 1/100 s)")
     check_psi(args.psi, "--psi")
     target = Path(args.out)
-    if target.suffix.lower() != ".gif":
-        raise ConfigError(f"--out {target} must be a .gif (an animated GIF of the walk)")
+    from .report.grids import WALK_WRITERS
+
+    if target.suffix.lower() not in WALK_WRITERS:
+        raise ConfigError(f"--out {target} must end in {' or '.join(WALK_WRITERS)} "
+                          "(an animated GIF or an H.264 video of the walk)")
+    save_walk, check_installed = WALK_WRITERS[target.suffix.lower()]
+    check_installed()
 
     from .device import pick_device
-    from .report.grids import save_gif
     from .run import load_run
 
     run = load_run(args.run, checkpoint=args.checkpoint, device=pick_device(args.device))
     frames = run.interpolate(seeds, args.frames, args.psi, **_asked(args))
     target.parent.mkdir(parents=True, exist_ok=True)
-    save_gif(frames, target, fps=args.fps)
+    save_walk(frames, target, fps=args.fps)
     print(f"wrote a walk through seeds {', '.join(map(str, seeds))} of {run.path} (step {run.step}): "
           f"{len(frames)} frames at {args.fps:g} fps to {target}")
     return 0
@@ -340,12 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--text", help="text-conditional runs: a prompt, e.g. 'a small blue circle'")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("interpolate", help="an animated GIF walking a run's latent space through given seeds")
+    p = sub.add_parser("interpolate", help="an animated GIF or an mp4 walking a run's latent space through given "
+                                           "seeds")
     p.add_argument("run", help="run directory")
     p.add_argument("--seeds", required=True, help="two or more seeds to walk through, e.g. 1,2,3 (end on the "
                                                   "first again for a seamless loop: 1,2,3,1)")
     p.add_argument("--frames", type=int, default=30, help="images from one seed to the next (default 30)")
-    p.add_argument("--out", required=True, metavar="WALK.gif", help="the GIF to write (it loops forever)")
+    p.add_argument("--out", required=True, metavar="WALK.gif|WALK.mp4",
+                   help="the file to write: .gif (it loops forever) or .mp4 (H.264; needs ganforge[video])")
     p.add_argument("--fps", type=float, default=25, help="frames a second (default 25)")
     p.add_argument("--psi", type=float, default=1.0, help=PSI_HELP)
     p.add_argument("--checkpoint", default="latest", help="'latest' or a step number")

@@ -1,5 +1,5 @@
 """The Python API (ganforge.train / load_run / save_grid / evaluate, Run.sample / interpolate) and the
-commands on it: sample --psi, interpolate; the README's Python API snippet runs as printed."""
+commands on it: sample --psi, interpolate (.gif, .mp4); the README's Python API snippet runs as printed."""
 import re
 import subprocess
 import sys
@@ -104,8 +104,47 @@ def test_interpolate_command_writes_a_looping_gif(run, tmp_path, capsys):
     assert "11 frames" in capsys.readouterr().out
 
 
+def _mp4_frames(path):
+    """Decoded by ffmpeg itself: the (width, height) it reads and the frames, as H×W×3 bytes."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    return meta, list(reader)
+
+
+def test_interpolate_command_writes_an_h264_mp4(run, tmp_path, capsys):
+    pytest.importorskip("imageio_ffmpeg")
+    out = tmp_path / "walk.mp4"
+    assert main(["interpolate", str(run.path), "--seeds", "1,2,3", "--frames", "5", "--fps", "10",
+                 "--out", str(out)]) == 0
+    meta, frames = _mp4_frames(out)
+    assert len(frames) == 2 * 5 + 1 and meta["size"] == (32, 32) and meta["fps"] == 10
+    assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
+    assert "11 frames at 10 fps" in capsys.readouterr().out
+
+
+def test_save_mp4_pads_odd_sides_and_takes_grey_frames(tmp_path):
+    pytest.importorskip("imageio_ffmpeg")
+    from ganforge.report.grids import save_mp4
+
+    save_mp4(torch.full((3, 1, 7, 5), 200, dtype=torch.uint8), tmp_path / "odd.mp4", fps=5)
+    meta, frames = _mp4_frames(tmp_path / "odd.mp4")
+    assert len(frames) == 3 and meta["size"] == (6, 8)  # one black column and row added
+    assert [p.name for p in tmp_path.iterdir()] == ["odd.mp4"]  # no temporary file left beside it
+
+
+def test_interpolate_command_without_imageio_ffmpeg_says_what_to_install(run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # import imageio_ffmpeg now raises ImportError
+    out = tmp_path / "walk.mp4"
+    assert main(["interpolate", str(run.path), "--seeds", "1,2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "writing .mp4 needs imageio-ffmpeg: pip install 'ganforge[video]'" in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["--out", "walk.mp4"], "must be a .gif"),
+    (["--out", "walk.webm"], "--out walk.webm must end in .gif or .mp4"),
     (["--seeds", "1"], "two or more seeds"),
     (["--seeds", "1,x"], "two or more seeds"),
     (["--psi", "3"], "--psi must be a number from 0 to 2"),

@@ -166,6 +166,15 @@ def test_eval_metrics_help_lists_the_metric_registry():
     assert sorted(listed) == sorted(metric_registry.names())
 
 
+def test_interpolate_out_metavar_lists_the_walk_writers():
+    from ganforge.cli import build_parser
+    from ganforge.report.grids import WALK_WRITERS
+
+    interpolate = build_parser()._subparsers._group_actions[0].choices["interpolate"]
+    metavar = next(a.metavar for a in interpolate._actions if "--out" in a.option_strings)
+    assert [name.removeprefix("WALK") for name in metavar.split("|")] == list(WALK_WRITERS)
+
+
 @pytest.mark.parametrize("argv, hint", [
     (["trian"], "invalid choice: 'trian' (choose from 'train', "),
     (["trian"], "; did you mean 'train'?"),

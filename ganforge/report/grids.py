@@ -1,4 +1,5 @@
-"""Sample grids and animations from uint8 image batches (PIL only: torchvision does not import here)."""
+"""Sample grids and animations from uint8 image batches (PIL, and imageio-ffmpeg for .mp4: torchvision does not
+import here)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ..fileio import write_atomic
+from ..errors import ConfigError
+from ..fileio import atomic_path, write_atomic
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -44,6 +46,45 @@ def save_gif(frames: torch.Tensor, path: str | Path, fps: float = 25) -> None:
     duration = round(1000 / fps)  # ms; GIF keeps hundredths of a second
     write_atomic(path, lambda f: pictures[0].save(f, format="GIF", save_all=True, append_images=pictures[1:],
                                                   duration=duration, loop=0))
+
+
+def save_mp4(frames: torch.Tensor, path: str | Path, fps: float = 25) -> None:
+    """uint8 N×C×H×W frames (C = 1 or 3) as an H.264 mp4 (libx264, yuv420p: what browsers and players
+    decode), `fps` frames a second, written atomically. yuv420p stores colour at half resolution, so it
+    needs even sides: an odd-sized frame gets one black row or column at the bottom or right."""
+    imageio_ffmpeg = require_imageio_ffmpeg()
+    n, c, h, w = frames.shape
+    frames = torch.nn.functional.pad(frames, (0, w % 2, 0, h % 2))
+    pixels = frames.permute(0, 2, 3, 1).contiguous().numpy()
+    with atomic_path(path) as tmp:
+        # -f mp4: the temporary file's .tmp suffix names no container; crf 18 is x264's "visually lossless",
+        # cheap at these sizes; macro_block_size=1 keeps imageio-ffmpeg from resizing to multiples of 16
+        writer = imageio_ffmpeg.write_frames(str(tmp), (w + w % 2, h + h % 2), pix_fmt_in=_PIXEL_FORMATS[c],
+                                             pix_fmt_out="yuv420p", fps=fps, codec="libx264", quality=None,
+                                             macro_block_size=1, ffmpeg_log_level="error",
+                                             output_params=["-crf", "18", "-f", "mp4"])
+        writer.send(None)  # starts ffmpeg
+        for picture in pixels:
+            writer.send(picture)
+        writer.close()
+
+
+_PIXEL_FORMATS = {1: "gray", 3: "rgb24"}  # ffmpeg's names for uint8 H×W×C rows
+
+
+def require_imageio_ffmpeg():
+    """The imageio_ffmpeg module (which ships its own ffmpeg binary), or a one-line ConfigError saying how
+    to install it."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise ConfigError("writing .mp4 needs imageio-ffmpeg: pip install 'ganforge[video]'") from None
+    return imageio_ffmpeg
+
+
+# A walk's writer by the suffix of its file, and the check of what that writer needs installed (run
+# before any frame is drawn, so a missing package is said at once).
+WALK_WRITERS = {".gif": (save_gif, lambda: None), ".mp4": (save_mp4, require_imageio_ffmpeg)}
 
 
 def save_points(fake: torch.Tensor, path: str | Path, real: torch.Tensor | None = None,
