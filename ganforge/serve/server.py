@@ -9,7 +9,8 @@ routes and three static files, which a framework would not make shorter. Routes:
     POST /api/generate                    {run, seed, count, psi, condition[, interpolate]} → PNGs with recipes
                                           (either end may be {projection: P} instead: see request.py)
     POST /api/nearest                     {run, request, index, k} → nearest training images
-Runs are named by id (their folder's name); no request names a file. Each request is rendered from
+Runs are named by id (their folder's name), a run's projections (--projection DIR) by the number the
+server gave them; no request names a file. Each request is rendered from
 its own seeded generators (render.py), so tabs never see each other's images. Every refusal, http.server's
 own included (a malformed request line or header, a method other than GET and POST), is a 4xx whose
 JSON body {"error": …} is one line.
@@ -26,7 +27,7 @@ from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 
-from ..errors import GanforgeError
+from ..errors import ConfigError, GanforgeError
 from ..run import load_run
 from ..rundir import RunDir
 from .connections import BoundedHTTPServer, DeadlineHandler
@@ -103,7 +104,7 @@ class ExplorerServer(BoundedHTTPServer):
                 run_id, n = f"{base}-{n}", n + 1
             self.runs[run_id] = ServedRun(run_id, Path(path), space)
         if len(projections) > MAX_PROJECTIONS:
-            raise GanforgeError(f"{len(projections)} --projection folders; serve at most {MAX_PROJECTIONS}")
+            raise ConfigError(f"{len(projections)} --projection folders; serve at most {MAX_PROJECTIONS}")
         for folder in projections:
             found = load_projection(folder)
             owner(found, folder, list(self.runs.values())).explorer.projections.append(found)
