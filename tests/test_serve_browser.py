@@ -1,7 +1,8 @@
 """The explorer page in a real headless Chromium: load, generate with weighted tags, re-roll,
 interpolate (strip and slider), download a PNG and regenerate it from its recipe, nearest training
 images, bad input shown as a message, a class-conditional two-stage run (stage 1 beside stage 2), and
-a projection walked from and checked for nearest training images. A screenshot of each state goes to tests/artifacts/serve/.
+a projection walked from and checked for nearest training images. A screenshot of each state goes to
+tests/artifacts/serve/.
 
 Needs the `playwright` Python package (driving an installed Chromium through executable_path; it
 downloads nothing) and a Chromium binary: $GANFORGE_CHROMIUM, or `chromium` on the PATH (Debian's

@@ -7,8 +7,9 @@ A request names a run by its id (never a path) and describes a batch of images c
 C is null (draw conditions like the training data), {"class": "7"}, {"tags": {"mountain": 0.6,
 "lake": 0.3}} or {"text": "a small blue circle"}. Either end may be {"projection": P} instead of a seed
 and condition: the z and condition of the run's projection P (`ganforge serve --projection`, numbered
-by the server from 0); a plain request for one is one image (count 1). The canonical form (`Request.to_dict`) is what a
-recipe stores, so regenerating an image replays exactly the batch it came from.
+by the server from 0); a plain request for one is one image (count 1). The canonical form
+(`Request.to_dict`) is what a recipe stores, so regenerating an image replays exactly the batch it came
+from; a request with a projection gets no recipe (recipe.py).
 """
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ class Interpolation:
     seed: int
     condition: dict | None
     ts: tuple[float, ...]
-    projection: int | None = None  # set: seed is 0 and condition None, unused
+    projection: int | None = None  # this end's projection; when set, seed (0) and condition (None) are unused
 
     def to_dict(self) -> dict:
         return {**_end(vars(self)), "ts": list(self.ts)}
@@ -122,11 +123,12 @@ class Request:
     psi: float
     condition: dict | None
     interpolate: Interpolation | None = None
-    projection: int | None = None  # set: seed is 0 and condition None, unused
+    projection: int | None = None  # this end's projection; when set, seed (0) and condition (None) are unused
 
     @property
     def uses_projection(self) -> bool:
-        return self.projection is not None or (self.interpolate is not None and self.interpolate.projection is not None)
+        return self.projection is not None or (self.interpolate is not None
+                                               and self.interpolate.projection is not None)
 
     def to_dict(self) -> dict:
         out = {**_end(vars(self)), "count": self.count, "psi": self.psi}

@@ -10,8 +10,8 @@ routes and three static files, which a framework would not make shorter. Routes:
                                           (either end may be {projection: P} instead: see request.py)
     POST /api/nearest                     {run, request, index, k} → nearest training images
 Runs are named by id (their folder's name), a run's projections (--projection DIR) by the number the
-server gave them; no request names a file. Each request is rendered from
-its own seeded generators (render.py), so tabs never see each other's images. Every refusal, http.server's
+server gave them; no request names a file. Each request is rendered from its own seeded generators
+(render.py), so tabs never see each other's images. Every refusal, http.server's
 own included (a malformed request line or header, a method other than GET and POST), is a 4xx whose
 JSON body {"error": …} is one line.
 """

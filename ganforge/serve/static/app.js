@@ -87,7 +87,8 @@ function projectionCard(projection) {
       el("button", { type: "button", textContent: "B", title: "end of the interpolation",
                      ariaLabel: `interpolate to projection ${id}`, onclick: () => setProjectionEnd("b", projection) }),
       el("button", { type: "button", textContent: "nearest", title: "nearest training images", className: "nearest-button",
-                     ariaLabel: `nearest training images of projection ${id}`, onclick: () => act(() => showNearest(data, image)) }),
+                     ariaLabel: `nearest training images of projection ${id}`,
+                     onclick: () => act(() => showNearest(data, image)) }),
     ])]);
 }
 
@@ -208,12 +209,14 @@ function drawEnds() {
   for (const which of ["a", "b"]) {
     const end = state.ends[which];
     const named = end && (end.projection === undefined ? ` seed ${end.seed}` : ` projection ${end.projection}`);
-    $(`end-${which}`).querySelector("span").replaceChildren(...(end ? [el("img", { src: end.png, alt: which }), named] : ["none"]));
+    $(`end-${which}`).querySelector("span").replaceChildren(
+      ...(end ? [el("img", { src: end.png, alt: which }), named] : ["none"]));
   }
 }
 
 // An end of a walk as the server takes it: a projection replaces the seed and the condition.
-const endFields = (end) => (end.projection === undefined ? { seed: end.seed, condition: end.condition } : { projection: end.projection });
+const endFields = (end) => (end.projection === undefined ? { seed: end.seed, condition: end.condition }
+  : { projection: end.projection });
 
 function between(ts) {
   const { a, b } = state.ends;
