@@ -201,7 +201,8 @@ def cmd_project(args) -> int:
 def cmd_serve(args) -> int:
     from .serve import serve
 
-    serve(args.runs, host=args.host, port=args.port, verbose=args.verbose, features=args.features)
+    serve(args.runs, host=args.host, port=args.port, verbose=args.verbose, features=args.features,
+          projections=args.projection)
     return 0
 
 
@@ -389,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to listen on (default 127.0.0.1, this computer only; another prints a warning)")
     p.add_argument("--features", default="pixels", help="where nearest training images are searched: pixels "
                                                         "(default), inception, or classifier:PATH")
+    p.add_argument("--projection", action="append", default=[], metavar="DIR",
+                   help="a folder written by `ganforge project` for one of the runs, shown on its page to walk "
+                        "from and check against the training data (repeatable)")
     p.add_argument("--verbose", action="store_true", help="log every HTTP request")
     p.set_defaults(func=cmd_serve)
 

@@ -109,18 +109,26 @@ def project(run: Run, target: torch.Tensor, steps: int = 300, starts: int = 16, 
 
 
 def save_projection(result: Projection, out: Path, run: Run, image: Path) -> list[Path]:
-    """out/reconstruction.png, out/latent.safetensors (z, the condition, where it came from) and
-    out/progress.png (the reconstruction after each shown step, then the picture). Returns the paths."""
+    """out/reconstruction.png, out/latent.safetensors and out/progress.png (the reconstruction after each
+    shown step, then the picture). Returns the paths.
+
+    latent.safetensors holds z, the condition (conditional runs) and the picture as G's output would be
+    (`target`, uint8), with metadata naming the run (its folder, resolved), the step and the SHA-256 of the
+    generator's weights (serve/render.py's weights_digest), so `ganforge serve --projection` can refuse a
+    projection made with other weights."""
     from safetensors.torch import save_file
+
+    from .serve.render import weights_digest
 
     out.mkdir(parents=True, exist_ok=True)
     reconstruction, latent, progress = out / "reconstruction.png", out / "latent.safetensors", out / "progress.png"
     save_grid(to_uint8(result.reconstruction), reconstruction, nrow=1, padding=0)
-    tensors = {"z": result.z.cpu().contiguous()}
+    tensors = {"z": result.z.cpu().contiguous(), "target": to_uint8(result.target)[0].cpu().contiguous()}
     if result.condition is not None:
         tensors["condition"] = result.condition.cpu().contiguous()
-    save_file(tensors, str(latent), metadata={"run": str(run.path), "step": str(run.step), "image": str(image),
-                                              "rms_error": f"{result.error:.6f}"})
+    save_file(tensors, str(latent), metadata={"run": str(run.path.resolve()), "step": str(run.step),
+                                              "generator_sha256": weights_digest(run.sampling_generator),
+                                              "image": str(image), "rms_error": f"{result.error:.6f}"})
     strip = torch.cat([to_uint8(frame) for _, frame in result.frames] + [to_uint8(result.target)])
     save_grid(strip, progress, nrow=len(strip))
     return [reconstruction, latent, progress]

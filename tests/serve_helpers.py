@@ -20,9 +20,22 @@ def tag_run(tmp_path_factory):
     return run
 
 
+def projection_of(run, folder, seed=0):
+    """`ganforge project` of a noise picture into `run` (a few Adam steps: only its files matter), into `folder`."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    picture = folder / "picture.png"
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(picture)
+    assert main(["project", str(run), str(picture), "--out", str(folder / "proj"), "--steps", "3", "--starts", "2",
+                 "--seed", str(seed)]) == 0
+    return folder / "proj"
+
+
 @contextmanager
-def running_server(run_dirs):
-    server = ExplorerServer(run_dirs, port=0)
+def running_server(run_dirs, projections=()):
+    server = ExplorerServer(run_dirs, port=0, projections=projections)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -23,7 +23,7 @@ from ganforge.serve.recipe import KEY, make_recipe, regenerate
 from ganforge.serve.render import Explorer
 from ganforge.serve.request import parse_request
 from ganforge.training.trainer import train
-from serve_helpers import running_server, tag_run
+from serve_helpers import projection_of, running_server, tag_run
 
 RED_STAR = {"tags": {"red": 0.6, "star": 1}}
 
@@ -374,3 +374,78 @@ def test_nearest_in_classifier_features(tmp_path_factory, tmp_path, capsys):
     assert main(["serve", str(tag_run(tmp_path_factory)), "--features", "bogus"]) == 2
     err = capsys.readouterr().err
     assert "bogus" in err and err.count("\n") == 1
+
+
+# -- projections (`ganforge serve --projection DIR`) ------------------------------------------------------
+@pytest.fixture(scope="module")
+def projected(tmp_path_factory):
+    run = tag_run(tmp_path_factory)
+    root = tmp_path_factory.mktemp("projections")
+    folders = [projection_of(run, root / f"p{i}", seed=i) for i in range(2)]
+    with running_server([run], projections=folders) as (server, url):
+        yield server, url, folders
+
+
+def png_pixels(path):
+    return np.asarray(Image.open(path)).astype(int)
+
+
+def test_the_run_lists_its_projections(projected):
+    status, details = call(projected[1], "/api/runs/run")
+    assert status == 200
+    listed = details["projections"]
+    assert [(p["id"], p["name"]) for p in listed] == [(0, "proj"), (1, "proj")]
+    for entry, folder in zip(listed, projected[2]):
+        redrawn = pixels(entry["reconstruction"]).astype(int)
+        assert np.abs(redrawn - png_pixels(folder / "reconstruction.png")).max() <= 1
+        assert pixels(entry["picture"]).shape == (32, 32, 3) and entry["label"]  # a tag run: its held condition
+
+
+def test_a_walk_from_a_projection_starts_at_its_reconstruction(projected, tmp_path, capsys):
+    url, folders = projected[1], projected[2]
+    data = generate(url, projection=0, interpolate={"seed": 3, "ts": [0, 0.5, 1]})
+    assert data["request"] == {"projection": 0, "count": 3, "psi": 1.0,
+                               "interpolate": {"seed": 3, "condition": None, "ts": [0.0, 0.5, 1.0]}}
+    first, last = (pixels(data["images"][i]["png"]).astype(int) for i in (0, 2))
+    assert np.abs(first - png_pixels(folders[0] / "reconstruction.png")).max() <= 1
+    assert np.array_equal(last, pixels(generate(url, seed=3)["images"][0]["png"]))
+    to_other = generate(url, seed=3, interpolate={"projection": 1, "ts": [0, 1]})
+    assert np.abs(pixels(to_other["images"][1]["png"]).astype(int)
+                  - png_pixels(folders[1] / "reconstruction.png")).max() <= 1
+
+    # its z is not in the request, so the PNG carries no recipe, and says so
+    image = save_download(data, 1, tmp_path / "walk.png")
+    assert KEY not in Image.open(image).text
+    assert main(["sample", "--recipe", str(image)]) == 2
+    err = capsys.readouterr().err
+    assert "carries no recipe: it was made from a projection" in err and err.count("\n") == 1
+
+
+def test_nearest_training_images_of_a_projection(projected):
+    status, found = call(projected[1], "/api/nearest", {"run": "run", "request": {"projection": 1}, "k": 3})
+    assert status == 200 and len(found["images"]) == 3 and found["distances"] == sorted(found["distances"])
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"projection": 2}, "run 'run' has no projection 2; its projections: 0 to 1"),
+    ({"projection": -1}, "projection must be from 0 to"),
+    ({"projection": "0"}, "projection must be a whole number"),
+    ({"projection": "../../etc/passwd"}, "projection must be a whole number"),
+    ({"projection": 0, "seed": 1}, "projection replaces seed and condition"),
+    ({"projection": 0, "count": 2}, "a projection is one image: count must be 1"),
+    ({"seed": 1, "interpolate": {"projection": 7, "ts": [0, 1]}}, "run 'run' has no projection 7"),
+    ({"seed": 1, "interpolate": {"projection": 0, "condition": {"tags": {"red": 1}}, "ts": [0]}},
+     "interpolate.projection replaces interpolate.seed and interpolate.condition"),
+])
+def test_a_bad_projection_is_a_400_naming_it(projected, body, message):
+    status, data = call(projected[1], "/api/generate", {"run": "run", **body})
+    assert status == 400 and message in data["error"] and "\n" not in data["error"]
+
+
+def test_a_projection_of_other_weights_is_refused_at_start_up(projected, tmp_path, capsys):
+    other = tiny_run(tmp_path, "tags").run.path
+    assert main(["serve", str(other), "--port", "0", "--projection", str(projected[2][0])]) == 2
+    err = capsys.readouterr().err
+    assert "was made with run" in err and "no served run has those weights" in err and err.count("\n") == 1
+    assert main(["serve", str(other), "--port", "0", "--projection", str(tmp_path)]) == 2
+    assert "holds no latent.safetensors" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """The explorer page in a real headless Chromium: load, generate with weighted tags, re-roll,
 interpolate (strip and slider), download a PNG and regenerate it from its recipe, nearest training
-images, bad input shown as a message, and a class-conditional two-stage run (stage 1 beside stage 2). A screenshot of each state goes to tests/artifacts/serve/.
+images, bad input shown as a message, a class-conditional two-stage run (stage 1 beside stage 2), and
+a projection walked from and checked for nearest training images. A screenshot of each state goes to
+tests/artifacts/serve/.
 
 Needs the `playwright` Python package (driving an installed Chromium through executable_path; it
 downloads nothing) and a Chromium binary: $GANFORGE_CHROMIUM, or `chromium` on the PATH (Debian's
@@ -20,7 +22,7 @@ from PIL import Image
 from ganforge.cli import main
 from ganforge.config import from_dict
 from ganforge.training.trainer import train
-from serve_helpers import running_server, tag_run
+from serve_helpers import projection_of, running_server, tag_run
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 CHROMIUM = os.environ.get("GANFORGE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -41,8 +43,9 @@ def page(tmp_path_factory):
                      "condition": "class", "out": str(stacked), "train": {"quiet": True},
                      "model": {"width": 8, "z_dim": 16, "arch": "stacked", "stage1_resolution": 32}}),
           echo=lambda *a: None)
+    projection = projection_of(run, tmp_path_factory.mktemp("projection"))
     profile = tmp_path_factory.mktemp("chromium-profile")
-    with running_server([run, stacked]) as (_, url), sync_api.sync_playwright() as playwright:
+    with running_server([run, stacked], [projection]) as (_, url), sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(profile), executable_path=CHROMIUM, args=FLAGS, headless=True, accept_downloads=True,
             viewport={"width": 1400, "height": 1000})
@@ -184,3 +187,29 @@ def test_7_class_conditional_two_stage_run(page):
     high = pixels(page.locator("#results .card img.sample").first.get_attribute("src"))
     assert low.shape == (32, 32, 3) and high.shape == (64, 64, 3)
     shot(page, "06-two-stage-class")
+
+
+def test_8_a_projection_is_walked_from_and_checked_against_the_training_data(page):
+    page.select_option("#run-select", "run")
+    sync_api.expect(page.locator("#projection-list .card")).to_have_count(1)
+    assert page.get_by_alt_text("picture of projection 0", exact=True).is_visible()
+    reconstruction = pixels(page.get_by_alt_text("reconstruction of projection 0", exact=True).get_attribute("src"))
+    page.fill("#seed", "0")
+    page.fill("#count", "4")
+    page.click("#generate")
+    sync_api.expect(page.locator("#results .card")).to_have_count(4)
+    page.get_by_label("interpolate from projection 0", exact=True).click()
+    page.get_by_label("interpolate to seed 2", exact=True).click()
+    sync_api.expect(page.locator("#end-a")).to_contain_text("projection 0")
+    page.get_by_label("steps", exact=True).fill("4")
+    page.click("#interpolate")
+    strip = page.locator("#strip img")
+    sync_api.expect(strip).to_have_count(4)
+    assert message(page).is_hidden()
+    first = pixels(strip.nth(0).get_attribute("src")).astype(int)
+    assert np.abs(first - reconstruction.astype(int)).max() <= 1
+    assert np.array_equal(pixels(strip.nth(3).get_attribute("src")),
+                          pixels(page.locator("#results .card img.sample").nth(2).get_attribute("src")))
+    page.get_by_label("nearest training images of projection 0", exact=True).click()
+    sync_api.expect(page.locator("#nearest figure")).to_have_count(7)
+    shot(page, "07-projection")

@@ -5,6 +5,10 @@ from), the checkpoint step, the SHA-256 of the generator's weights, the whole re
 from (see request.py) and the image's index in it (and its stage, for two-stage runs). Regeneration
 replays the whole request on the CPU and takes that image, so it gets exactly the batch the server
 computed, and refuses weights whose hash differs.
+
+An image made from a projection (`ganforge serve --projection`) gets no recipe: its z lives in the
+projection's folder, not in the request. It carries a note saying so instead, which read_recipe gives
+as its refusal.
 """
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ from .render import Explorer
 from .request import RequestError, decode_json, parse_request
 
 KEY = "ganforge-recipe"
+NOTE_KEY = "ganforge-note"
+FROM_PROJECTION = ("made from a projection, whose z no recipe holds; make it again with "
+                   "`ganforge serve RUN --projection DIR`")
 FORMAT = 1
 
 
@@ -46,11 +53,13 @@ def make_recipe(explorer: Explorer, request_dict: dict, index: int, stage: int) 
             "generator_sha256": explorer.digest, "request": request_dict, "index": index, "stage": stage}
 
 
-def png_bytes(image: torch.Tensor, recipe: dict | None = None) -> bytes:
-    """uint8 (C, H, W) → PNG bytes, with the recipe as a tEXt chunk."""
+def png_bytes(image: torch.Tensor, recipe: dict | None = None, note: str | None = None) -> bytes:
+    """uint8 (C, H, W) → PNG bytes, with the recipe (or a note on why there is none) as a tEXt chunk."""
     info = PngImagePlugin.PngInfo()
     if recipe is not None:
         info.add_text(KEY, json.dumps(recipe, sort_keys=True))
+    if note is not None:
+        info.add_text(NOTE_KEY, note)
     out = io.BytesIO()
     # zlib level 1: small generated images barely compress further, and it encodes faster than the default 6
     image_grid(image[None], nrow=1, padding=0).save(out, format="PNG", pnginfo=info, compress_level=1)
@@ -60,9 +69,12 @@ def png_bytes(image: torch.Tensor, recipe: dict | None = None) -> bytes:
 def read_recipe(path: str | Path) -> dict:
     try:
         with Image.open(path) as image:
-            text = image.text.get(KEY) if hasattr(image, "text") else None
+            chunks = image.text if hasattr(image, "text") else {}
     except (OSError, ValueError) as err:
         raise GanforgeError(f"cannot read {path} as an image ({err}); give a PNG downloaded from `ganforge serve`") from None
+    text = chunks.get(KEY)
+    if text is None and NOTE_KEY in chunks:
+        raise GanforgeError(f"{path} carries no recipe: it was {chunks[NOTE_KEY][:300]}")
     if text is None:
         raise GanforgeError(f"{path} carries no ganforge recipe; give a PNG downloaded from `ganforge serve`")
     try:

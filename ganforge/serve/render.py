@@ -4,6 +4,8 @@ Image i of a plain request is seed + i's; latents, truncation ψ and walks follo
 models/latent.py, the ones `Run.sample`, `Run.interpolate` and `ganforge sample` follow too (so a seed
 is the same image on the page and in a notebook, and requests from several tabs cannot mix). A walk
 blends the two conditions' learned embeddings, so class, tag and text runs all interpolate the same way.
+An end may be a projection of the run (projections.py) instead of a seed: its z and condition, under
+the same truncation and walk.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from ..models.latent import seeded_draw, truncate, walk
 from ..models.stacked import base_generator
 from ..report.grids import to_uint8
 from ..run import Run
+from .projections import Projected
 from .request import Request, RequestError
 
 
@@ -52,6 +55,7 @@ class Explorer:
         self.generator.eval()
         self.digest = weights_digest(self.generator)
         self.two_stage = hasattr(base_generator(self.generator), "stages")
+        self.projections: list[Projected] = []  # numbered by their place here; the server fills it at start-up
         self._lock = threading.Lock()
 
     # -- conditions ------------------------------------------------------------------------------
@@ -78,20 +82,32 @@ class Explorer:
         """z (1, z_dim) and condition of one seed (models.latent.seeded_draw)."""
         return seeded_draw(seed, self.run.z_dim, self.run.conditions, condition)
 
+    def _projected(self, number: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z (1, z_dim) and condition (1, …) of the run's projection `number`; RequestError when it has none such."""
+        if number >= len(self.projections):
+            held = (f"0 to {len(self.projections) - 1}" if self.projections
+                    else "none (serve it with --projection DIR)")
+            raise RequestError(f"run '{self.run.path.name}' has no projection {number}; its projections: {held}")
+        found = self.projections[number]
+        return found.z, None if found.condition is None else found.condition[None]
+
     def _inputs(self, request: Request) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
         """G's latents, condition embeddings and condition labels for every image of the request."""
         conditions = self.run.conditions
         first = self.condition_value(request.condition)
         if request.interpolate is None:
-            draws = [self._draw(request.seed + i, first) for i in range(request.count)]
+            draws = ([self._projected(request.projection)] if request.projection is not None
+                     else [self._draw(request.seed + i, first) for i in range(request.count)])
             z = truncate(torch.cat([d[0] for d in draws]), request.psi)
             if conditions is None:
                 return z, None, [""] * request.count
             y = torch.cat([d[1] for d in draws])
             return z, self.generator.embed(y), [conditions.describe(row) for row in y]
         end = request.interpolate
-        za, ya = self._draw(request.seed, first)
-        zb, yb = self._draw(end.seed, self.condition_value(end.condition))
+        za, ya = (self._projected(request.projection) if request.projection is not None
+                  else self._draw(request.seed, first))
+        zb, yb = (self._projected(end.projection) if end.projection is not None
+                  else self._draw(end.seed, self.condition_value(end.condition)))
         t = torch.tensor(end.ts)
         ends = (None, None) if conditions is None else (self.generator.embed(ya), self.generator.embed(yb))
         z, e = walk(za, zb, t, *ends)

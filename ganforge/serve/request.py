@@ -5,8 +5,11 @@ A request names a run by its id (never a path) and describes a batch of images c
     {"seed": S, "psi": ψ, "condition": C,                     image i between seed S (condition C)
      "interpolate": {"seed": S2, "condition": C2, "ts": [t…]}} and seed S2 (condition C2) at t_i
 C is null (draw conditions like the training data), {"class": "7"}, {"tags": {"mountain": 0.6,
-"lake": 0.3}} or {"text": "a small blue circle"}. The canonical form (`Request.to_dict`) is what a
-recipe stores, so regenerating an image replays exactly the batch it came from.
+"lake": 0.3}} or {"text": "a small blue circle"}. Either end may be {"projection": P} instead of a seed
+and condition: the z and condition of the run's projection P (`ganforge serve --projection`, numbered
+by the server from 0); a plain request for one is one image (count 1). The canonical form
+(`Request.to_dict`) is what a recipe stores, so regenerating an image replays exactly the batch it came
+from; a request with a projection gets no recipe (recipe.py).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ MAX_COUNT = 64
 MAX_SEED = 2 ** 53 - 1  # what a browser's numbers hold exactly
 MAX_TEXT = 300
 MAX_TAGS = 64
+MAX_PROJECTIONS = 1000  # far past any page's list; the run's own count is checked when rendering
 MAX_DIGITS = 100  # far past any field's range, far below Python's 4,300-digit limit on int("…")
 
 
@@ -94,11 +98,22 @@ def parse_condition(value, name: str = "condition") -> dict | None:
     raise RequestError(f"{name} has an unknown kind '{kind}'; use class, tags or text")
 
 
+def _end(fields: dict) -> dict:
+    """One end's canonical fields: its projection, or its seed and condition."""
+    if fields["projection"] is not None:
+        return {"projection": fields["projection"]}
+    return {"seed": fields["seed"], "condition": fields["condition"]}
+
+
 @dataclass(frozen=True)
 class Interpolation:
     seed: int
     condition: dict | None
     ts: tuple[float, ...]
+    projection: int | None = None  # this end's projection; when set, seed (0) and condition (None) are unused
+
+    def to_dict(self) -> dict:
+        return {**_end(vars(self)), "ts": list(self.ts)}
 
 
 @dataclass(frozen=True)
@@ -108,16 +123,31 @@ class Request:
     psi: float
     condition: dict | None
     interpolate: Interpolation | None = None
+    projection: int | None = None  # this end's projection; when set, seed (0) and condition (None) are unused
+
+    @property
+    def uses_projection(self) -> bool:
+        return self.projection is not None or (self.interpolate is not None
+                                               and self.interpolate.projection is not None)
 
     def to_dict(self) -> dict:
-        out = {"seed": self.seed, "count": self.count, "psi": self.psi, "condition": self.condition}
+        out = {**_end(vars(self)), "count": self.count, "psi": self.psi}
         if self.interpolate:
-            out["interpolate"] = {"seed": self.interpolate.seed, "condition": self.interpolate.condition,
-                                  "ts": list(self.interpolate.ts)}
+            out["interpolate"] = self.interpolate.to_dict()
         return out
 
 
-FIELDS = {"run", "seed", "count", "psi", "condition", "interpolate"}
+FIELDS = {"run", "seed", "count", "psi", "condition", "interpolate", "projection"}
+
+
+def _projection(fields: dict, name: str) -> int | None:
+    """A checked projection number, or None; a projection replaces its end's seed and condition."""
+    if "projection" not in fields:
+        return None
+    if "seed" in fields or fields.get("condition") is not None:
+        raise RequestError(f"{name}projection replaces {name}seed and {name}condition (a projection has its own "
+                           f"z and condition); leave them out")
+    return integer(fields["projection"], f"{name}projection", 0, MAX_PROJECTIONS - 1)
 
 
 def parse_request(body) -> Request:
@@ -127,17 +157,20 @@ def parse_request(body) -> Request:
     unknown = set(body) - FIELDS
     if unknown:
         raise RequestError(f"unknown field(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(FIELDS))}")
+    projection = _projection(body, "")
     seed = integer(body.get("seed", 0), "seed", 0, MAX_SEED)
     psi = number(body.get("psi", 1.0), "psi (truncation ψ)", 0.0, MAX_PSI)
     condition = parse_condition(body.get("condition"))
     between = body.get("interpolate")
     if between is None:
         count = integer(body.get("count", 1), "count", 1, MAX_COUNT)
+        if projection is not None and count != 1:
+            raise RequestError(f"a projection is one image: count must be 1 or left out, got {count}")
         if seed + count - 1 > MAX_SEED:
             raise RequestError(f"seed + count must stay below {MAX_SEED + 1}")
-        return Request(seed, count, psi, condition)
-    if not isinstance(between, dict) or set(between) - {"seed", "condition", "ts"}:
-        raise RequestError("interpolate must be an object with seed, condition and ts")
+        return Request(seed, count, psi, condition, None, projection)
+    if not isinstance(between, dict) or set(between) - {"seed", "condition", "ts", "projection"}:
+        raise RequestError("interpolate must be an object with seed, condition and ts, or projection and ts")
     ts = between.get("ts")
     if not isinstance(ts, list) or not 1 <= len(ts) <= MAX_COUNT:
         raise RequestError(f"interpolate.ts must be a list of 1 to {MAX_COUNT} positions from 0 to 1")
@@ -145,6 +178,7 @@ def parse_request(body) -> Request:
     if "count" in body and body["count"] != len(ts):
         raise RequestError(f"count ({body['count']!r:.40}) must equal the number of interpolate.ts ({len(ts)}), or be left out")
     end = Interpolation(integer(between.get("seed", seed), "interpolate.seed", 0, MAX_SEED),
-                        parse_condition(between.get("condition"), "interpolate.condition"), ts)
-    return Request(seed, len(ts), psi, condition, end)
+                        parse_condition(between.get("condition"), "interpolate.condition"), ts,
+                        _projection(between, "interpolate."))
+    return Request(seed, len(ts), psi, condition, end, projection)
 

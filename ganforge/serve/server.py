@@ -4,12 +4,14 @@ Stdlib only (ThreadingHTTPServer, bounded as connections.py says): the page need
 routes and three static files, which a framework would not make shorter. Routes:
     GET  /                                the page;  GET /static/<file>: its script and style
     GET  /api/runs                        the served runs
-    GET  /api/runs/<id>                   a run: condition vocabulary, history, eval rows, sample steps
+    GET  /api/runs/<id>                   a run: condition vocabulary, history, eval rows, sample steps, projections
     GET  /api/runs/<id>/samples/<step>    the training sample grid at that step (PNG)
     POST /api/generate                    {run, seed, count, psi, condition[, interpolate]} → PNGs with recipes
+                                          (either end may be {projection: P} instead: see request.py)
     POST /api/nearest                     {run, request, index, k} → nearest training images
-Runs are named by id (their folder's name); no request names a file. Each request is rendered from
-its own seeded generators (render.py), so tabs never see each other's images. Every refusal, http.server's
+Runs are named by id (their folder's name), a run's projections (--projection DIR) by the number the
+server gave them; no request names a file. Each request is rendered from its own seeded generators
+(render.py), so tabs never see each other's images. Every refusal, http.server's
 own included (a malformed request line or header, a method other than GET and POST), is a 4xx whose
 JSON body {"error": …} is one line.
 """
@@ -25,14 +27,15 @@ from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
 
-from ..errors import GanforgeError
+from ..errors import ConfigError, GanforgeError
 from ..run import load_run
 from ..rundir import RunDir
 from .connections import BoundedHTTPServer, DeadlineHandler
 from .nearest import PIXELS, FeatureSpace, TrainingImages
-from .recipe import make_recipe, png_bytes
+from .projections import load_projection, owner
+from .recipe import FROM_PROJECTION, make_recipe, png_bytes
 from .render import Explorer
-from .request import MAX_COUNT, RequestError, decode_json, integer, parse_request
+from .request import MAX_COUNT, MAX_PROJECTIONS, Request, RequestError, decode_json, integer, parse_request
 
 STATIC = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8"}
@@ -66,6 +69,16 @@ class ServedRun:
                 "names": conditions.names if conditions and conditions.kind != "text" else [],
                 "objective": run.config.objective, "generator_sha256": self.explorer.digest}
 
+    def projections(self) -> list[dict]:
+        """The run's projections as the page lists them: number, name, the picture and its reconstruction."""
+        out = []
+        for number, found in enumerate(self.explorer.projections):
+            rendered = self.explorer.render(Request(0, 1, 1.0, None, projection=number))
+            out.append({"id": number, "name": found.name, "rms_error": found.rms_error, "label": rendered.labels[0],
+                        "picture": _data_url(png_bytes(found.picture)),
+                        "reconstruction": _data_url(png_bytes(rendered.images[0], note=FROM_PROJECTION))})
+        return out
+
     def details(self) -> dict:
         losses = [{"step": row["step"], "d_loss": row["d_loss"], "g_loss": row["g_loss"]}
                   for row in self.run.history
@@ -76,12 +89,12 @@ class ServedRun:
                   for key, value in {"step": row.get("step"), **row["eval"]}.items()}
                  for row in self.run.evals]
         return {**self.summary(), "losses": losses[::stride], "evals": evals,
-                "sample_steps": sorted(RunDir(self.run.path).sample_grids())}
+                "sample_steps": sorted(RunDir(self.run.path).sample_grids()), "projections": self.projections()}
 
 
 class ExplorerServer(BoundedHTTPServer):
     def __init__(self, run_dirs: list[str | Path], host: str = "127.0.0.1", port: int = 7860, verbose: bool = False,
-                 features: str = PIXELS):
+                 features: str = PIXELS, projections: list[str | Path] = ()):
         space = FeatureSpace(features)
         self.runs: dict[str, ServedRun] = {}
         for path in run_dirs:
@@ -90,6 +103,11 @@ class ExplorerServer(BoundedHTTPServer):
             while run_id in self.runs:
                 run_id, n = f"{base}-{n}", n + 1
             self.runs[run_id] = ServedRun(run_id, Path(path), space)
+        if len(projections) > MAX_PROJECTIONS:
+            raise ConfigError(f"{len(projections)} --projection folders; serve at most {MAX_PROJECTIONS}")
+        for folder in projections:
+            found = load_projection(folder)
+            owner(found, folder, list(self.runs.values())).explorer.projections.append(found)
         self.verbose = verbose
         super().__init__((host, port), Handler)
         port = self.server_address[1]
@@ -112,12 +130,17 @@ def generate(served: ServedRun, body: dict) -> dict:
     started = time.perf_counter()
     rendered = served.explorer.render(request)
     canonical = request.to_dict()
+
+    def png(image, index: int, stage: int) -> str:
+        if request.uses_projection:  # its z is not in the request: no recipe could replay it
+            return _data_url(png_bytes(image, note=FROM_PROJECTION))
+        return _data_url(png_bytes(image, make_recipe(served.explorer, canonical, index, stage)))
+
     images = []
     for i, image in enumerate(rendered.images):
-        entry = {"png": _data_url(png_bytes(image, make_recipe(served.explorer, canonical, i, 2))),
-                 "label": rendered.labels[i], "index": i}
+        entry = {"png": png(image, i, 2), "label": rendered.labels[i], "index": i}
         if rendered.stage1 is not None:
-            entry["stage1"] = _data_url(png_bytes(rendered.stage1[i], make_recipe(served.explorer, canonical, i, 1)))
+            entry["stage1"] = png(rendered.stage1[i], i, 1)
         images.append(entry)
     return {"run": served.id, "step": served.run.step, "request": canonical, "images": images,
             "seconds": round(time.perf_counter() - started, 4)}
@@ -243,17 +266,18 @@ class Handler(DeadlineHandler):
 
 
 def serve(run_dirs: list[str | Path], host: str = "127.0.0.1", port: int = 7860, verbose: bool = False,
-          features: str = PIXELS) -> None:
+          features: str = PIXELS, projections: list[str | Path] = ()) -> None:
     """Serve the explorer page until Ctrl-C."""
     if host not in LOOPBACK:
         print(f"ganforge serve: warning: listening on {host}, so other machines can reach this page and make "
               f"this computer generate images; there is no login. Use the default 127.0.0.1 unless you mean it.",
               file=sys.stderr)
     try:
-        server = ExplorerServer(run_dirs, host, port, verbose, features)
+        server = ExplorerServer(run_dirs, host, port, verbose, features, projections)
     except OSError as err:
         raise GanforgeError(f"cannot listen on {host}:{port} ({err.strerror}); choose another --port") from None
-    print(f"ganforge serve: {len(server.runs)} run(s) at http://{host}:{server.server_address[1]}/  (Ctrl-C stops)")
+    served = f"{len(server.runs)} run(s)" + (f" and {len(projections)} projection(s)" if projections else "")
+    print(f"ganforge serve: {served} at http://{host}:{server.server_address[1]}/  (Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:  # Ctrl-C is how a page server ends: not an error

@@ -66,6 +66,30 @@ async function selectRun(id) {
   drawLosses(run.losses);
   drawEvals(run.evals);
   setupHistory(run);
+  $("projections").hidden = !run.projections.length;
+  $("projection-list").replaceChildren(...run.projections.map(projectionCard));
+}
+
+// A projection as the server lists it: the picture, what its z draws, and the same A / B / nearest as a sample.
+function projectionCard(projection) {
+  const { id, name, label } = projection;
+  const data = { run: state.run.id, step: state.run.step, request: { projection: id, count: 1, psi: 1 } };
+  const image = { png: projection.reconstruction, label, index: 0 };
+  return el("div", { className: "card projection" }, [
+    el("div", { className: "pics" }, [
+      el("img", { src: projection.picture, alt: `picture of projection ${id}`, title: "the picture" }),
+      el("img", { src: projection.reconstruction, alt: `reconstruction of projection ${id}`, className: "sample",
+                  title: `what its z draws (RMS pixel error ${projection.rms_error})` })]),
+    el("div", { className: "label", textContent: `projection ${id} · ${name}${label ? " · " + label : ""}`, title: label }),
+    el("div", { className: "actions" }, [
+      el("button", { type: "button", textContent: "A", title: "start of the interpolation",
+                     ariaLabel: `interpolate from projection ${id}`, onclick: () => setProjectionEnd("a", projection) }),
+      el("button", { type: "button", textContent: "B", title: "end of the interpolation",
+                     ariaLabel: `interpolate to projection ${id}`, onclick: () => setProjectionEnd("b", projection) }),
+      el("button", { type: "button", textContent: "nearest", title: "nearest training images", className: "nearest-button",
+                     ariaLabel: `nearest training images of projection ${id}`,
+                     onclick: () => act(() => showNearest(data, image)) }),
+    ])]);
 }
 
 function tagRow(name, unknown) {
@@ -176,19 +200,28 @@ function setEnd(which, data, image) {
   drawEnds();
 }
 
+function setProjectionEnd(which, projection) {
+  state.ends[which] = { projection: projection.id, png: projection.reconstruction, label: projection.label };
+  drawEnds();
+}
+
 function drawEnds() {
   for (const which of ["a", "b"]) {
     const end = state.ends[which];
-    $(`end-${which}`).querySelector("span").replaceChildren(...(end
-      ? [el("img", { src: end.png, alt: which }), ` seed ${end.seed}`] : ["none"]));
+    const named = end && (end.projection === undefined ? ` seed ${end.seed}` : ` projection ${end.projection}`);
+    $(`end-${which}`).querySelector("span").replaceChildren(
+      ...(end ? [el("img", { src: end.png, alt: which }), named] : ["none"]));
   }
 }
 
+// An end of a walk as the server takes it: a projection replaces the seed and the condition.
+const endFields = (end) => (end.projection === undefined ? { seed: end.seed, condition: end.condition }
+  : { projection: end.projection });
+
 function between(ts) {
   const { a, b } = state.ends;
-  if (!a || !b) throw new Error("pick A and B first: the A and B buttons under two generated images");
-  return { run: state.run.id, seed: a.seed, psi: Number($("psi").value), condition: a.condition,
-           interpolate: { seed: b.seed, condition: b.condition, ts } };
+  if (!a || !b) throw new Error("pick A and B first: the A and B buttons under two generated images or projections");
+  return { run: state.run.id, ...endFields(a), psi: Number($("psi").value), interpolate: { ...endFields(b), ts } };
 }
 
 async function interpolate() {
