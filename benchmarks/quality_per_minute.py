@@ -92,7 +92,7 @@ class Reference:
             self.steps += 1
         self.seconds += time.perf_counter() - start
 
-    def sampler(self) -> ExampleSampler:
+    def generator_of_z(self) -> ExampleSampler:
         return ExampleSampler(copy.deepcopy(self.loop.netG).train())
 
 
@@ -145,7 +145,7 @@ def run(args) -> dict:
     for minutes in at:
         reference.train_until(minutes * 60)
         log(f"reference: {reference.steps} steps in {reference.seconds / 60:.2f} min; measuring FID")
-        row = {"minutes": minutes, "reference_fid": fid(reference.sampler(), images, args, device),
+        row = {"minutes": minutes, "reference_fid": fid(reference.generator_of_z(), images, args, device),
                "reference_steps": reference.steps, "recipes": {}}
         for label, config in configs.items():
             run_dir = out / f"{label}-run"
@@ -159,14 +159,14 @@ def run(args) -> dict:
             f"{label} FID {side['fid']:.2f} ({side['steps']} steps)" for label, side in row["recipes"].items()))
     with torch.no_grad():
         z = torch.randn(64, NZ, generator=torch.Generator().manual_seed(1)).to(device)
-        save_grid(to_uint8(reference.sampler()(z)), out / "reference-samples.png")
+        save_grid(to_uint8(reference.generator_of_z()(z)), out / "reference-samples.png")
     from ganforge import load_run
 
     for label in configs:
         ours_run = load_run(out / f"{label}-run", device=device)
         with torch.no_grad():
             z = torch.randn(64, ours_run.z_dim, generator=torch.Generator().manual_seed(1)).to(device)
-            save_grid(to_uint8(ours_run.sampler(z)), out / f"{label}-samples.png")
+            save_grid(to_uint8(ours_run.generator_of_z(z)), out / f"{label}-samples.png")
     report = {"protocol": {"data": args.data, "images": len(images), "fid_n": args.fid_n,
                            "ref_n": args.ref_n or len(images), "features": args.features, "device": str(device),
                            "threads": torch.get_num_threads(), "recipes": args.recipe or ["folder64"],

@@ -77,7 +77,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def reference(run_dir: Path, count: int, rounds: int) -> list[float]:
     run = load_run(run_dir)
-    G = run.sampler
+    G = run.generator_of_z
     times = []
     for i in range(rounds):
         z = torch.randn(count, run.z_dim, generator=torch.Generator().manual_seed(i))

@@ -1,4 +1,4 @@
-"""Command line: argument parsing only; each sub-command calls one library function."""
+"""Command line: each sub-command parses its flags, calls one library function and prints what it returns."""
 from __future__ import annotations
 
 import argparse
@@ -76,46 +76,13 @@ def cmd_sample(args) -> int:
         raise ConfigError("give the run directory to sample from (ganforge sample RUN), or --recipe IMAGE.png")
     args.psi = check_psi(1.0 if args.psi is None else args.psi, "--psi")
 
-    from .data.kinds import data_kinds
-    from .fileio import write_atomic
-    from .report import save_grid, save_points
-    from .run import load_run
-    from .rundir import RunDir
     from .device import pick_device
+    from .run import load_run
+    from .samples import write_samples
 
-    device = pick_device(args.device)
-    run = load_run(args.run, checkpoint=args.checkpoint, device=device)
-    target = Path(args.out) if args.out else RunDir(run.path).sample_file(run.step, args.seed)
-    as_folder = str(args.out or "").endswith(("/", "\\")) or target.is_dir()
-    if args.stages and as_folder:
-        raise ConfigError("--stages writes one grid image: give --out FILE.png")
-    seeds = range(args.seed, args.seed + args.n)  # image i is seed + i's, as on the web page
-    if not data_kinds.get(run.info["data_kind"]).images:
-        if as_folder or target.suffix.lower() not in (".png", ".csv"):
-            raise ConfigError("a 2-D point run samples to one file: give --out FILE.png (scatter) or FILE.csv")
-        out = run.generate(*run.draw(seeds, args.psi, run.asked(**_asked(args))))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.suffix.lower() == ".csv":
-            text = "x,y\n" + "".join(f"{x:.6f},{y:.6f}\n" for x, y in out.cpu().tolist())
-            write_atomic(target, lambda f: f.write(text.encode()))
-        else:
-            save_points(out, target, title=f"{run.path.name} step {run.step}")
-    elif as_folder:
-        images = run.sample(args.n, args.seed, args.psi, **_asked(args))
-        target.mkdir(parents=True, exist_ok=True)
-        for i, image in enumerate(images):
-            save_grid(image[None], target / f"{i:05d}.png", nrow=1, padding=0)
-        target = target / f"00000.png … {len(images) - 1:05d}.png"
-    else:
-        if target.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".bmp"):
-            raise ConfigError(f"--out {target} needs an image extension (.png) for one grid, "
-                              "or a trailing / for one PNG per sample")
-        if args.stages:
-            images = _stage_rows(run, *run.draw(seeds, args.psi, run.asked(**_asked(args))), args)
-        else:
-            images = run.sample(args.n, args.seed, args.psi, **_asked(args))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        save_grid(images, target, nrow=args.nrow)
+    run = load_run(args.run, checkpoint=args.checkpoint, device=pick_device(args.device))
+    target = write_samples(run, args.out, args.n, args.seed, args.psi, _asked(args), stages=args.stages,
+                           nrow=args.nrow)
     print(f"wrote {args.n} samples of {run.path} (step {run.step}, seed {args.seed}) to {target}")
     return 0
 
@@ -204,33 +171,6 @@ def cmd_serve(args) -> int:
     serve(args.runs, host=args.host, port=args.port, verbose=args.verbose, features=args.features,
           projections=args.projection)
     return 0
-
-
-def _stage_rows(run, z, y, args):
-    """uint8 images of a two-stage run for latents z and conditions y (Run.draw), each row of stage-1
-    samples (scaled up, nearest) above the same samples' stage-2 row, so what the refiner did shows at a
-    glance."""
-    import math
-
-    import torch
-    import torch.nn.functional as F
-
-    from .models.stacked import stage_images
-    from .report.grids import to_uint8
-
-    stages = stage_images(run.sampling_generator, z, y)
-    if stages is None:
-        raise ConfigError(f"--stages needs a two-stage run (model.arch=stacked); {run.path} has one stage")
-    stage2 = to_uint8(stages[1])
-    stage1 = to_uint8(F.interpolate(stages[0], size=stage2.shape[-2:], mode="nearest"))
-    args.nrow = args.nrow or math.ceil(math.sqrt(len(z)))  # fixed here: the saved grid must pair the rows
-    rows = []
-    for start in range(0, len(z), args.nrow):
-        for images in (stage1, stage2):
-            row = images[start:start + args.nrow]
-            blank = row.new_zeros((args.nrow - len(row), *row.shape[1:]))
-            rows.append(torch.cat((row, blank)))
-    return torch.cat(rows)
 
 
 def cmd_data_inspect(args) -> int:

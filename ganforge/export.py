@@ -9,7 +9,7 @@ run and G(z, y) for a conditional one, with any batch size N:
      manifest's names), or float32 (N, dim) tag weights over the manifest's names, or (N, dim) sentence
      embeddings by the manifest's encoder;
 and returns float32 (N, C, H, W) images in [-1, 1] (every family's G ends in tanh), or (N, 2) points of
-a 2-D point run. Conditions drawn like the training data's (`Run.sampler`) stay in ganforge: a caller
+a 2-D point run. Conditions drawn like the training data's (`Run.generator_of_z`) stay in ganforge: a caller
 of the file gives y.
 
 Before the file is moved into place it is loaded back and run on CHECK_N latents (a batch size other

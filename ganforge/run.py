@@ -50,7 +50,7 @@ class Run:
         return for_sampling(self.generator, self.ema_generator)
 
     @cached_property
-    def sampler(self) -> torch.nn.Module:
+    def generator_of_z(self) -> torch.nn.Module:
         """`sampling_generator` callable as G(z), for code that knows nothing of conditions (evaluate):
         a conditional run's draws its conditions with the training data's frequencies."""
         if self.conditions is None:
@@ -72,9 +72,9 @@ class Run:
     def generate(self, z: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """G's output (float, images in [-1, 1]) for latent vectors `z`: for a conditional run, of
         `condition` (one encoded condition, `run.conditions.encode(...)`, for every z, or one per z), or
-        with None drawn like the training data (`sampler`'s draws, from the run's seed)."""
+        with None drawn like the training data (`generator_of_z`'s draws, from the run's seed)."""
         if condition is None:
-            return self.sampler(z)
+            return self.generator_of_z(z)
         if self.conditions is None:
             raise ConfigError(f"{self.path} was trained without a condition; sample it with none")
         single = condition.dim() == (0 if self.conditions.kind == "class" else 1)
@@ -161,7 +161,7 @@ def load_run(path: str | Path, checkpoint: str = "latest", device: str | torch.d
 
     `generator` and `ema_generator` are the networks as trained (a conditional one is called G(z, y));
     `sample(n, seed, psi, …)` gives uint8 images, `interpolate(seeds, frames, …)` a walk between seeds,
-    `generate(z, condition)` G's float output for given z, `sampler` is G callable as G(z)."""
+    `generate(z, condition)` G's float output for given z, `generator_of_z` is G callable as G(z)."""
     from .models import build_networks, discriminator_norm
     from .models.conditioning import ConditionSpec
     from .checkpoint import find_checkpoint, load_weights, read_state

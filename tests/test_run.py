@@ -1,4 +1,4 @@
-"""Run: the raw networks, generate(z, condition) and the G(z) sampler that evaluate() calls."""
+"""Run: the raw networks, generate(z, condition) and generator_of_z, the G(z) that evaluate() calls."""
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ def test_an_unconditional_run_samples_from_its_ema_and_refuses_a_condition(tmp_p
     run = Run(path=Path(tmp_path), config=Config(), info={}, generator=Affine(1.0), step=0,
               ema_generator=Affine(2.0))
     z = torch.ones(4, 3)
-    assert run.sampler is run.sampling_generator is run.ema_generator  # nothing wrapped
+    assert run.generator_of_z is run.sampling_generator is run.ema_generator  # nothing wrapped
     assert torch.equal(run.generate(z), 2 * z)
     with pytest.raises(ConfigError, match="trained without a condition"):
         run.generate(z, torch.tensor(1))

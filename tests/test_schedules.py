@@ -30,16 +30,18 @@ def test_no_bursts_when_burst_is_zero():
     assert {schedule.d_steps(step) for step in range(1001)} == {5}
 
 
-@pytest.mark.parametrize("kwargs, key", [
+@pytest.mark.parametrize("optim, key", [
     ({"n_critic": 0}, "optim.n_critic"),
     ({"n_critic": 1.5}, "optim.n_critic"),
-    ({"n_critic": 1, "burst": -1}, "optim.critic_burst"),
-    ({"n_critic": 1, "burst_first": -1}, "optim.burst_first"),
-    ({"n_critic": 1, "burst_every": 0}, "optim.burst_every"),
+    ({"critic_burst": -1}, "optim.critic_burst"),
+    ({"burst_first": -1}, "optim.burst_first"),
+    ({"burst_every": 0}, "optim.burst_every"),
 ])
-def test_rejects_bad_arguments_naming_the_key(kwargs, key):
+def test_the_config_rejects_bad_critic_schedules_naming_the_key(optim, key):
+    from ganforge.config import from_dict
+
     with pytest.raises(ConfigError, match=key):
-        CriticSchedule(**kwargs)
+        from_dict({"optim": optim})
 
 
 def test_learning_rate_factors():

@@ -37,7 +37,7 @@ def test_ema_generator_is_saved_loaded_and_used_for_samples(tmp_path):
         averaged, current = run.ema_generator(z), run.generator(z)
         expected = trainer.state.ema.module.cpu()(z)
     assert torch.allclose(averaged, expected) and not torch.allclose(averaged, current)
-    assert run.sampler is run.ema_generator
+    assert run.generator_of_z is run.ema_generator
     # resume continues the average from the checkpoint
     resumed = Trainer(from_dict({**read_config(cfg.out).to_dict(), "steps": 12}), cfg.out, resume=True,
                       echo=lambda *a: None)

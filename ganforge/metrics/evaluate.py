@@ -334,7 +334,7 @@ def evaluate(source, ref=None, metrics: tuple[str, ...] | list[str] | str = "", 
             chosen = choose_metrics(metrics or data_kinds.get(kind).metrics, kind)
             cfg = run.config
             data = load_dataset(cfg.data, cfg.resolution, cfg.channels, options, cfg.seed)
-            return {**result, **measure_points(run.sampler, data, chosen, n, seed, device)}
+            return {**result, **measure_points(run.generator_of_z, data, chosen, n, seed, device)}
     chosen = choose_metrics(metrics or data_kinds.get("image").metrics)
     asking = {name: metric for name, metric in chosen.items() if metric.condition}
     _check_asked(asking, asked, run if isinstance(run, Run) else None)
@@ -504,7 +504,7 @@ def _floors(reference: Collected, source: Collected | None, seed: int) -> dict:
 
 def _source_images(source, n: int, seed: int, device, resolution: int | None, options: DatasetOptions) -> Images:
     if isinstance(source, Run):
-        return _from_generator(source.sampler, n, seed, device, f"{source.path.name} step {source.step}")
+        return _from_generator(source.generator_of_z, n, seed, device, f"{source.path.name} step {source.step}")
     if isinstance(source, torch.nn.Module):
         return _from_generator(source, n, seed, device, type(source).__name__)
     if isinstance(source, torch.Tensor):

@@ -3,13 +3,6 @@ from __future__ import annotations
 
 import math
 
-from ..errors import ConfigError
-
-
-def _check(key: str, value: int, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"{key} = {value!r} is not valid; it must be an integer of at least {minimum}")
-
 
 class CriticSchedule:
     """How many D steps to take before G step `g_step` (0-based count of G steps already taken).
@@ -20,10 +13,6 @@ class CriticSchedule:
     """
 
     def __init__(self, n_critic: int, burst: int = 0, burst_first: int = 25, burst_every: int = 500):
-        _check("optim.n_critic", n_critic, 1)
-        _check("optim.critic_burst", burst, 0)
-        _check("optim.burst_first", burst_first, 0)
-        _check("optim.burst_every", burst_every, 1)
         self.n_critic = n_critic
         self.burst = burst
         self.burst_first = burst_first
