@@ -83,8 +83,6 @@ def test_mnist_like_labels_and_what_a_dataset_cannot_do():
     with pytest.raises(ConfigError, match=r"condition=class needs class labels, but photos has none; "
                                           r"use condition=none, or give a folder with one sub-folder per class"):
         build_conditions(plain, "class")
-    with pytest.raises(ConfigError, match="condition=shape is not a kind of condition"):
-        build_conditions(mnist, "shape")
 
 
 def test_class_prior_follows_the_data_frequencies():

@@ -462,13 +462,10 @@ def test_a_full_disk_at_the_first_checkpoint_leaves_a_restartable_run(tmp_path, 
 
 
 def test_unwritable_places_are_one_line(run, capsys, monkeypatch):
-    import ganforge.cli as cli
-
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system", str(run / "samples" / "x.png"))
 
-    monkeypatch.setattr(cli, "save_grid", read_only, raising=False)
-    monkeypatch.setattr("ganforge.report.save_grid", read_only)
+    monkeypatch.setattr("ganforge.samples.save_grid", read_only)  # where `ganforge sample` writes
     code, _, err = run_cli(capsys, "sample", run, "--n", 4)
     line = one_line_error(err)
     assert code == 2 and "Read-only file system" in line and "write elsewhere (--out)" in line
@@ -667,7 +664,7 @@ def test_half_open_sockets_hold_a_bounded_number_of_threads(explorer, capsys):
     finally:
         for sock in sockets:
             sock.close()
-    assert _threads_settle(before) == before
+    assert _threads_settle(before) <= before  # none left behind (another test's thread may end meanwhile)
     assert capsys.readouterr().err == ""
 
 
@@ -702,7 +699,7 @@ def test_clients_that_leave_leave_no_traceback(explorer, capsys):
                      f"GET /api/runs/run/samples/20 HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, reset)
         sock.close()
-    assert _threads_settle(before) == before
+    assert _threads_settle(before) <= before
     err = capsys.readouterr().err
     assert "Traceback" not in err and "Exception occurred" not in err and err == ""
 # ---- data, metrics and compare input (issue 21)
