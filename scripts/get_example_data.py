@@ -1,11 +1,15 @@
 """Build the README's example image folders on any machine, from the npm registry's packages.
 
-    python scripts/get_example_data.py emoji data/emoji        # 7,572 emoji, 64×64, two styles, tags.csv
+    python scripts/get_example_data.py emoji data/emoji          # 7,572 emoji, 64×64, two styles, tags.csv
+    python scripts/get_example_data.py fluent3d data/fluent3d    # 3,391 shaded 3D emoji, 256×256 WebP, tags.csv
 
 `emoji`: the 64×64 PNGs of emoji-datasource-twitter and emoji-datasource-google 16.0.0 (Twemoji, CC BY 4.0;
 Noto Emoji, Apache 2.0) in OUT/twemoji and OUT/noto, and OUT/tags.csv (`id,tags`, id = the image's path
 without extension) with each image's style, category, sub-category, skin tone, hair, man/woman/person
-and cat, read from the packages' own emoji.json. Each tarball is checked against the registry's SHA-512
+and cat, read from the packages' own emoji.json. `fluent3d`: the 256×256 WebPs of @lobehub/fluent-emoji-3d 1.1.0
+(Microsoft's Fluent Emoji 3D, MIT) in OUT/images, tagged the same way (style `fluent3d`) from
+emoji-datasource-twitter's metadata, matched on the code points in each file name; the few files it does not
+list stay untagged images of the folder. Each tarball is checked against the registry's SHA-512
 before it is read; nothing is written outside OUT, and an OUT that holds files already is refused.
 """
 from __future__ import annotations
@@ -84,7 +88,42 @@ def build_emoji(out: Path) -> int:
     return len(rows)
 
 
-BUILDERS = {"emoji": build_emoji}
+def _code_key(code: str) -> str:
+    """A code-point sequence as file names and emoji.json spell it alike (upper case, no FE0F selector)."""
+    return code.upper().replace("-FE0F", "")
+
+
+def build_fluent3d(out: Path) -> int:
+    print(f"downloading emoji-datasource-twitter@{EMOJI_VERSION} (for the tags) …", flush=True)
+    with tarfile.open(fileobj=io.BytesIO(npm_tarball("emoji-datasource-twitter", EMOJI_VERSION))) as tar:
+        entries = json.load(tar.extractfile("package/emoji.json"))
+    tags = {}
+    for entry in entries:
+        variants = [("", entry)] + list((entry.get("skin_variations") or {}).items())
+        for tone_codes, variant in variants:
+            for code in (variant["unified"], variant.get("non_qualified")):
+                if code:
+                    tags.setdefault(_code_key(code), emoji_tags(entry, tone_codes))
+    print("downloading @lobehub/fluent-emoji-3d@1.1.0 …", flush=True)
+    rows, count = [], 0
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(npm_tarball("@lobehub/fluent-emoji-3d", "1.1.0"))) as tar:
+        for member in tar.getmembers():
+            if not (member.isfile() and member.name.startswith("package/assets/") and member.name.endswith(".webp")):
+                continue
+            stem = Path(member.name).stem
+            (out / "images" / f"{stem}.webp").write_bytes(tar.extractfile(member).read())
+            count += 1
+            if _code_key(stem) in tags:
+                rows.append((f"images/{stem}", ", ".join(["fluent3d"] + tags[_code_key(stem)])))
+    with open(out / "tags.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", "tags"])
+        writer.writerows(sorted(rows))
+    return count
+
+
+BUILDERS = {"emoji": build_emoji, "fluent3d": build_fluent3d}
 
 
 def main(argv=None) -> int:
