@@ -208,8 +208,9 @@ def test_8_a_projection_is_walked_from_and_checked_against_the_training_data(pag
     assert message(page).is_hidden()
     first = pixels(strip.nth(0).get_attribute("src")).astype(int)
     assert np.abs(first - reconstruction.astype(int)).max() <= 1
-    assert np.array_equal(pixels(strip.nth(3).get_attribute("src")),
-                          pixels(page.locator("#results .card img.sample").nth(2).get_attribute("src")))
+    last = pixels(strip.nth(3).get_attribute("src")).astype(int)  # seed 2's image, from a batch of another size
+    seed_2 = pixels(page.locator("#results .card img.sample").nth(2).get_attribute("src")).astype(int)
+    assert np.abs(last - seed_2).max() <= 1
     page.get_by_label("nearest training images of projection 0", exact=True).click()
     sync_api.expect(page.locator("#nearest figure")).to_have_count(7)
     shot(page, "07-projection")
