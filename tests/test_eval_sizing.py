@@ -1,6 +1,5 @@
 """Evaluation sized to the device (one rule), the line said before it starts, the small-n FID warning,
 and the time left of a --minutes budget on the progress line."""
-import argparse
 import importlib
 from types import SimpleNamespace
 
@@ -9,9 +8,7 @@ import pytest
 import torch
 
 from ganforge.cli import main as ganforge_main
-from ganforge.cli_eval import add_eval_commands
 from ganforge.metrics import evaluate
-from ganforge.metrics.classifier import ClassifierNet, save_classifier
 from ganforge.metrics.estimate import estimate_line
 from ganforge.metrics.sizing import default_n
 from ganforge.study import plan
@@ -20,22 +17,6 @@ from ganforge.training.trainer import progress_text, time_left
 evaluate_module = importlib.import_module("ganforge.metrics.evaluate")
 TINY_TRAIN = ["--steps", "2", "--batch-size", "8", "--set", "model.width=4", "--set", "model.z_dim=8",
               "--set", "dataset.size=64", "--quiet"]
-
-
-def run_cli(argv):
-    parser = argparse.ArgumentParser(prog="ganforge")
-    add_eval_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-@pytest.fixture(scope="module")
-def classifier_file(tmp_path_factory):
-    torch.manual_seed(0)
-    model = ClassifierNet([str(d) for d in range(10)], channels=1, input_size=16, widths=(4, 8, 8), feature_dim=16)
-    path = tmp_path_factory.mktemp("clf") / "tiny.safetensors"
-    save_classifier(model.eval(), path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -74,12 +55,12 @@ def test_eval_says_its_plan_first_and_warns_on_a_rank_deficient_fid(image_run, c
     # The classifier's features are 16-d, so 12 samples a side leave their covariance rank-deficient.
     argv = ["eval", str(image_run), "--n", "12", "--features", f"classifier:{classifier_file}", "--device", "cpu",
             "--cache-dir", str(tmp_path)]
-    assert run_cli(argv) == 0
+    assert ganforge_main(argv) == 0
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("eval: 12 samples with fid on cpu (classifier:")
     warned = [line for line in err if line.startswith("ganforge: warning: fid from 12 vs 12")]
     assert len(warned) == 1 and "rank-deficient" in warned[0] and "compare it only with FIDs at the same counts" in warned[0]
-    assert run_cli([*argv, "--quiet"]) == 0
+    assert ganforge_main([*argv, "--quiet"]) == 0
     assert not capsys.readouterr().err.startswith("eval: ")  # --quiet: the warning alone
 
 

@@ -14,7 +14,7 @@ from ganforge.cli_eval import add_eval_commands
 from ganforge.errors import ConfigError
 from ganforge.metrics import (FeatureStats, InceptionV3, MetricError, WeightsError, evaluate, frechet_distance,
                               inception_score, kid, precision_recall)
-from ganforge.metrics.classifier import ClassifierNet, load_classifier, read_metadata, save_classifier
+from ganforge.metrics.classifier import load_classifier, read_metadata
 from ganforge.metrics.modes import class_histogram, histogram_kl
 from ganforge.rundir import RunDir
 
@@ -30,15 +30,6 @@ def run_cli(argv):
     add_eval_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)
-
-
-@pytest.fixture(scope="module")
-def classifier_file(tmp_path_factory):
-    torch.manual_seed(0)
-    model = ClassifierNet([str(d) for d in range(10)], channels=1, input_size=16, widths=(4, 8, 8), feature_dim=16)
-    path = tmp_path_factory.mktemp("clf") / "tiny.safetensors"
-    save_classifier(model.eval(), path)
-    return path
 
 
 class TinyGenerator(torch.nn.Module):

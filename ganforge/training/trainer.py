@@ -289,9 +289,12 @@ class Trainer:
                           also_to=self.tensorboard.write_rows if self.tensorboard else None)
         bad_as_logged = torch.full((2,), -1)  # the guard's mark as of the previous log row, off the device
         wall_start = time.perf_counter()
+        # The perf_counter time the train.minutes budget (summed over resumes) runs out; None: no budget.
+        self._budget_ends = wall_start + budget - wall_offset if budget < math.inf else None
 
         def out_of_time() -> bool:
-            return wall_offset + time.perf_counter() - wall_start >= budget
+            left = self._seconds_left()
+            return left is not None and left <= 0
 
         if st.step == 0 and self.world.main:  # the starting point, before the first step
             self.samples.write(0)
@@ -303,7 +306,6 @@ class Trainer:
                    dynamic_ncols=True, desc=self.paths.root.name,
                    bar_format=None if budget == math.inf else "{desc}: step {n_fmt} [{elapsed}, {rate_fmt}{postfix}]")
         self._pace_from = (time.perf_counter(), st.step) if budget == math.inf else None
-        self._budget_ends = wall_start + budget - wall_offset if budget < math.inf else None  # perf_counter time
         stopped_by = "steps"
         with _graceful_interrupt() as interrupt:
             while st.step < cfg.steps:
@@ -392,14 +394,15 @@ class Trainer:
         """Progress before the first log row: the step and the time so far, at steps 1, 2, 5, 10, …"""
         left = self._seconds_left()
         if self.config.train.quiet:
-            self.echo(f"step {step}/{self.config.steps}  {seconds:.1f} s" + (f"  {time_left(left)}" if left else ""))
+            tail = "" if left is None else f"  {time_left(left)}"
+            self.echo(f"step {step}/{self.config.steps}  {seconds:.1f} s{tail}")
         else:
             if left is not None:
                 bar.set_postfix_str(time_left(left), refresh=False)
             bar.update(step - bar.n)
 
     def _seconds_left(self) -> float | None:
-        """Of the train.minutes budget (None: no budget), counted as the loop's out_of_time counts it."""
+        """Seconds left of the train.minutes budget (None: no budget); the loop stops when they reach 0."""
         return None if self._budget_ends is None else self._budget_ends - time.perf_counter()
 
     def _pace_note(self, step: int) -> None:
