@@ -10,7 +10,8 @@ and cat, read from the packages' own emoji.json. `fluent3d`: the 256×256 WebPs 
 (Microsoft's Fluent Emoji 3D, MIT) in OUT/images, tagged the same way (style `fluent3d`) from
 emoji-datasource-twitter's metadata, matched on the code points in each file name; the few files it does not
 list stay untagged images of the folder. Each tarball is checked against the registry's SHA-512
-before it is read; nothing is written outside OUT, and an OUT that holds files already is refused.
+before it is read; the folder is built as OUT.incomplete and moved to OUT when whole, and an OUT that
+holds files already is refused.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import sys
 import tarfile
 import urllib.request
@@ -131,12 +133,26 @@ def main(argv=None) -> int:
     parser.add_argument("dataset", choices=sorted(BUILDERS))
     parser.add_argument("out", type=Path, help="an empty or new folder")
     args = parser.parse_args(argv)
-    if args.out.exists() and any(args.out.iterdir()):
-        print(f"{args.out} already holds files; give a new or empty folder", file=sys.stderr)
+    out = args.out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        print(f"{out} already holds files; give a new or empty folder", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    count = BUILDERS[args.dataset](args.out)
-    print(f"{count} images in {args.out}; train on them with: ganforge train --data {args.out} --minutes 20")
+    # Built beside OUT and moved into place whole, so a failed or interrupted download leaves no half-built
+    # OUT; the .incomplete folder is this script's own (one a killed run left is cleared by the next).
+    building = out.with_name(out.name + ".incomplete")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    try:
+        count = BUILDERS[args.dataset](building)
+    except (OSError, tarfile.TarError) as err:  # urllib's URLError is an OSError
+        shutil.rmtree(building, ignore_errors=True)
+        print(f"could not build {args.dataset} ({getattr(err, 'reason', err)}); check the network reaches "
+              f"{REGISTRY}, then run the same command again", file=sys.stderr)
+        return 1
+    if out.exists():
+        out.rmdir()  # empty, checked above
+    building.rename(out)
+    print(f"{count} images in {out}; train on them with: ganforge train --data {out} --minutes 20")
     return 0
 
 
