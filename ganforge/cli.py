@@ -178,12 +178,13 @@ def cmd_data_inspect(args) -> int:
     from .data import load_dataset
 
     options = DatasetOptions(size=args.size, flip=False, cache_dir=args.cache_dir or "", tags_file=args.tags_file or "",
-                             tags_top=args.tags_top, tags_keep=args.tags_keep or "", background=args.background)
+                             tags_top=args.tags_top, tags_keep=args.tags_keep or "", background=args.background,
+                             tag_groups=args.tag_groups)
     ds = load_dataset(args.spec, args.resolution, args.channels, options)
     print(ds.info["summary"])
     print(f"kind: {ds.kind}; samples: {len(ds.data)}; sample shape: {tuple(ds.data.shape[1:])}; dtype: {ds.data.dtype}")
     for key, value in ds.info.items():
-        if key not in ("summary", "tags"):  # tags: shown with the vocabulary below
+        if key not in ("summary", "tags", "tag_groups"):  # shown with the vocabulary below
             print(f"{key}: {value}")
     if ds.labels is not None:
         counts = Counter(ds.labels.tolist())
@@ -203,11 +204,29 @@ def cmd_data_inspect(args) -> int:
                 line += f"; malformed, skipped: {found['malformed']} ({'; '.join(found['malformed_examples'])}" + (
                     ", …)" if found["malformed"] > len(found["malformed_examples"]) else ")")
         print(line)
+        _print_tag_groups(ds, options)
     if args.preview:
         _write_preview(ds, Path(args.preview))
     else:
         print("a grid of what training sees: add --preview FILE.png")
     return 0
+
+
+def _print_tag_groups(ds, options) -> None:
+    """The one-of groups a tag-conditional run would embed, with each value's image count."""
+    from .data.tag_groups import group_counts, resolve_groups
+
+    groups, source = resolve_groups(options.tag_groups, ds.tags, ds.tag_groups,
+                                    ds.info.get("tag_groups", f"{ds.name}'s own"),
+                                    options.tags_lowercase)
+    print(f"tag groups ({source}): {len(groups)}" + ("; every tag is free" if not groups else ""))
+    for name, counts in group_counts(groups, ds.tags).items():
+        print(f"  {name}: " + ", ".join(f"{tag} {count}" for tag, count in counts.items()))
+    grouped = {tag for tags in groups.values() for tag in tags}
+    free = sorted({tag for tags in ds.tags for tag in tags} - grouped)
+    if groups and free:
+        shown = ", ".join(free[:12]) + (f", … {len(free) - 12} more" if len(free) > 12 else "")
+        print(f"  free tags ({len(free)}): {shown}")
 
 
 def _write_preview(ds, target: Path, count: int = 64) -> None:
@@ -347,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tags-file", help="image folders: the CSV of id,tags (default: tags.csv, else .txt sidecars)")
     q.add_argument("--tags-top", type=int, default=0, help="keep only the N most frequent tags")
     q.add_argument("--tags-keep", help="comma-separated tags to keep")
+    q.add_argument("--tag-groups", default="", help="one-of tag groups: 'name: tag, tag; name: tag, tag', or none "
+                                                    "(default: the folder's tag_groups.txt, else inferred)")
     q.add_argument("--background", default="white", help="colour transparent pixels are composited on (default white)")
     q.add_argument("--preview", metavar="FILE.png", help="write a grid of 64 images as training sees them")
     q.set_defaults(func=cmd_data_inspect)

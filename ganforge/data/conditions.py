@@ -4,7 +4,8 @@ Three kinds, built from what the data carries (`build_conditions`):
   class  values: int64 (N,) class ids. A request is a class name ("star", "cats") or, failing that,
          a class index ("7").
   tags   values: float32 (N, V) tag weights over the vocabulary `names` (sorted); an untagged image
-         has the all-zero row. A request uses the tag-file syntax (see tags.py): "red, star" is
+         has the all-zero row. `groups`: the one-of tag groups (tag_groups.py), each embedded on its
+         own; a request that names no tag of a group asks for it "unspecified". A request uses the tag-file syntax (see tags.py): "red, star" is
          multi-hot, "mountain=0.6, lake=0.3" gives those weights; spelling variants match as in the
          data (Blue_Hair → blue hair).
   text   values: float32 (N, D) sentence embeddings of each sample's caption: Dataset.captions where
@@ -32,6 +33,7 @@ from ..fileio import write_atomic
 from ..rundir import RunDir
 from . import text
 from .dataset import Dataset
+from .tag_groups import resolve_groups
 from .tags import closest_hint, normalise, parse_tags, shown
 
 KINDS = ("class", "tags", "text")  # config validates `condition` against these (tests/test_config.py)
@@ -49,6 +51,13 @@ class Conditions:
     values: torch.Tensor  # per training sample: int64 (N,) class ids, or float32 (N, dim) tag weights / embeddings
     encoder: str = ""     # text: the encoder name
     captions: list[str] = field(default_factory=list)  # text: the caption of each distinct value, in support order
+    groups: dict[str, list[str]] = field(default_factory=dict)  # tags: one-of groups, name → tags (in `names`)
+    groups_source: str = ""  # where the groups came from (tag_groups.resolve_groups); not saved
+
+    def group_columns(self) -> tuple[tuple[int, ...], ...]:
+        """Each group's columns of `values`, in the groups' order."""
+        column = {name: i for i, name in enumerate(self.names)}
+        return tuple(tuple(column[tag] for tag in tags) for tags in self.groups.values())
 
     @cached_property
     def _support(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -73,6 +82,27 @@ class Conditions:
         picks = torch.multinomial(counts.to(generator.device, torch.float64), n, replacement=True, generator=generator)
         return rows[picks.to(rows.device)]
 
+    def complete(self, request: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A tag request (dim,) with the groups it does not name following the data: they come from a
+        training condition that carries every requested tag, drawn with the data's frequencies (one per
+        call), and the request's own weights are kept. Unchanged without groups, or when no training
+        image carries all the requested tags (its other groups then stay "unspecified")."""
+        if self.kind != "tags" or not self.groups:
+            return request
+        rows, _, counts = self._support
+        asked = request > 0
+        carrying = (rows[:, asked] > 0).all(1)
+        if not carrying.any():
+            return request
+        pick = torch.multinomial((counts * carrying).to(torch.float64), 1, generator=generator)
+        completed = rows[int(pick)].clone()
+        for columns in self.group_columns():
+            named = list(columns)
+            if asked[named].any():
+                completed[named] = request[named]
+        completed[asked] = request[asked]
+        return completed
+
     def describe(self, value: torch.Tensor) -> str:
         """A short label: the class name, the tags (with =w where w ≠ 1), or the nearest training caption."""
         value = value.detach().cpu()
@@ -96,7 +126,7 @@ class Conditions:
         tensors = save_tensors({"support": rows.contiguous().cpu(), "index": index.cpu()})
         write_atomic(paths.conditions_tensors, lambda f: f.write(tensors))
         meta = {"format": FORMAT, "kind": self.kind, "names": self.names, "dim": self.dim,
-                "encoder": self.encoder, "captions": self.captions}
+                "encoder": self.encoder, "captions": self.captions, "groups": self.groups}
         write_atomic(paths.conditions_meta, lambda f: f.write(json.dumps(meta, ensure_ascii=False).encode()))
 
     @classmethod
@@ -112,7 +142,8 @@ class Conditions:
             tensors = load_tensors(paths.conditions_tensors.read_bytes())
             values = tensors["support"][tensors["index"]]
             return cls(kind=meta["kind"], names=meta["names"], dim=meta["dim"], values=values,
-                       encoder=meta["encoder"], captions=meta["captions"])
+                       encoder=meta["encoder"], captions=meta["captions"], groups=meta.get("groups", {}),
+                       groups_source="saved with the run")
         except Exception as err:  # safetensors reports damage through its own exception type
             raise GanforgeError(f"the condition files in {paths.root} are missing or damaged ({err}); restore "
                                 f"{paths.conditions_meta.name} and {paths.conditions_tensors.name} from a copy of "
@@ -148,15 +179,21 @@ class Conditions:
         return out
 
 
-def build_conditions(dataset: Dataset, kind: str, text_encoder: str = DEFAULT_ENCODER) -> Conditions:
-    """Each training sample's condition of `kind`; ConfigError when the data does not carry what it needs."""
+def build_conditions(dataset: Dataset, kind: str, text_encoder: str = DEFAULT_ENCODER, tag_groups: str = "",
+                     lowercase: bool = True) -> Conditions:
+    """Each training sample's condition of `kind`; ConfigError when the data does not carry what it needs.
+    `tag_groups`: dataset.tag_groups, for kind tags."""
     _check_data(dataset, kind)
     if kind == "class":
         names = dataset.class_names or [str(i) for i in range(int(dataset.labels.max()) + 1)]
         return Conditions(kind="class", names=list(names), dim=len(names), values=dataset.labels.long().cpu())
     vocabulary = sorted({tag for tags in dataset.tags for tag in tags})
     if kind == "tags":
-        return Conditions(kind="tags", names=vocabulary, dim=len(vocabulary), values=_tag_matrix(dataset, vocabulary))
+        groups, source = resolve_groups(tag_groups, dataset.tags, dataset.tag_groups,
+                                        dataset.info.get("tag_groups", f"{dataset.name}'s own"),
+                                        lowercase)
+        return Conditions(kind="tags", names=vocabulary, dim=len(vocabulary), values=_tag_matrix(dataset, vocabulary),
+                          groups=groups, groups_source=source)
     return _text_conditions(dataset, vocabulary, text_encoder)
 
 

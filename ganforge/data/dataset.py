@@ -26,6 +26,7 @@ class Dataset:
     class_names: list[str] | None = None
     tags: list[list[str]] | None = None       # per-sample tags (shapes; folders with tag files), [] when untagged
     tag_weights: list[list[float]] | None = None  # parallel to tags, each in (0, 1]; None: every tag weighs 1
+    tag_groups: dict[str, list[str]] | None = None  # one-of tag groups the source declares (tag_groups.py)
     captions: list[str] | None = None         # per-sample sentence for condition=text; None: the tags joined by ", "
     centers: torch.Tensor | None = None       # points: K×2 mixture mode centres
     std: float | None = None                  # points: mixture component std

@@ -26,6 +26,7 @@ from ..config import DatasetOptions
 from ..errors import ConfigError, DataError
 from . import cache
 from .dataset import Dataset
+from .tag_groups import FILE as GROUPS_FILE, read_group_file
 from .tags import FolderTags, find_tag_file, is_sidecar, load_folder_tags
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
@@ -41,7 +42,7 @@ def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptio
     folder = Path(spec).expanduser()
     background = background_colour(options.background)
     listed, unusable = _list_files(folder)
-    files = _without_tag_files(listed, find_tag_file(folder, options))
+    files = _without_tag_files(listed, find_tag_file(folder, options), folder)
     key = cache.fingerprint([_signature(folder, files), resolution, channels, LOADER_VERSION, options.max_image_pixels]
                             + ([background] if background != WHITE else []))  # white: the caches made before the option
     # Caches of one folder share a prefix, so a rebuild can delete the outdated ones.
@@ -86,6 +87,9 @@ def load_folder(spec: str, resolution: int, channels: int, options: DatasetOptio
     tagged = load_folder_tags(folder, loaded, options)
     if tagged is not None:
         _attach_tags(dataset, tagged)
+        dataset.tag_groups = read_group_file(folder, options.tags_lowercase)
+        if dataset.tag_groups:
+            info["tag_groups"] = str(folder / GROUPS_FILE)
         summary += "; " + tagged.summary()
     info["summary"] = summary
     return dataset
@@ -115,10 +119,12 @@ def _attach_tags(dataset: Dataset, tagged: FolderTags) -> None:
     dataset.info["tags"] = tagged.info()
 
 
-def _without_tag_files(files: list[Path], tag_file: Path | None) -> list[Path]:
-    """The files to decode: neither the tags CSV nor a sidecar is a skipped image."""
+def _without_tag_files(files: list[Path], tag_file: Path | None, folder: Path) -> list[Path]:
+    """The files to decode: neither the tags CSV, a sidecar nor the tag groups file is a skipped image."""
     image_stems = {path.with_suffix("") for path in files if path.suffix.lower() in EXTENSIONS}
-    return [path for path in files if not is_sidecar(path, image_stems) and not _same_file(path, tag_file)]
+    groups_file = folder / GROUPS_FILE
+    return [path for path in files if not is_sidecar(path, image_stems) and not _same_file(path, tag_file)
+            and not _same_file(path, groups_file)]
 
 
 def _same_file(path: Path, other: Path | None) -> bool:

@@ -101,6 +101,8 @@ def load_shapes(argument: str, resolution: int, channels: int, options: DatasetO
                f"(any colour but the shape's)")
     return Dataset(name="shapes", kind="image", data=torch.from_numpy(images),
                    labels=torch.from_numpy(shape).long(), class_names=list(SHAPES), tags=tags, captions=captions,
+                   tag_groups={"colour": list(COLOURS), "shape": list(SHAPES), "size": size_names,
+                               "background": [f"{colour} background" for colour in COLOURS]},
                    info={"summary": summary, "seed": seed, "shapes": SHAPES, "colours": COLOURS,
                          "sizes": list(SIZES)})
 

@@ -24,7 +24,8 @@ from ..config import LossConfig
 class Scores:
     """D's scores on one phase's batches, computed on first use (a G phase that never asks for D(real)
     never runs it). In G's phase D(real) is computed without a graph: it does not depend on G, and D's
-    own weights take no gradient there."""
+    own weights take no gradient there. Where `score` returns (scores, class logits) — a D with an
+    auxiliary classifier — the class logits of the same pass are kept in `classes` ("real", "fake")."""
 
     def __init__(self, score: Callable[..., torch.Tensor], real: torch.Tensor | Callable[[], torch.Tensor],
                  fake: torch.Tensor, real_needs_grad: bool = True, wrong_condition: torch.Tensor | None = None,
@@ -34,6 +35,12 @@ class Scores:
         self._score, self._real, self._fake = score, real, fake
         self._real_needs_grad, self._wrong_condition = real_needs_grad, wrong_condition
         self.mismatch_weight = mismatch_weight
+        self.classes: dict[str, torch.Tensor] = {}
+
+    def _kept(self, out, which: str) -> torch.Tensor:
+        if isinstance(out, tuple):
+            out, self.classes[which] = out
+        return out
 
     @classmethod
     def known(cls, real: torch.Tensor, fake: torch.Tensor) -> "Scores":
@@ -46,17 +53,22 @@ class Scores:
     def real(self) -> torch.Tensor:
         real = self._real() if callable(self._real) else self._real
         with torch.set_grad_enabled(self._real_needs_grad and torch.is_grad_enabled()):
-            return self._score(real)
+            return self._kept(self._score(real), "real")
 
     @cached_property
     def fake(self) -> torch.Tensor:
-        return self._score(self._fake)
+        return self._kept(self._score(self._fake), "fake")
+
+    def classes_of(self, which: str) -> torch.Tensor:
+        """The auxiliary classifier's logits on the real or fake batch (from the pass that scored it)."""
+        getattr(self, which)
+        return self.classes[which]
 
     @cached_property
     def wrong(self) -> torch.Tensor:
         """D on the real images with mismatched conditions (only when conditioning.mismatch_weight > 0)."""
         real = self._real() if callable(self._real) else self._real
-        return self._score(real, self._wrong_condition)
+        return self._kept(self._score(real, self._wrong_condition), "wrong")
 
 
 class Objective:

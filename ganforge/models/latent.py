@@ -39,14 +39,17 @@ def truncate(z: torch.Tensor, psi: float) -> torch.Tensor:
 
 def seeded_draw(seed: int, z_dim: int, conditions=None, condition: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """z (1, z_dim) of one seed and its condition (1, …): `condition` (one encoded condition) when given,
-    else for a conditional run (`conditions`: data.conditions.Conditions) one drawn like the training
-    data's from the seed's generator; None for an unconditional run."""
+    """z (1, z_dim) of one seed and its condition (1, …): `condition` (one encoded condition) when given
+    — a tag request's unnamed groups completed from the data (Conditions.complete) by the seed's
+    generator — else for a conditional run (`conditions`: data.conditions.Conditions) one drawn like the
+    training data's from the seed's generator; None for an unconditional run."""
     rng = torch.Generator().manual_seed(seed)
     z = torch.randn(1, z_dim, generator=rng)
     if conditions is None:
         return z, None
-    return z, condition[None] if condition is not None else conditions.prior(1, rng)
+    if condition is None:
+        return z, conditions.prior(1, rng)
+    return z, conditions.complete(condition, rng)[None]
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

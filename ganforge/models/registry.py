@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..losses import loss_settings, objective_class
 from ..losses.penalties import build_penalties
 from ..registry import Registry
-from .conditioning import ConditionSpec, condition_networks
+from .conditioning import ConditionSpec, condition_networks, generator_condition_width
 
 networks = Registry("network")
 
@@ -70,7 +70,7 @@ def build_networks(model_cfg: ModelConfig, data_kind: str, data_shape: tuple[int
         G, D = builder(model_cfg, tuple(data_shape), d_norm, extra_dim=0)
     else:
         conditioning = conditioning or ConditioningConfig()
-        G, D = builder(model_cfg, tuple(data_shape), d_norm, extra_dim=conditioning.embed_dim)
+        G, D = builder(model_cfg, tuple(data_shape), d_norm, extra_dim=generator_condition_width(condition, conditioning))
         G, D = condition_networks(G, D, condition, conditioning)
     if model_cfg.spectral_norm:
         D = spectral_normalize(D)

@@ -80,7 +80,10 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
                            Settings(classifier=cfg.eval.classifier, tag_requests=cfg.eval.tag_requests))
     data_shape = tuple(dataset.data.shape[1:])
     conditions = _conditions(cfg, dataset, saved_conditions)
-    condition_spec = ConditionSpec(conditions.kind, conditions.dim) if conditions else None
+    condition_spec = ConditionSpec.of(conditions) if conditions else None
+    if conditions is not None and conditions.groups:
+        echo(f"tag groups ({conditions.groups_source}): "
+             + "; ".join(f"{name} ({len(tags)})" for name, tags in conditions.groups.items()))
 
     torch.manual_seed(cfg.seed)  # identical initial weights for a given seed
     G, D = build_networks(cfg.model, dataset.kind, data_shape, discriminator_norm(cfg),
@@ -111,7 +114,8 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
     step = AdversarialStep(state, objective, build_penalties(objective.loss), build_constraints(objective.loss),
                            balance, augment, G_train, D_train, D_for_g, cfg.batch_size, sampler.shard,
                            accel.autocast(device), device, condition_spec,
-                           cfg.conditioning.mismatch_weight if conditions else 0.0)
+                           cfg.conditioning.mismatch_weight if conditions else 0.0,
+                           cfg.conditioning.classifier_weight if conditions else 0.0)
     echo(describe(G, D))
     return Parts(config=cfg, world=world, device=device, accel=accel, dataset=dataset, data_shape=data_shape,
                  conditions=conditions, condition_spec=condition_spec, state=state, objective=objective,
@@ -122,11 +126,14 @@ def build(config: Config, world: distributed.World, device_name: str, resume: bo
 def _conditions(cfg: Config, dataset: Dataset, saved: Conditions | None) -> Conditions | None:
     if cfg.condition == "none":
         return None
-    conditions = build_conditions(dataset, cfg.condition, cfg.conditioning.text_encoder)
-    if saved is not None and (saved.names != conditions.names or saved.dim != conditions.dim):
-        raise GanforgeError(f"the data's {cfg.condition} vocabulary no longer matches the one the run "
-                            f"was trained with ({saved.dim} vs {conditions.dim} entries); resume with the "
-                            f"same data and tag options, or start a new run")
+    conditions = build_conditions(dataset, cfg.condition, cfg.conditioning.text_encoder, cfg.dataset.tag_groups,
+                                  cfg.dataset.tags_lowercase)
+    if saved is not None:
+        if saved.names != conditions.names or saved.dim != conditions.dim:
+            raise GanforgeError(f"the data's {cfg.condition} vocabulary no longer matches the one the run "
+                                f"was trained with ({saved.dim} vs {conditions.dim} entries); resume with the "
+                                f"same data and tag options, or start a new run")
+        conditions.groups, conditions.groups_source = saved.groups, saved.groups_source  # the networks' shape
     return conditions
 
 

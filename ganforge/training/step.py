@@ -2,7 +2,7 @@
 
 `AdversarialStep` is built by setup.build and called by the trainer, the benchmarks and the tests alike.
 Each phase hands the objective a `Scores` (losses/base.py) and back-propagates the sum of the terms it
-returns; D's phase adds the penalties the config switches on (losses/penalties.py) and applies the
+returns, with a conditional D's auxiliary classifier term where conditioning.classifier_weight > 0; D's phase adds the penalties the config switches on (losses/penalties.py) and applies the
 constraints (clipping) after its optimizer step. Every term goes into a `StepMetrics` by its name, on
 the device: nothing in a step reads a value back to the host.
 """
@@ -20,9 +20,11 @@ from .state import TrainState
 from .step_metrics import StepMetrics
 
 
-def call(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-    """net(x), or net(x, y) for a conditional network."""
-    return net(x) if y is None else net(x, y)
+def call(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None, classes: bool = False):
+    """net(x), or net(x, y) for a conditional network; with `classes`, D's (scores, class logits)."""
+    if y is None:
+        return net(x)
+    return net(x, y, classes=True) if classes else net(x, y)
 
 
 def grad_norm(module: torch.nn.Module) -> torch.Tensor:
@@ -43,12 +45,13 @@ class AdversarialStep:
                  augment: Callable[[torch.Tensor], torch.Tensor], G_train: torch.nn.Module,
                  D_train: torch.nn.Module, D_for_g: torch.nn.Module, batch_size: int, noise_shard: slice,
                  autocast, device: torch.device, condition_spec: ConditionSpec | None = None,
-                 mismatch_weight: float = 0.0):
+                 mismatch_weight: float = 0.0, classifier_weight: float = 0.0):
         self.state, self.objective, self.penalties, self.constraints = state, objective, penalties, constraints
         self.balance, self.augment, self.autocast, self.device = balance, augment, autocast, device
         self.G_train, self.D_train, self.D_for_g = G_train, D_train, D_for_g
         self.batch_size, self.noise_shard = batch_size, noise_shard
         self.condition_spec, self.mismatch_weight = condition_spec, mismatch_weight
+        self.classifier_weight = classifier_weight
 
     def __call__(self, g_step: int, metrics: StepMetrics, want_grad_norms: bool) -> int:
         """Train generator step `g_step` (0-based); adds its terms into `metrics`. Returns its D steps."""
@@ -72,8 +75,14 @@ class AdversarialStep:
     def _scores(self, D: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, y, real_needs_grad: bool,
                 wrong: bool) -> Scores:
         wrong_condition = mismatched(y, self.condition_spec) if wrong else None
-        return Scores(lambda x, cond=y: call(D, x, cond), real, fake, real_needs_grad, wrong_condition,
+        classes = self.classifier_weight > 0
+        return Scores(lambda x, cond=y: call(D, x, cond, classes), real, fake, real_needs_grad, wrong_condition,
                       self.mismatch_weight if wrong else 0.0)
+
+    def _classifier_term(self, scores: Scores, which: str, y) -> torch.Tensor:
+        """The auxiliary classifier's loss on the real batch (D's phase: it learns the conditions) or the
+        fakes (G's phase: G is rewarded for the conditions it was asked), weighted."""
+        return self.classifier_weight * self.state.D.classifier.loss(scores.classes_of(which), y)
 
     def _d_phase(self, g_step: int, metrics: StepMetrics, last: bool, n_d: int, want_grad_norms: bool):
         """One D update. Returns (real, fake, y): on the last D step the fake keeps its graph, and G's
@@ -88,6 +97,8 @@ class AdversarialStep:
             real_seen, fake_seen = self.augment(real), self.augment(fake.detach())
             scores = self._scores(self.D_train, real_seen, fake_seen, y, True, self.mismatch_weight > 0)
             terms = self.objective.d_terms(scores)
+            if self.classifier_weight > 0:
+                terms["d_class"] = self._classifier_term(scores, "real", y)
             penalties = {p.name: p(st.D, real_seen, fake_seen, y, grad_scale)
                          for p in self.penalties if p.due(g_step)}
         d_loss = sum(terms.values())
@@ -142,6 +153,8 @@ class AdversarialStep:
                     scores = self._scores(self.D_for_g, lambda: self.augment(real), self.augment(fake), y,
                                           False, False)
                     terms = self.objective.g_terms(scores)
+                    if self.classifier_weight > 0:
+                        terms["g_class"] = self._classifier_term(scores, "fake", y)
                 g_loss = sum(terms.values())
                 st.opt_g.zero_grad(set_to_none=True)
                 self._backward(g_loss)
