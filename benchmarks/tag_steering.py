@@ -5,12 +5,14 @@ requested, beside chance) and FID, against an unconditional run of the same reci
 Usage (from the repository root; classifiers from `ganforge train-classifier --tags`, README):
   .venv/bin/python benchmarks/tag_steering.py --data ../shared/data/emoji --minutes 25 --parallel 2 \\
       --classifier skin.safetensors,hair.safetensors,category.safetensors --out runs/tag-steering \\
-      --only groups+classifier,unconditional
+      --only groups+classifier,unconditional --n 2000 --n-ref 7572
 
 Each variant is `ganforge train --preset emoji-tags` with the --set overrides below (every key the
-variants differ in is set, so a change to the preset does not change what a variant means). With
---parallel 2 two variants train at once, one thread each, so both see the same machine; then
-`ganforge eval RUN --metrics tag_accuracy,fid` (requests drawn like the data; FID on --n samples of the
+variants differ in is set, so a change to the preset does not change what a variant means), after
+the script's own --set overrides (for another folder, such as fluent3d:
+--set "dataset.tags_keep=fluent3d, people & body, …" --only inferred+classifier,unconditional). With
+--parallel 2 two variants train at once, one thread each, so both see the same machine; then, one at
+a time, `ganforge eval RUN --metrics tag_accuracy,fid` (requests drawn like the data; FID on --n samples of the
 EMA G against a seeded --n-ref of the training images, real Inception weights). Prints one row per
 variant and writes OUT/results.json.
 """
@@ -34,7 +36,9 @@ VARIANTS = {
     "averaged": ["dataset.tag_groups=none", "conditioning.classifier_weight=0", COLOUR],
     "groups": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=0", NO_COLOUR],
     "groups+classifier": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=1", NO_COLOUR],
+    "groups+classifier3": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=3", NO_COLOUR],
     "groups+classifier+colour": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=1", COLOUR],
+    "inferred+classifier": ["dataset.tag_groups=", "conditioning.classifier_weight=1", NO_COLOUR],
     "unconditional": ["condition=none", NO_COLOUR],
 }
 GANFORGE = Path(sys.executable).with_name("ganforge")
@@ -44,7 +48,7 @@ def train(name: str, args, threads: int) -> subprocess.Popen:
     run = args.out / f"{name}-seed{args.seed}"
     argv = [str(GANFORGE), "train", "--preset", "emoji-tags", "--data", args.data, "--minutes", str(args.minutes),
             "--out", str(run), "--quiet", "--set", f"seed={args.seed}", "--set", "steps=1000000"]
-    for override in VARIANTS[name]:
+    for override in [*args.set, *VARIANTS[name]]:
         argv += ["--set", override]
     log = open(args.out / f"{name}-seed{args.seed}.train.log", "w")
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
@@ -61,10 +65,10 @@ def evaluate(name: str, args, threads: int) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
 
 
-def in_batches(names: list[str], start, args) -> None:
-    threads = max(1, (os.cpu_count() or 2) // args.parallel)
-    for i in range(0, len(names), args.parallel):
-        batch = names[i:i + args.parallel]
+def in_batches(names: list[str], start, args, parallel: int) -> None:
+    threads = max(1, (os.cpu_count() or 2) // parallel)
+    for i in range(0, len(names), parallel):
+        batch = names[i:i + parallel]
         for process, name in [(start(name, args, threads), name) for name in batch]:
             if process.wait() != 0:
                 raise SystemExit(f"{start.__name__} of {name} failed (rc {process.returncode}); see {args.out}")
@@ -88,8 +92,10 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
     parser.add_argument("--parallel", type=int, default=2, choices=(1, 2))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for every variant (another folder's dataset.tags_keep, say)")
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--n-ref", type=int, default=2000)
+    parser.add_argument("--n-ref", type=int, default=7572)
     args = parser.parse_args()
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in names if name not in VARIANTS]
@@ -97,8 +103,8 @@ def main() -> int:
         parser.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    in_batches(names, train, args)
-    in_batches(names, evaluate, args)
+    in_batches(names, train, args, args.parallel)
+    in_batches(names, evaluate, args, 1)  # one at a time: the first fills the reference statistics' cache
     rows = [row(name, args) for name in names]
     results = args.out / "results.json"
     previous = json.loads(results.read_text()) if results.is_file() else []

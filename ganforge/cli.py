@@ -78,9 +78,15 @@ def cmd_sample(args) -> int:
 
     from .device import pick_device
     from .run import load_run
-    from .samples import write_samples
+    from .samples import write_request_rows, write_samples
 
     run = load_run(args.run, checkpoint=args.checkpoint, device=pick_device(args.device))
+    requests, args.tags = args.tags or [], (args.tags or [None])[-1]
+    if len(requests) > 1:
+        target = write_request_rows(run, args.out, args.n, args.seed, args.psi, requests)
+        print(f"wrote {len(requests)} rows of {args.n} samples of {run.path} (step {run.step}, seeds {args.seed}–"
+              f"{args.seed + args.n - 1} in every row, one row per --tags) to {target}")
+        return 0
     target = write_samples(run, args.out, args.n, args.seed, args.psi, _asked(args), stages=args.stages,
                            nrow=args.nrow)
     print(f"wrote {args.n} samples of {run.path} (step {run.step}, seed {args.seed}) to {target}")
@@ -300,8 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--psi", type=float, help=PSI_HELP)  # None: not given (a --recipe replays its own ψ)
     ask = p.add_mutually_exclusive_group()
     ask.add_argument("--class", dest="class_", metavar="NAME", help="class-conditional runs: a class name or index")
-    ask.add_argument("--tags", help="tag-conditional runs: 'red, star, yellow background' or weighted "
-                                    "'mountain=0.6, lake=0.3'; empty: tags drawn like the training data's")
+    ask.add_argument("--tags", action="append",
+                     help="tag-conditional runs: 'red, star, yellow background' or weighted 'mountain=0.6, "
+                          "lake=0.3'; empty: tags drawn like the training data's; given several times: one "
+                          "grid row per request, the same seeds in every row")
     ask.add_argument("--text", help="text-conditional runs: a prompt, e.g. 'a small blue circle'")
     p.set_defaults(func=cmd_sample)
 

@@ -67,6 +67,20 @@ def write_samples(run: Run, out: str | Path | None, n: int, seed: int = 0, psi: 
     return str(target)
 
 
+def write_request_rows(run: Run, out: str | Path | None, n: int, seed: int, psi: float, tags: list[str]) -> str:
+    """One grid row of n samples per tag request, from the same seeds seed … seed + n − 1 in every row, so
+    a row differs from the next only in what was asked (one per skin tone, say); returns the file."""
+    if not data_kinds.get(run.info["data_kind"]).images:
+        raise ConfigError("one row per --tags needs an image run; give a single --tags for a 2-D point run")
+    target = Path(out) if out else RunDir(run.path).sample_file(run.step, seed)
+    if str(out or "").endswith(("/", "\\")) or target.is_dir() or target.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ConfigError(f"--out {target}: one row per --tags writes one grid; give --out FILE.png")
+    images = torch.cat([run.sample(n, seed, psi, tags=request) for request in tags])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_grid(images, target, nrow=n)
+    return str(target)
+
+
 def stage_rows(run: Run, z: torch.Tensor, y, nrow: int) -> torch.Tensor:
     """uint8 images of a two-stage run for latents z and conditions y (Run.draw), each row of `nrow`
     stage-1 samples (scaled up, nearest) above the same samples' stage-2 row, so what the refiner did

@@ -101,10 +101,17 @@ def load_shapes(argument: str, resolution: int, channels: int, options: DatasetO
                f"(any colour but the shape's)")
     return Dataset(name="shapes", kind="image", data=torch.from_numpy(images),
                    labels=torch.from_numpy(shape).long(), class_names=list(SHAPES), tags=tags, captions=captions,
-                   tag_groups={"colour": list(COLOURS), "shape": list(SHAPES), "size": size_names,
-                               "background": [f"{colour} background" for colour in COLOURS]},
+                   tag_groups=_groups(tags, size_names),
                    info={"summary": summary, "seed": seed, "shapes": SHAPES, "colours": COLOURS,
                          "sizes": list(SIZES)})
+
+
+def _groups(tags: list[list[str]], size_names: list[str]) -> dict[str, list[str]]:
+    """The attributes as one-of tag groups, each of the values that occur (a small set may lack some)."""
+    present = {tag for image in tags for tag in image}
+    groups = {"colour": list(COLOURS), "shape": list(SHAPES), "size": size_names,
+              "background": [f"{colour} background" for colour in COLOURS]}
+    return {name: [tag for tag in values if tag in present] for name, values in groups.items()}
 
 
 # --- reading attributes back -----------------------------------------------------------------

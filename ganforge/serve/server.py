@@ -67,6 +67,7 @@ class ServedRun:
                 "z_dim": run.z_dim, "two_stage": self.explorer.two_stage, "ema": run.ema_generator is not None,
                 "condition": conditions.kind if conditions else None,
                 "names": conditions.names if conditions and conditions.kind != "text" else [],
+                "groups": conditions.groups if conditions and conditions.kind == "tags" else {},
                 "objective": run.config.objective, "generator_sha256": self.explorer.digest}
 
     def projections(self) -> list[dict]:

@@ -53,7 +53,7 @@ async function selectRun(id) {
     `${run.ema ? ", EMA generator" : ""}`;
   for (const kind of ["tags", "class", "text"]) $(`condition-${kind}`).hidden = run.condition !== kind;
   $("tag-names").replaceChildren(...run.names.map((n) => el("option", { value: n })));
-  $("tag-list").replaceChildren(...(run.condition === "tags" ? run.names.map((n) => tagRow(n, false)) : []));
+  $("tag-list").replaceChildren(...(run.condition === "tags" ? tagSections(run) : []));
   $("class-select").replaceChildren(el("option", { value: "", textContent: "any (like the training data)" }),
     ...(run.condition === "class" ? run.names.map((n) => el("option", { value: n, textContent: n })) : []));
   $("results").replaceChildren();
@@ -92,6 +92,27 @@ function projectionCard(projection) {
     ])]);
 }
 
+// One section per one-of group (ticking a tag there unticks the others; a group left unticked follows the
+// training data), then the free tags.
+function tagSections(run) {
+  const grouped = new Set(Object.values(run.groups).flat());
+  const section = (title, names, exclusive) => {
+    const rows = names.map((n) => tagRow(n, false));
+    if (exclusive) {
+      for (const row of rows) {
+        row.querySelector(".tag-check").addEventListener("change", (event) => {
+          if (event.target.checked) rows.filter((r) => r !== row).forEach((r) => { r.querySelector(".tag-check").checked = false; });
+        });
+      }
+    }
+    return el("fieldset", { className: "tag-group" }, [el("legend", { textContent: title }), ...rows]);
+  };
+  const free = run.names.filter((n) => !grouped.has(n));
+  const groups = Object.entries(run.groups).map(([name, tags]) => section(`${name} (one of; none ticked: like the data)`, tags, true));
+  if (!groups.length) return free.map((n) => tagRow(n, false));
+  return [...groups, ...(free.length ? [section("other tags", free, false)] : [])];
+}
+
 function tagRow(name, unknown) {
   const box = el("input", { type: "checkbox", className: "tag-check", ariaLabel: `use tag ${name}` });
   const slider = el("input", { type: "range", min: 0, max: 100, step: 5, value: 100, className: "tag-weight",
@@ -107,7 +128,7 @@ function tagRow(name, unknown) {
 function addTag() {
   const name = $("tag-filter").value.trim();
   if (!name) return;
-  let row = [...$("tag-list").children].find((r) => r.dataset.tag === name);
+  let row = [...$("tag-list").querySelectorAll(".tag-row")].find((r) => r.dataset.tag === name);
   if (!row) {  // not in the vocabulary: sent as typed, so the server can say which names are close
     row = tagRow(name, true);
     $("tag-list").prepend(row);
@@ -121,7 +142,7 @@ function formCondition() {
   const kind = state.run.condition;
   if (kind === "tags") {
     const tags = {};
-    for (const row of $("tag-list").children) {
+    for (const row of $("tag-list").querySelectorAll(".tag-row")) {
       if (row.querySelector(".tag-check").checked) tags[row.dataset.tag] = Number(row.querySelector(".tag-weight").value) / 100;
     }
     return Object.keys(tags).length ? { tags } : null;
