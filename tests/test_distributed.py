@@ -115,4 +115,7 @@ def test_streamed_folder_each_rank_reads_its_slice_and_resumes_across_world_size
     straight = single_process(tmp_path / "one", in_memory + ["steps=8"])
     ours = {f"{role}.{key}": value for role, net in (("G", resumed.state.G), ("D", resumed.state.D))
             for key, value in net.state_dict().items()}
-    assert max_difference(ours, straight) < 1e-5
+    # Two streamed ranks sum gradients in another order than one process: on some CPUs (2026-12-03's Xeon)
+    # that rounding, through Adam (which steps ~lr whatever a gradient's size), leaves 4.6e-5 after 8
+    # steps; the bound stays below one Adam step (lr 2e-4), so a wrong batch or resume would still fail.
+    assert max_difference(ours, straight) < 1e-4

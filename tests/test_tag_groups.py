@@ -167,7 +167,7 @@ def test_a_run_with_the_classifier_logs_its_terms_resumes_and_samples_a_partial_
     assert images.shape == (4, 3, 32, 32) and images.dtype == torch.uint8
     rows = tmp_path / "rows.png"  # one row per request, the same seeds in each
     assert main(["sample", str(run), "--tags", "red", "--tags", "blue, star", "--n", "3", "--out", str(rows)]) == 0
-    grid = torch.from_numpy(np.asarray(Image.open(rows))).permute(2, 0, 1)
+    grid = torch.from_numpy(np.array(Image.open(rows))).permute(2, 0, 1)
     assert grid.shape == (3, 2 + 2 * 34, 2 + 3 * 34)  # 2-pixel padding around 32-pixel tiles
     torch.testing.assert_close(grid[:, 36:68, 2:34], loaded.sample(3, seed=0, tags="blue, star")[0])
 
