@@ -81,12 +81,15 @@ def cmd_sample(args) -> int:
     from .samples import write_request_rows, write_samples
 
     run = load_run(args.run, checkpoint=args.checkpoint, device=pick_device(args.device))
-    requests, args.tags = args.tags or [], (args.tags or [None])[-1]
+    requests = args.tags or []  # --tags may be given several times: one grid row per request
     if len(requests) > 1:
+        if args.stages:
+            raise ConfigError("--stages pairs one request's rows; give a single --tags with --stages")
         target = write_request_rows(run, args.out, args.n, args.seed, args.psi, requests)
         print(f"wrote {len(requests)} rows of {args.n} samples of {run.path} (step {run.step}, seeds {args.seed}–"
               f"{args.seed + args.n - 1} in every row, one row per --tags) to {target}")
         return 0
+    args.tags = requests[0] if requests else None
     target = write_samples(run, args.out, args.n, args.seed, args.psi, _asked(args), stages=args.stages,
                            nrow=args.nrow)
     print(f"wrote {args.n} samples of {run.path} (step {run.step}, seed {args.seed}) to {target}")

@@ -151,7 +151,7 @@ TINY = ["--resolution", "32", "--batch-size", "8", "--quiet", "--set", "model.wi
         "--set", "train.checkpoint_every=4", "--set", "dataset.size=64", "--set", "condition=tags"]
 
 
-def test_a_run_with_the_classifier_logs_its_terms_resumes_and_samples_a_partial_request(tmp_path):
+def test_a_run_with_the_classifier_logs_its_terms_resumes_and_samples_a_partial_request(tmp_path, capsys):
     run = tmp_path / "run"
     argv = ["train", "--data", "shapes", "--steps", "4", "--out", str(run), *TINY,
             "--set", "conditioning.classifier_weight=1"]
@@ -170,6 +170,8 @@ def test_a_run_with_the_classifier_logs_its_terms_resumes_and_samples_a_partial_
     grid = torch.from_numpy(np.array(Image.open(rows))).permute(2, 0, 1)
     assert grid.shape == (3, 2 + 2 * 34, 2 + 3 * 34)  # 2-pixel padding around 32-pixel tiles
     torch.testing.assert_close(grid[:, 36:68, 2:34], loaded.sample(3, seed=0, tags="blue, star")[0])
+    assert main(["sample", str(run), "--tags", "red", "--tags", "blue", "--stages", "--out", str(tmp_path / "s.png")]) != 0
+    assert "give a single --tags with --stages" in capsys.readouterr().err and not (tmp_path / "s.png").exists()
 
 
 def test_tag_groups_none_keeps_one_averaged_embedding(tmp_path):

@@ -12,7 +12,6 @@ the tags in no group are free, multi-label tags. Where the groups come from, by 
 from __future__ import annotations
 
 from collections import Counter
-from itertools import combinations
 from pathlib import Path
 
 from ..errors import DataError
@@ -29,6 +28,7 @@ SHOWN_NAME_TAGS = 2          # an inferred group without a shared word is named 
 # images) do not break the group; their condition then shares the group between its tags.
 MOST_WITH_TWO = 0.2          # rule 1: the most images carrying two or more of a group's tags, as a share of those carrying any
 LEAST_COVERED = 0.9          # rule 2: the fewest tagged images a group without a shared word must tag
+RULE2_TAGS = 200             # rule 2 looks among this many most frequent tags: its greedy search is quadratic
 
 
 def parse_groups(text: str, where: str, lowercase: bool = True) -> Groups:
@@ -51,13 +51,13 @@ def parse_groups(text: str, where: str, lowercase: bool = True) -> Groups:
 
 def check_groups(groups: Groups, tags: list[list[str]], where: str, lowercase: bool = True) -> None:
     """Every declared tag is one the images carry, and in one group only."""
-    known = sorted({tag for image in tags for tag in image})
+    known = {tag for image in tags for tag in image}
     owner: dict[str, str] = {}
     for name, members in groups.items():
         for tag in members:
             if tag not in known:
                 raise DataError(f"{where}: group '{name}' names '{tag}', which no image carries (after "
-                                f"dataset.tags_keep/tags_top); {closest_hint(tag, known, lowercase)}")
+                                f"dataset.tags_keep/tags_top); {closest_hint(tag, sorted(known), lowercase)}")
             if tag in owner:
                 raise DataError(f"{where}: '{tag}' is in groups '{owner[tag]}' and '{name}'; a tag belongs to one group")
             owner[tag] = name
@@ -68,35 +68,41 @@ def infer_groups(tags: list[list[str]]) -> Groups:
     1. tags that end in the same word form a group named by their common ending ("red hair, blond hair"
        → hair; "light skin tone, dark skin tone" → skin tone), as tag sets for faces write them, unless
        more than MOST_WITH_TWO of the images carrying any of them carry two or more (then they stay free);
-    2. of the tags left, tags no image carries two of and that together tag at least LEAST_COVERED of
-       the tagged images form a group (style: twemoji, noto; a category per image), built greedily from
-       the most frequent tag."""
+    2. of the RULE2_TAGS most frequent tags left, tags no image carries two of and that together tag at
+       least LEAST_COVERED of the tagged images form a group (style: twemoji, noto; a category per
+       image), built greedily from the most frequent tag."""
     counts = Counter(tag for image in tags for tag in image)
-    together = {pair for image in tags for pair in combinations(sorted(set(image)), 2)}
-
-    def exclusive(a: str, b: str) -> bool:
-        return (min(a, b), max(a, b)) not in together
-
+    by_frequency = sorted(counts, key=lambda t: (-counts[t], t))
     groups: Groups = {}
     by_last_word: dict[str, list[str]] = {}
-    for tag in sorted(counts, key=lambda t: (-counts[t], t)):
+    for tag in by_frequency:
         if " " in tag:
             by_last_word.setdefault(tag.rsplit(" ", 1)[1], []).append(tag)
-    for members in by_last_word.values():
-        member_set = set(members)
-        carrying = [len(member_set.intersection(image)) for image in tags]
-        with_any, with_two = sum(n >= 1 for n in carrying), sum(n >= 2 for n in carrying)
-        if len(members) >= 2 and with_two <= MOST_WITH_TWO * with_any:
+    with_any, with_two = Counter(), Counter()  # per last word: images carrying one or more, two or more
+    for image in tags:
+        words = Counter(tag.rsplit(" ", 1)[1] for tag in set(image) if " " in tag)
+        with_any.update(words.keys())
+        with_two.update(word for word, n in words.items() if n >= 2)
+    for word, members in by_last_word.items():
+        if len(members) >= 2 and with_two[word] <= MOST_WITH_TWO * with_any[word]:
             groups[_common_ending(members)] = members
     grouped = {tag for members in groups.values() for tag in members}
+    candidates = [tag for tag in by_frequency if tag not in grouped][:RULE2_TAGS]
+    kept = set(candidates)
+    together: dict[str, set[str]] = {tag: set() for tag in candidates}  # the candidates each one meets on an image
+    for image in tags:
+        present = kept.intersection(image)
+        for tag in present:
+            together[tag].update(present - {tag})
     tagged = sum(bool(image) for image in tags)
-    for first in sorted(counts, key=lambda t: (-counts[t], t)):
+    for first in candidates:
         if first in grouped:
             continue
-        members = [first]
-        for tag in sorted(counts, key=lambda t: (-counts[t], t)):
-            if tag not in grouped and tag not in members and all(exclusive(tag, m) for m in members):
+        members, blocked = [first], set(together[first])
+        for tag in candidates:
+            if tag not in grouped and tag not in members and tag not in blocked:
                 members.append(tag)
+                blocked |= together[tag]
         if len(members) >= 2 and sum(counts[m] for m in members) >= LEAST_COVERED * tagged:
             name = ", ".join(members[:SHOWN_NAME_TAGS]) + (", …" if len(members) > SHOWN_NAME_TAGS else "")
             groups[name] = members

@@ -79,7 +79,6 @@ class _Columns(nn.Module):
         for i, group in enumerate(spec.groups):
             self.register_buffer(f"group{i}", torch.tensor(group), persistent=False)
         self.register_buffer("free", torch.tensor(spec.free, dtype=torch.int64), persistent=False)
-        self.count = len(spec.groups)
 
     def group(self, i: int) -> torch.Tensor:
         return getattr(self, f"group{i}")
