@@ -23,9 +23,12 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/ganforge train
 
+# One test process per core, each on one thread: most tests are too small for torch's threads to pay, so
+# this halves the suite's time on 2 cores (22.9 -> 12.9 minutes here); worksteal keeps the long learning
+# tests from queueing behind each other.
 test: $(STAMP)
 	sh scripts/ensure_chromium.sh
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n auto --dist worksteal
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

@@ -37,6 +37,7 @@ VARIANTS = {
     "groups": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=0", NO_COLOUR],
     "groups+classifier": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=1", NO_COLOUR],
     "groups+classifier3": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=3", NO_COLOUR],
+    "groups+classifier10": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=10", NO_COLOUR],
     "groups+classifier+colour": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=1", COLOUR],
     "inferred+classifier": ["dataset.tag_groups=", "conditioning.classifier_weight=1", NO_COLOUR],
     "unconditional": ["condition=none", NO_COLOUR],
