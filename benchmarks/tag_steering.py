@@ -9,8 +9,8 @@ Usage (from the repository root; classifiers from `ganforge train-classifier --t
 
 Each variant is `ganforge train --preset emoji-tags` with the --set overrides below (every key the
 variants differ in is set, so a change to the preset does not change what a variant means), after
-the script's own --set overrides (for another folder, such as fluent3d:
---set "dataset.tags_keep=fluent3d, people & body, …" --only inferred+classifier,unconditional). With
+the script's own --set overrides (for another folder, such as fluent3d, its tags and their groups:
+--set "dataset.tags_keep=people & body, …" --tag-groups "skin tone: …; category: …"). With
 --parallel 2 two variants train at once, one thread each, so both see the same machine; then, one at
 a time, `ganforge eval RUN --metrics tag_accuracy,fid` (requests drawn like the data; FID on --n samples of the
 EMA G against a seeded --n-ref of the training images, real Inception weights). Prints one row per
@@ -32,24 +32,29 @@ EMOJI_GROUPS = ("skin tone: light skin tone, medium-light skin tone, medium skin
                 "activities, objects, symbols, flags; style: twemoji, noto")
 COLOUR = "loss.augment=translation,color"
 NO_COLOUR = "loss.augment=translation"
+GROUPS = "{groups}"  # each variant's placeholder for --tag-groups
 VARIANTS = {
     "averaged": ["dataset.tag_groups=none", "conditioning.classifier_weight=0", COLOUR],
-    "groups": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=0", NO_COLOUR],
-    "groups+classifier": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=1", NO_COLOUR],
-    "groups+classifier3": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=3", NO_COLOUR],
-    "groups+classifier10": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=10", NO_COLOUR],
-    "groups+classifier+colour": [f"dataset.tag_groups={EMOJI_GROUPS}", "conditioning.classifier_weight=1", COLOUR],
+    "groups": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=0", NO_COLOUR],
+    "groups+classifier": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=1", NO_COLOUR],
+    "groups+classifier3": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=3", NO_COLOUR],
+    "groups+classifier10": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=10", NO_COLOUR],
+    "groups+classifier+colour": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=1", COLOUR],
     "inferred+classifier": ["dataset.tag_groups=", "conditioning.classifier_weight=1", NO_COLOUR],
     "unconditional": ["condition=none", NO_COLOUR],
 }
 GANFORGE = Path(sys.executable).with_name("ganforge")
 
 
+def overrides(name: str, args) -> list[str]:
+    return [override.replace(GROUPS, args.tag_groups) for override in VARIANTS[name]]
+
+
 def train(name: str, args, threads: int) -> subprocess.Popen:
     run = args.out / f"{name}-seed{args.seed}"
     argv = [str(GANFORGE), "train", "--preset", "emoji-tags", "--data", args.data, "--minutes", str(args.minutes),
             "--out", str(run), "--quiet", "--set", f"seed={args.seed}", "--set", "steps=1000000"]
-    for override in [*args.set, *VARIANTS[name]]:
+    for override in [*args.set, *overrides(name, args)]:
         argv += ["--set", override]
     log = open(args.out / f"{name}-seed{args.seed}.train.log", "w")
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
@@ -67,7 +72,7 @@ def evaluate(name: str, args, threads: int) -> subprocess.Popen:
 
 
 def in_batches(names: list[str], start, args, parallel: int) -> None:
-    threads = max(1, (os.cpu_count() or 2) // parallel)
+    threads = args.threads or max(1, (os.cpu_count() or 2) // parallel)
     for i in range(0, len(names), parallel):
         batch = names[i:i + parallel]
         for process, name in [(start(name, args, threads), name) for name in batch]:
@@ -80,7 +85,8 @@ def row(name: str, args) -> dict:
     result = json.loads((args.out / f"{name}-seed{args.seed}.eval.json").read_text())
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     steps = max((r.get("step", 0) for r in history), default=0)
-    return {"variant": name, "seed": args.seed, "steps": steps, "minutes": args.minutes, "overrides": VARIANTS[name],
+    return {"variant": name, "seed": args.seed, "steps": steps, "minutes": args.minutes,
+            "overrides": overrides(name, args),
             **{k: v for k, v in result.items() if k.startswith(("tag_", "fid"))}}
 
 
@@ -93,8 +99,13 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
     parser.add_argument("--parallel", type=int, default=2, choices=(1, 2))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads per process (default: the cores shared among --parallel); 1 when two "
+                             "invocations at different seeds share the machine")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for every variant (another folder's dataset.tags_keep, say)")
+    parser.add_argument("--tag-groups", default=EMOJI_GROUPS,
+                        help="the groups of the groups+… variants, tag_groups syntax (default: the emoji's)")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--n-ref", type=int, default=7572)
     args = parser.parse_args()
