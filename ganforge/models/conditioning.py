@@ -151,15 +151,17 @@ class ConditionClassifier(nn.Module):
     conditioning.embed_dim) and one learned vector per value, over a temperature: ReACGAN's (Kang et al. 2021) normalisation onto the
     hypersphere, which keeps the classifier's gradients from exploding early as ACGAN's do (its
     data-to-data term is not used here). `loss(logits, y)` is the mean over groups (and the free tags
-    as one more part) of the cross-entropy against what y asks for.
+    as one more part) of the cross-entropy against what y asks for; with `balanced`, each group's
+    cross-entropy is the mean over the values present in the batch of their own mean, so a rare value
+    (a hair colour on 0.5% of the images) pulls as hard as "unspecified" (free tags stay per sample).
     """
 
-    def __init__(self, spec: ConditionSpec, width: int, dim: int, temperature: float):
+    def __init__(self, spec: ConditionSpec, width: int, dim: int, temperature: float, balanced: bool = False):
         super().__init__()
         if spec.kind not in ("class", "tags"):
             raise ConfigError(f"conditioning.classifier_weight > 0 needs condition=class or tags, not {spec.kind}; "
                               f"set conditioning.classifier_weight = 0")
-        self.spec, self.temperature = spec, temperature
+        self.spec, self.temperature, self.balanced = spec, temperature, balanced
         self.sizes = [spec.dim] if spec.kind == "class" else [len(group) + 1 for group in spec.groups]
         free = len(spec.free) if spec.kind == "tags" else 0
         self.columns = _Columns(spec)
@@ -180,16 +182,27 @@ class ConditionClassifier(nn.Module):
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         if self.spec.kind == "class":
-            return F.cross_entropy(logits, y)
+            return (self._cross_entropy(F.one_hot(y, self.spec.dim).float(), logits) if self.balanced
+                    else F.cross_entropy(logits, y))
         parts, start = [], 0
         for i, size in enumerate(self.sizes):
             target = group_shares(y, self.columns.group(i)).float()
-            parts.append(-(target * F.log_softmax(logits[:, start:start + size], 1)).sum(1).mean())
+            parts.append(self._cross_entropy(target, logits[:, start:start + size]))
             start += size
         if self.free_head is not None:
             target = y.index_select(1, self.columns.free).float().clamp(0, 1)
             parts.append(F.binary_cross_entropy_with_logits(logits[:, start:], target))
         return torch.stack(parts).mean()
+
+    def _cross_entropy(self, target: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Against soft targets (N, k): the mean over samples, or with `balanced` the mean over the
+        values present of each value's mean (no host sync: absent values weigh zero)."""
+        nll = -target * F.log_softmax(logits, 1)
+        if not self.balanced:
+            return nll.sum(1).mean()
+        share = target.sum(0)
+        present = (share > 0).float()
+        return ((nll.sum(0) / share.clamp_min(1e-6)) * present).sum() / present.sum().clamp_min(1.0)
 
 
 def check_condition(y: torch.Tensor, spec: ConditionSpec) -> None:
@@ -246,7 +259,8 @@ class ConditionalDiscriminator(nn.Module):
             self.head = nn.Sequential(nn.Linear(width + self.embed.width, embed_dim), nn.LeakyReLU(0.2),
                                       nn.Linear(embed_dim, 1))
             stage = f"{width} + {spec}→{self.embed.width} → {embed_dim} → 1"
-        self.classifier = (ConditionClassifier(spec, width, embed_dim, conditioning.classifier_temperature)
+        self.classifier = (ConditionClassifier(spec, width, embed_dim, conditioning.classifier_temperature,
+                                             conditioning.classifier_balance)
                            if conditioning.classifier_weight > 0 else None)
         if self.classifier is not None:
             stage += f"; classifier {width} → {sum(self.classifier.sizes) + len(self.classifier.columns.free)}"
