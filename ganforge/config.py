@@ -205,10 +205,11 @@ class PerfConfig:
     amp: str = _f("auto", "mixed precision: bf16 autocast, fp16 autocast with a gradient scaler, or off; "
                           "auto: bf16 on GPUs that have it, else fp16 on GPUs, off on CPU",
                   choices=("auto", "off", "bf16", "fp16"))
-    channels_last: Optional[bool] = _f(None, "NHWC memory layout for images and convolutions; null: on for GPUs "
-                                             "(off with perf.compile, which fails on NHWC there), "
-                                             "off on CPU (keeps fp32 numerics identical to the NCHW reference)")
-    fused_optim: Optional[bool] = _f(None, "fused Adam/RMSprop kernels; null: on for GPUs, off on CPU")
+    channels_last: Optional[bool] = _f(None, "NHWC memory layout for images and convolutions; null: on, "
+                                             "except with perf.compile on a GPU (torch's compiler fails on "
+                                             "NHWC there)")
+    fused_optim: Optional[bool] = _f(None, "fused Adam kernels (foreach RMSprop); null: on; false: torch's "
+                                           "own choice (a per-tensor loop on CPU)")
     compile: bool = _f(False, "torch.compile G and D (falls back to eager with a warning where compiling fails); "
                               "the gradient-penalty pass stays eager")
     cudnn_benchmark: bool = _f(True, "let cuDNN pick the fastest convolution algorithms (GPUs)")

@@ -57,8 +57,9 @@ def resolve_acceleration(perf: PerfConfig, device: torch.device) -> Acceleration
         torch.backends.cudnn.benchmark = True
     return Acceleration(
         amp_dtype={"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp],
-        # channels_last by default on GPUs, except when compiling (pytorch#171622, above)
-        channels_last=(gpu and not perf.compile) if perf.channels_last is None else perf.channels_last,
-        fused_optim=gpu if perf.fused_optim is None else perf.fused_optim,
+        # channels_last and fused optimizers by default: faster on CPUs and GPUs (benchmarks/RESULTS.md,
+        # "CPU defaults"); not when compiling on a GPU (pytorch#171622, above)
+        channels_last=not (gpu and perf.compile) if perf.channels_last is None else perf.channels_last,
+        fused_optim=True if perf.fused_optim is None else perf.fused_optim,
         compile=perf.compile,
     )

@@ -6,8 +6,9 @@ import torch
 from ..config import OptimConfig
 from ..registry import Registry
 
-# fused=None leaves torch's own choice (foreach on GPUs, a per-tensor loop on CPU), which the fp32
-# reference loops also get, so the default CPU numerics match them exactly.
+# fused=False (perf.fused_optim=false) leaves torch's own choice (foreach on GPUs, a per-tensor loop on
+# CPU), which the plain reference loops also get, so benchmarks/train_throughput.py's numerics check
+# can match them bit for bit.
 optimizers: Registry = Registry("optimizer")
 optimizers.register("adam")(lambda params, optim, lr, fused: torch.optim.Adam(
     params, lr=lr, betas=(optim.beta1, optim.beta2), fused=True if fused else None))
