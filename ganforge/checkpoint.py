@@ -239,6 +239,17 @@ def load_weights(checkpoint: Path, modules: dict[str, torch.nn.Module], device: 
                                 f"({detail}); it belongs to another run or config") from None
 
 
+def _moments_in_their_parameters_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Moments are saved contiguous; a fused Adam walks a parameter and its moments in memory order, so a
+    channels_last parameter with NCHW moments would pair the wrong elements (torch 2.13, CPU: measured)."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for name, value in state.items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    state[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def load_checkpoint(checkpoint: Path, modules: dict[str, torch.nn.Module],
                     optimizers: dict[str, torch.optim.Optimizer], device: torch.device) -> dict:
     """Restore weights, optimizer states and RNG states; return the JSON part (step, cursors, ...)."""
@@ -250,6 +261,7 @@ def load_checkpoint(checkpoint: Path, modules: dict[str, torch.nn.Module],
     tensors = _read_tensors(CheckpointDir(checkpoint).tensors)
     for name, opt in optimizers.items():
         opt.load_state_dict(_unflatten_optimizer(f"opt.{name}", meta["optimizers"][name], tensors))
+        _moments_in_their_parameters_layout(opt)
     torch.set_rng_state(tensors["rng.cpu"])
     cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda")]
     if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():

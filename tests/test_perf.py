@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from ganforge.config import PerfConfig, from_dict
 from ganforge.errors import ConfigError
@@ -109,3 +110,18 @@ def test_compiled_networks_match_eager_ones(tmp_path):
                        echo=lambda *a: None)
     compiled.train()
     assert (weights(eager) - weights(compiled)).abs().max() < 2e-3
+
+
+def test_resumed_moments_keep_their_parameters_layout(tmp_path):
+    """Checkpoints store moments contiguous; fused Adam pairs a channels_last parameter's elements with its
+    moments' in memory order, so a resume must give the moments the parameter's strides (else wrong updates)."""
+    cfg = config(tmp_path, "layout", steps=2, perf={"channels_last": True, "fused_optim": True})
+    first = Trainer(cfg, tmp_path / "layout", echo=lambda *a: None)
+    first.train()
+    saved = yaml.safe_load((tmp_path / "layout" / "config.yaml").read_text())
+    resumed = Trainer(from_dict(saved | {"steps": 4}), tmp_path / "layout", resume=True, echo=lambda *a: None)
+    opt = resumed.state.opt_g
+    four_d = [p for group in opt.param_groups for p in group["params"] if p.dim() == 4]
+    assert four_d and any(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in four_d)
+    for p in four_d:
+        assert opt.state[p]["exp_avg"].stride() == p.stride() and opt.state[p]["exp_avg_sq"].stride() == p.stride()
