@@ -21,13 +21,13 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_per_minute import parse_recipe  # noqa: E402  (the benchmarks folder is no package)
+from train_throughput import time_steps  # noqa: E402
 
 from ganforge.config import build_config, parse_override  # noqa: E402
 from ganforge.training.step_metrics import StepMetrics  # noqa: E402
@@ -45,7 +45,8 @@ def overrides(spec: str) -> list[str]:
 def make_trainer(preset: str, recipe_overrides: list[str], side: list[str], args, workdir: Path) -> Trainer:
     common = {"data": "shapes", "channels": 3, "seed": args.seed, "device": args.device,
               "dataset": {"size": 512, "cache_dir": str(workdir / "cache")}, "train": {"quiet": True}}
-    cfg = build_config(None if preset == "defaults" else preset, None, [common] + [parse_override(s) for s in recipe_overrides + side])
+    updates = [common] + [parse_override(s) for s in recipe_overrides + side]
+    cfg = build_config(None if preset == "defaults" else preset, None, updates)
     return Trainer(cfg, workdir / f"run-{len(list(workdir.glob('run-*')))}", echo=lambda *a: None)
 
 
@@ -57,16 +58,14 @@ def time_recipe(label: str, preset: str, recipe_overrides: list[str], args, work
 
     def run(side: str, n: int) -> tuple[float, int]:
         """(seconds, real images seen by D) of n G steps of one side."""
-        trainer, images = trainers[side], 0
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(n):
-            images += trainer.parts.step(steps[side][0], metrics[side], want_grad_norms=False) * trainer.config.batch_size
+        trainer, images = trainers[side], [0]
+
+        def step() -> None:
+            d_steps = trainer.parts.step(steps[side][0], metrics[side], want_grad_norms=False)
+            images[0] += d_steps * trainer.config.batch_size
             steps[side][0] += 1
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start, images
+
+        return time_steps(step, n, trainer.device), images[0]
 
     for side in sides:  # warm-up, untimed: allocator, lazy inits
         run(side, 2)
