@@ -24,6 +24,12 @@ images (default 2,000) against the whole folder (--ref-n, default all of it), th
 every measurement. Output in --out: quality_per_minute.json (every figure and the protocol),
 quality_per_minute.png (FID against training minutes), the last sample grid of every side, and the
 ganforge runs. Ratios: each recipe's final FID against the reference's and against the first recipe's.
+
+Other resolutions (`--resolution 128 --reference none`): the example exists at 64×64 only, so the
+sides are the recipes alone and the first recipe is the baseline. A two-stage recipe names its stage 1
+as `model.stage1_run=@LABEL`, where `--stage1 "LABEL=PRESET; key=value; train.minutes=M"` is trained
+first (at its own resolution, same data and seed); stage 1's training time counts against the two-stage
+side's budget, so at every measuring time both stages together have trained as long as every other side.
 """
 from __future__ import annotations
 
@@ -46,7 +52,7 @@ from ganforge.data import load_dataset  # noqa: E402
 from ganforge.metrics import evaluate  # noqa: E402
 from ganforge.report import save_grid  # noqa: E402
 from ganforge.report.grids import to_uint8  # noqa: E402
-from ganforge.rundir import read_config  # noqa: E402
+from ganforge.rundir import RunDir, read_config  # noqa: E402
 from ganforge.device import pick_device  # noqa: E402
 from ganforge.training.trainer import train  # noqa: E402
 
@@ -119,47 +125,97 @@ def parse_recipe(spec: str) -> tuple[str, str, list[str]]:
     return label or preset, preset, overrides
 
 
+def training_minutes(run_dir: Path) -> float:
+    """The minutes a run has trained, summed over its resumes (its last metrics row's wall time)."""
+    return max((row["wall_time"] for row in RunDir(run_dir).read_history() if "wall_time" in row), default=0.0) / 60
+
+
+def train_stage1(specs: list[str], out: Path, common: dict, args) -> dict[str, tuple[Path, float]]:
+    """Each --stage1 run trained to its own train.minutes: label → (run folder, minutes it trained)."""
+    runs = {}
+    for label, preset, overrides in map(parse_recipe, specs):
+        config = build_config(preset, None, [parse_override(s) for s in overrides + args.set] +
+                              [{key: value for key, value in common.items() if key != "resolution"}])
+        if config.train.minutes <= 0:
+            raise SystemExit(f"--stage1 {label}: give it a budget, e.g. '{label}={preset}; train.minutes=10'")
+        run_dir = out / f"{label}-run"
+        result = train(config, run_dir, echo=lambda *a: None if args.quiet else log(*a))
+        runs[label] = run_dir, training_minutes(run_dir)
+        log(f"stage 1 {label}: {result.step} steps in {runs[label][1]:.2f} min at {config.resolution} px")
+    return runs
+
+
+def with_stage1(overrides: list[str], stage1: dict[str, tuple[Path, float]]) -> tuple[list[str], float]:
+    """A recipe's overrides with model.stage1_run=@LABEL pointing at that --stage1 run, and the minutes that
+    run trained (0 for a recipe without one)."""
+    resolved, spent = [], 0.0
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.strip() == "model.stage1_run" and value.strip().startswith("@"):
+            name = value.strip()[1:]
+            if name not in stage1:
+                raise SystemExit(f"{item}: no --stage1 run is labelled {name!r} (have: {', '.join(stage1) or 'none'})")
+            run_dir, spent = stage1[name]
+            item = f"model.stage1_run={run_dir}"
+        resolved.append(item)
+    return resolved, spent
+
+
 def run(args) -> dict:
     device = pick_device(args.device)
     at = sorted(float(m) for m in args.at.split(","))
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"--out {out} exists and is not empty; choose another")
+    with_reference = args.reference == "example"
+    if with_reference and args.resolution != RESOLUTION:
+        raise SystemExit(f"the DCGAN example is {RESOLUTION}×{RESOLUTION} only: at --resolution {args.resolution} "
+                         f"add --reference none (the first recipe is then the baseline)")
     recipes = [parse_recipe(spec) for spec in (args.recipe or ["folder64"])]
-    if len({label for label, _, _ in recipes}) < len(recipes):
-        raise SystemExit("two --recipe sides share a label; name them LABEL=PRESET")
+    if len({label for label, _, _ in recipes} | {parse_recipe(s)[0] for s in args.stage1}) < \
+            len(recipes) + len(args.stage1):
+        raise SystemExit("two --recipe or --stage1 sides share a label; name them LABEL=PRESET")
     out.mkdir(parents=True, exist_ok=True)
-    common = {"data": args.data, "resolution": RESOLUTION, "seed": args.seed, "device": args.device,
+    common = {"data": args.data, "resolution": args.resolution, "seed": args.seed, "device": args.device,
               "train": {"quiet": True}}
-    configs = {label: build_config(preset, None, [parse_override(s) for s in overrides + args.set] + [common])
-               for label, preset, overrides in recipes}
-    if any(config.resolution != RESOLUTION for config in configs.values()):
-        raise SystemExit("the reference is the 64×64 example: keep resolution=64")
+    stage1 = train_stage1(args.stage1, out, common, args)
+    configs, head_start = {}, {}
+    for label, preset, overrides in recipes:
+        overrides, head_start[label] = with_stage1(overrides, stage1)
+        if head_start[label] >= at[0]:
+            raise SystemExit(f"{label}: its stage 1 trained {head_start[label]:.1f} min, not less than the first "
+                             f"measuring time {at[0]:g}; give stage 1 less (train.minutes) or measure later (--at)")
+        configs[label] = build_config(preset, None, [parse_override(s) for s in overrides + args.set] + [common])
     first = next(iter(configs.values()))
-    dataset = load_dataset(args.data, RESOLUTION, 3, replace(first.dataset, flip=False), seed=args.seed)
+    dataset = load_dataset(args.data, args.resolution, 3, replace(first.dataset, flip=False), seed=args.seed)
     images = dataset.data
     log(dataset.info["summary"])
-    reference = Reference(images, device, args.seed)
+    reference = Reference(images, device, args.seed) if with_reference else None
     rows = []
     started = time.perf_counter()
     for minutes in at:
-        reference.train_until(minutes * 60)
-        log(f"reference: {reference.steps} steps in {reference.seconds / 60:.2f} min; measuring FID")
-        row = {"minutes": minutes, "reference_fid": fid(reference.generator_of_z(), images, args, device),
-               "reference_steps": reference.steps, "recipes": {}}
+        row = {"minutes": minutes, "recipes": {}}
+        if reference:
+            reference.train_until(minutes * 60)
+            log(f"reference: {reference.steps} steps in {reference.seconds / 60:.2f} min; measuring FID")
+            row.update(reference_fid=fid(reference.generator_of_z(), images, args, device),
+                       reference_steps=reference.steps)
         for label, config in configs.items():
             run_dir = out / f"{label}-run"
             timed = read_config(run_dir) if run_dir.exists() else config
-            timed = replace(timed, train=replace(timed.train, minutes=minutes))
+            timed = replace(timed, train=replace(timed.train, minutes=minutes - head_start[label]))
             result = train(timed, run_dir, resume=run_dir.exists(), echo=lambda *a: None if args.quiet else log(*a))
             log(f"{label}: {result.step} steps ({result.stopped_by}); measuring FID")
-            row["recipes"][label] = {"fid": fid(run_dir, images, args, device), "steps": result.step}
+            row["recipes"][label] = {"fid": fid(run_dir, images, args, device), "steps": result.step,
+                                     "stage1_minutes": head_start[label]}
         rows.append(row)
-        log(f"{minutes:g} min: reference FID {row['reference_fid']:.2f} ({reference.steps} steps), " + ", ".join(
+        log(f"{minutes:g} min: " + (f"reference FID {row['reference_fid']:.2f} ({reference.steps} steps), "
+                                    if reference else "") + ", ".join(
             f"{label} FID {side['fid']:.2f} ({side['steps']} steps)" for label, side in row["recipes"].items()))
-    with torch.no_grad():
-        z = torch.randn(64, NZ, generator=torch.Generator().manual_seed(1)).to(device)
-        save_grid(to_uint8(reference.generator_of_z()(z)), out / "reference-samples.png")
+    if reference:
+        with torch.no_grad():
+            z = torch.randn(64, NZ, generator=torch.Generator().manual_seed(1)).to(device)
+            save_grid(to_uint8(reference.generator_of_z()(z)), out / "reference-samples.png")
     from ganforge import load_run
 
     for label in configs:
@@ -170,6 +226,7 @@ def run(args) -> dict:
     report = {"protocol": {"data": args.data, "images": len(images), "fid_n": args.fid_n,
                            "ref_n": args.ref_n or len(images), "features": args.features, "device": str(device),
                            "threads": torch.get_num_threads(), "recipes": args.recipe or ["folder64"],
+                           "resolution": args.resolution, "reference": args.reference, "stage1": args.stage1,
                            "set": args.set, "seed": args.seed,
                            "wall_seconds": round(time.perf_counter() - started, 1)},
               "rows": rows, "summary": summarize(rows)}
@@ -179,19 +236,19 @@ def run(args) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Per recipe: its final FID over the reference's and over the first recipe's, and the first measuring
-    time at which it reached the reference's final FID (None if it never did)."""
+    """Per recipe: its final FID over the first recipe's and, with the reference, over the reference's and
+    the first measuring time at which it reached the reference's final FID (None if it never did)."""
     final = rows[-1]
     baseline = next(iter(final["recipes"].values()))["fid"]
     summary = {}
     for label, side in final["recipes"].items():
-        reached = next((row["minutes"] for row in rows if row["recipes"][label]["fid"] <= final["reference_fid"]),
-                       None)
-        summary[label] = {"fid": side["fid"], "steps": side["steps"],
-                          "ratio_to_reference": side["fid"] / final["reference_fid"],
-                          "ratio_to_first_recipe": side["fid"] / baseline,
-                          "time_to_reference_final": reached,
-                          "time_ratio": None if reached is None else reached / final["minutes"]}
+        summary[label] = {"fid": side["fid"], "steps": side["steps"], "ratio_to_first_recipe": side["fid"] / baseline}
+        if "reference_fid" in final:
+            reached = next((row["minutes"] for row in rows
+                            if row["recipes"][label]["fid"] <= final["reference_fid"]), None)
+            summary[label].update(ratio_to_reference=side["fid"] / final["reference_fid"],
+                                  time_to_reference_final=reached,
+                                  time_ratio=None if reached is None else reached / final["minutes"])
     return summary
 
 
@@ -203,7 +260,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     minutes = [row["minutes"] for row in rows]
-    ax.plot(minutes, [row["reference_fid"] for row in rows], "o-", label="PyTorch DCGAN example")
+    if "reference_fid" in rows[0]:
+        ax.plot(minutes, [row["reference_fid"] for row in rows], "o-", label="PyTorch DCGAN example")
     for label in rows[0]["recipes"]:
         ax.plot(minutes, [row["recipes"][label]["fid"] for row in rows], "o-", label=f"ganforge {label}")
     ax.set_xlabel("training minutes")
@@ -218,17 +276,23 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 def table(report: dict) -> str:
     labels = list(report["rows"][0]["recipes"])
-    lines = ["| minutes | reference FID (steps) | " + " | ".join(f"{label} FID (steps)" for label in labels) + " |",
-             "| --- " * (2 + len(labels)) + "|"]
+    with_reference = "reference_fid" in report["rows"][0]
+    lines = ["| minutes | " + ("reference FID (steps) | " if with_reference else "") +
+             " | ".join(f"{label} FID (steps)" for label in labels) + " |",
+             "| --- " * (1 + with_reference + len(labels)) + "|"]
     for row in report["rows"]:
-        lines.append(f"| {row['minutes']:g} | {row['reference_fid']:.2f} ({row['reference_steps']}) | " + " | ".join(
-            f"{row['recipes'][label]['fid']:.2f} ({row['recipes'][label]['steps']})" for label in labels) + " |")
+        lines.append(f"| {row['minutes']:g} | " +
+                     (f"{row['reference_fid']:.2f} ({row['reference_steps']}) | " if with_reference else "") +
+                     " | ".join(f"{row['recipes'][label]['fid']:.2f} ({row['recipes'][label]['steps']})"
+                                for label in labels) + " |")
     lines.append("")
     for label, side in report["summary"].items():
-        reached = side["time_to_reference_final"]
-        lines.append(f"{label}: final FID {side['fid']:.2f} = {side['ratio_to_reference']:.2f}× the reference's, "
-                     f"{side['ratio_to_first_recipe']:.2f}× {labels[0]}'s; reaches the reference's final FID at "
+        text = f"{label}: final FID {side['fid']:.2f} = {side['ratio_to_first_recipe']:.2f}× {labels[0]}'s"
+        if with_reference:
+            reached = side["time_to_reference_final"]
+            text += (f", {side['ratio_to_reference']:.2f}× the reference's; reaches the reference's final FID at "
                      f"{'—' if reached is None else f'{reached:g} min'}")
+        lines.append(text)
     return "\n".join(lines)
 
 
@@ -243,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="a ganforge side (repeatable; default folder64)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config overrides for every recipe")
+    parser.add_argument("--resolution", type=int, default=RESOLUTION, help="training and FID resolution (default 64)")
+    parser.add_argument("--reference", choices=("example", "none"), default="example",
+                        help="example: the PyTorch DCGAN example beside the recipes (64×64 only); none: recipes only")
+    parser.add_argument("--stage1", action="append", default=[], metavar="LABEL=PRESET; train.minutes=M[; ...]",
+                        help="a stage-1 run trained first, named by recipes as model.stage1_run=@LABEL (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")

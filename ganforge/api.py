@@ -18,9 +18,14 @@ from .errors import ConfigError
 
 # What a resumed run may change: how long and where it runs, not what it is.
 RESUMABLE = {"steps", "device", "train"}
-# A folder with no recipe named: the measured folder preset (cli_common.recipe_for_folder), said once.
-FOLDER_NOTE = ("an image folder with no recipe named: training with --preset {preset} (hinge, spectral-norm D, "
-               "EMA of G, DiffAugment; give --preset, --config or --objective to choose another)")
+
+
+def folder_note(preset: str) -> str:
+    """What a folder with no recipe named trains with (cli_common.recipe_for_folder's preset), said once."""
+    from .config import preset_summary
+
+    return (f"an image folder with no recipe named: training with --preset {preset} — {preset_summary(preset)}. "
+            f"Give --preset, --config or --objective to choose another.")
 
 
 def _nested(key: str, value) -> dict:
@@ -66,7 +71,7 @@ def build(config=None, set: dict | None = None, **overrides):
     asked_objective = "objective" in overrides or any("objective" in update for update in updates)
     preset = recipe_for_folder(updates) if config is None and not asked_objective else None
     if preset:
-        print(FOLDER_NOTE.format(preset=preset), flush=True)
+        print(folder_note(preset), flush=True)
         data = load_preset(preset)
     for update in updates:
         data = merge(data, update)

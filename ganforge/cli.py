@@ -35,7 +35,7 @@ def cmd_train(args) -> int:
 
 
 def _train(args) -> int:
-    from .api import FOLDER_NOTE, resumed_config
+    from .api import folder_note, resumed_config
     from .training.trainer import train
 
     if args.resume:
@@ -45,7 +45,7 @@ def _train(args) -> int:
     else:
         preset = None if args.preset else folder_preset(args)
         if preset:
-            print(FOLDER_NOTE.format(preset=preset), flush=True)
+            print(folder_note(preset), flush=True)
         result = train(config_from_args(args))
     return 128 + result.stop_signal if result.interrupted else 0  # the shell's code for death by that signal
 

@@ -88,15 +88,20 @@ def folder_preset(args) -> str | None:
     return recipe_for_folder(overrides(args))
 
 
+# The folder preset by training resolution: each chosen by measurement at its own side (README, Your own
+# pictures; benchmarks/RESULTS.md); below 128 px, folder64 at the asked resolution.
+FOLDER_PRESETS = {128: "folder128", 256: "folder256"}
+
+
 def recipe_for_folder(updates: list[dict]) -> str | None:
     """The preset of a config with no recipe named, given its `updates`, when its data are an image folder:
-    folder64, or folder128 at 128 px and above — on the emoji it reached 0.55× the DCGAN example's FID in
-    20 CPU minutes (README, Your own pictures), where the plain defaults are tuned for the built-in shapes.
-    None for other data."""
+    FOLDER_PRESETS' for the largest side not above the config's resolution, else folder64. None for other
+    data (the plain defaults are tuned for the built-in shapes)."""
     from .config import build_config
     from .data.load import is_folder
 
     plain = build_config(None, None, updates)
     if not is_folder(plain.data):
         return None
-    return "folder128" if plain.resolution >= 128 else "folder64"
+    sides = [side for side in FOLDER_PRESETS if side <= plain.resolution]
+    return FOLDER_PRESETS[max(sides)] if sides else "folder64"

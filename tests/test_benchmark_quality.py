@@ -48,3 +48,40 @@ def test_tiny_run_measures_every_recipe_at_each_time_and_writes_table_json_and_p
     assert saved["rows"] == report["rows"]
     for name in ("quality_per_minute.png", "reference-samples.png", "folder64-samples.png", "rp-samples.png"):
         assert (out / name).stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_recipes_alone_with_a_two_stage_side_whose_stage1_counts_against_its_budget(tmp_path):
+    shapes = load_dataset("shapes", 64, 3, DatasetOptions(size=300))
+    classifier, _ = train_classifier(shapes, holdout=100, epochs=1, progress=False)
+    save_classifier(classifier, tmp_path / "clf.safetensors")
+    out = tmp_path / "out"
+    common = ["benchmarks/quality_per_minute.py", "--data", "shapes", "--set", "dataset.size=128",
+              "--set", f"dataset.cache_dir={tmp_path / 'cache'}", "--set", "model.width=4", "--set", "batch_size=16",
+              "--fid-n", "64", "--ref-n", "64", "--features", f"classifier:{tmp_path / 'clf.safetensors'}",
+              "--threads", "1", "--quiet"]
+    refused = subprocess.run([sys.executable, *common, "--resolution", "128", "--out", str(out)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "add --reference none" in refused.stderr and not out.exists()
+    done = subprocess.run(
+        [sys.executable, *common, "--reference", "none", "--at", "0.06",
+         "--stage1", "s1=folder64; resolution=32; train.minutes=0.02",
+         "--recipe", "folder64", "--recipe", "two=emoji-stacked128; resolution=64; model.stage1_run=@s1; "
+                                             "model.stage1_resolution=32",
+         "--json", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    (row,) = report["rows"]
+    assert "reference_fid" not in row and list(row["recipes"]) == ["folder64", "two"]
+    head_start = row["recipes"]["two"]["stage1_minutes"]
+    assert 0.02 <= head_start < 0.06 and row["recipes"]["folder64"]["stage1_minutes"] == 0
+    trained = {label: max(r["wall_time"] for r in map(json.loads, (out / f"{label}-run" / "metrics.jsonl")
+                                                       .read_text().splitlines()) if "wall_time" in r) / 60
+               for label in ("s1", "folder64", "two")}
+    assert abs(trained["s1"] - head_start) < 1e-6
+    # Both stages together train as long as the one-stage side: the budget holds to a step or two.
+    assert trained["two"] + head_start == pytest.approx(trained["folder64"], abs=0.01)
+    assert f"stage1_run: {out / 's1-run'}" in (out / "two-run" / "config.yaml").read_text()
+    assert report["summary"]["two"]["ratio_to_first_recipe"] == row["recipes"]["two"]["fid"] / row["recipes"][
+        "folder64"]["fid"] and "ratio_to_reference" not in report["summary"]["two"]
+    assert not (out / "reference-samples.png").exists() and (out / "two-samples.png").stat().st_size > 500
