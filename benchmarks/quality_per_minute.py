@@ -54,6 +54,7 @@ from ganforge.report import save_grid  # noqa: E402
 from ganforge.report.grids import to_uint8  # noqa: E402
 from ganforge.rundir import RunDir, read_config  # noqa: E402
 from ganforge.device import pick_device  # noqa: E402
+from ganforge.training.rows import trained_seconds  # noqa: E402
 from ganforge.training.trainer import train  # noqa: E402
 
 RESOLUTION, BATCH = 64, 64
@@ -125,22 +126,21 @@ def parse_recipe(spec: str) -> tuple[str, str, list[str]]:
     return label or preset, preset, overrides
 
 
-def training_minutes(run_dir: Path) -> float:
-    """The minutes a run has trained, summed over its resumes (its last metrics row's wall time)."""
-    return max((row["wall_time"] for row in RunDir(run_dir).read_history() if "wall_time" in row), default=0.0) / 60
-
-
-def train_stage1(specs: list[str], out: Path, common: dict, args) -> dict[str, tuple[Path, float]]:
+def train_stage1(specs: list[str], out: Path, common: dict, first_at: float, args) -> dict[str, tuple[Path, float]]:
     """Each --stage1 run trained to its own train.minutes: label → (run folder, minutes it trained)."""
-    runs = {}
+    configs = {}
     for label, preset, overrides in map(parse_recipe, specs):
         config = build_config(preset, None, [parse_override(s) for s in overrides + args.set] +
                               [{key: value for key, value in common.items() if key != "resolution"}])
-        if config.train.minutes <= 0:
-            raise SystemExit(f"--stage1 {label}: give it a budget, e.g. '{label}={preset}; train.minutes=10'")
+        if not 0 < config.train.minutes < first_at:
+            raise SystemExit(f"--stage1 {label}: give it a budget below the first measuring time {first_at:g}, "
+                             f"e.g. '{label}={preset}; train.minutes={first_at / 2:g}'")
+        configs[label] = config
+    runs = {}
+    for label, config in configs.items():
         run_dir = out / f"{label}-run"
         result = train(config, run_dir, echo=lambda *a: None if args.quiet else log(*a))
-        runs[label] = run_dir, training_minutes(run_dir)
+        runs[label] = run_dir, trained_seconds(RunDir(run_dir).read_history()) / 60
         log(f"stage 1 {label}: {result.step} steps in {runs[label][1]:.2f} min at {config.resolution} px")
     return runs
 
@@ -178,7 +178,7 @@ def run(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     common = {"data": args.data, "resolution": args.resolution, "seed": args.seed, "device": args.device,
               "train": {"quiet": True}}
-    stage1 = train_stage1(args.stage1, out, common, args)
+    stage1 = train_stage1(args.stage1, out, common, at[0], args)
     configs, head_start = {}, {}
     for label, preset, overrides in recipes:
         overrides, head_start[label] = with_stage1(overrides, stage1)

@@ -15,17 +15,23 @@ from ganforge.metrics.classifier import save_classifier, train_classifier
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def shapes_classifier(path: Path, resolution: int) -> Path:
+    """A one-epoch shapes classifier: features for a FID that costs seconds, not Inception's minutes."""
+    shapes = load_dataset("shapes", resolution, 3, DatasetOptions(size=400))
+    classifier, _ = train_classifier(shapes, holdout=100, epochs=1, progress=False)
+    save_classifier(classifier, path)
+    return path
+
+
 @pytest.mark.slow
 def test_tiny_run_measures_every_recipe_at_each_time_and_writes_table_json_and_plot(tmp_path):
-    shapes = load_dataset("shapes", 32, 3, DatasetOptions(size=400))
-    classifier, _ = train_classifier(shapes, holdout=100, epochs=1, progress=False)
-    save_classifier(classifier, tmp_path / "clf.safetensors")
+    clf = shapes_classifier(tmp_path / "clf.safetensors", 32)
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "benchmarks/quality_per_minute.py", "--data", "shapes", "--set", "dataset.size=128",
          "--set", f"dataset.cache_dir={tmp_path / 'cache'}", "--set", "model.width=4", "--at", "0.02,0.04",
          "--recipe", "folder64", "--recipe", "rp=folder64; objective=rpgan; loss.reg_every=4",
-         "--fid-n", "100", "--ref-n", "100", "--features", f"classifier:{tmp_path / 'clf.safetensors'}",
+         "--fid-n", "100", "--ref-n", "100", "--features", f"classifier:{clf}",
          "--threads", "1", "--json", "--quiet", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -52,13 +58,11 @@ def test_tiny_run_measures_every_recipe_at_each_time_and_writes_table_json_and_p
 
 @pytest.mark.slow
 def test_recipes_alone_with_a_two_stage_side_whose_stage1_counts_against_its_budget(tmp_path):
-    shapes = load_dataset("shapes", 64, 3, DatasetOptions(size=300))
-    classifier, _ = train_classifier(shapes, holdout=100, epochs=1, progress=False)
-    save_classifier(classifier, tmp_path / "clf.safetensors")
+    clf = shapes_classifier(tmp_path / "clf.safetensors", 64)
     out = tmp_path / "out"
     common = ["benchmarks/quality_per_minute.py", "--data", "shapes", "--set", "dataset.size=128",
               "--set", f"dataset.cache_dir={tmp_path / 'cache'}", "--set", "model.width=4", "--set", "batch_size=16",
-              "--fid-n", "64", "--ref-n", "64", "--features", f"classifier:{tmp_path / 'clf.safetensors'}",
+              "--fid-n", "64", "--ref-n", "64", "--features", f"classifier:{clf}",
               "--threads", "1", "--quiet"]
     refused = subprocess.run([sys.executable, *common, "--resolution", "128", "--out", str(out)],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -19,6 +19,11 @@ from .balance import BalancePolicy
 from .step_metrics import StepMetrics
 
 
+def trained_seconds(history: list[dict]) -> float:
+    """Seconds a run has trained, summed over its resumes: its last metrics row's wall time (0 before any)."""
+    return max((row["wall_time"] for row in history if "wall_time" in row), default=0.0)
+
+
 @dataclass
 class Interval:
     """The steps since the last log row: counts for its row, and the time its callbacks took (not training)."""

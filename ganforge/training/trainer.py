@@ -33,7 +33,7 @@ from .callbacks import Cadence, Checkpoints, Evaluation, SamplePictures, early_s
 from ..checkpoint import best_value, find_checkpoint, list_checkpoints
 from .guard import DivergenceGuard, TrainingDiverged
 from .lock import hold_run_lock
-from .rows import Interval, MetricRows
+from .rows import Interval, MetricRows, trained_seconds
 from .setup import Parts, build
 from .step_metrics import StepMetrics
 from .tensorboard import TensorBoard, require_tensorboard
@@ -265,7 +265,7 @@ class Trainer:
 
     def _train_to_the_end(self) -> TrainResult:
         cfg, st, tc = self.config, self.state, self.config.train
-        wall_offset = max((row["wall_time"] for row in self.history if "wall_time" in row), default=0.0)
+        wall_offset = trained_seconds(self.history)
         budget = tc.minutes * 60 if tc.minutes > 0 else math.inf  # seconds of training, over all resumes
         if st.step >= cfg.steps:
             self.echo(f"{self.paths.root} is already at step {st.step} ≥ steps = {cfg.steps}; "
